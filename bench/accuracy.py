@@ -1,0 +1,58 @@
+"""Mean test accuracy over seeds for one training setup.
+
+Run: DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --seeds 1 2 3 -- optimizer=sgd trainer.max_epochs=20
+Each seed is a normal `python train.py` run under outputs/bench/; the table goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_seed(seed: int, overrides: list[str], out: Path) -> dict:
+    """Train once with `seed`; returns its metrics.json plus the wall-clock seconds."""
+    run_dir = out / f"seed{seed}"
+    start = time.perf_counter()
+    cmd = [sys.executable, str(ROOT / "train.py"), f"seed={seed}", f"hydra.run.dir={run_dir}", *overrides]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["wall_s"] = time.perf_counter() - start
+    return metrics
+
+
+def main() -> None:
+    """Parse arguments, run every seed, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench" / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides passed to train.py")
+    args = parser.parse_args()
+    if args.out.exists():
+        parser.error(f"{args.out} exists; pick another --out")
+
+    rows = []
+    print(f"train.py {' '.join(args.overrides) or '(defaults)'}")
+    print("| seed | test acc | best val acc | epochs | wall-clock |")
+    print("|---:|---:|---:|---:|---:|")
+    for seed in args.seeds:
+        m = run_seed(seed, args.overrides, args.out)
+        rows.append(m)
+        print(
+            f"| {seed} | {100 * m['test/acc']:.2f}% | {100 * m['val/acc_best']:.2f}% | {m['epochs']} | {m['wall_s']:.0f} s |",
+            flush=True,
+        )
+    accs = [100 * m["test/acc"] for m in rows]
+    spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+    print(f"| mean | {statistics.mean(accs):.2f}%{spread} | | | {statistics.mean(m['wall_s'] for m in rows):.0f} s |")
+
+
+if __name__ == "__main__":
+    main()

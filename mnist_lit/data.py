@@ -1,0 +1,245 @@
+"""MNIST as a LightningDataModule, decoded once from the raw IDX files.
+
+Try it: pytest tests/test_data.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import math
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Subset, random_split
+
+from mnist_lit import MnistLitError
+
+# torchvision's layout: <root>/MNIST/raw/<file>; a .gz sibling is accepted too.
+RAW_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+IDX_UBYTE = 0x08
+# name -> (mean, std) applied after scaling pixels to [0, 1]
+NORMALIZATIONS = {
+    "mnist": (0.1307, 0.3081),  # the training set's own statistics
+    "pm1": (0.5, 0.5),  # the seeds' scaling to [-1, 1]
+}
+DOWNLOAD_TIMEOUT_S = 10
+
+
+def raw_dir(root: str | os.PathLike) -> Path:
+    """Folder where torchvision keeps MNIST's raw IDX files under `root`."""
+    return Path(root).expanduser() / "MNIST" / "raw"
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_files(root: str | os.PathLike) -> list[str]:
+    """Names of the four IDX files that are not under `root` (plain or .gz)."""
+    folder = raw_dir(root)
+    return [name for pair in RAW_FILES.values() for name in pair if _find(folder, name) is None]
+
+
+def read_idx(path: str | os.PathLike) -> torch.Tensor:
+    """Decode one IDX file of unsigned bytes into a uint8 tensor, checking its header against its size."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:
+        raise MnistLitError(f"cannot read IDX file {path}: {err}") from err
+    # header: 2 zero bytes, a dtype byte, ndim, then ndim big-endian int32 sizes
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != IDX_UBYTE or not 1 <= data[3] <= 3:
+        raise MnistLitError(f"{path} is not an IDX file of unsigned bytes (bad header); re-download it")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise MnistLitError(f"{path} is truncated inside its header; re-download it")
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected = header + math.prod(shape)
+    if len(data) != expected:
+        raise MnistLitError(
+            f"{path} holds {len(data) - header} data bytes but its header {tuple(shape)} says "
+            f"{expected - header}: the file is truncated or corrupt; re-download it"
+        )
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=header).view(*shape)
+
+
+def load_split(root: str | os.PathLike, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) uint8 and labels (N,) int64 of the official `train` or `test` split."""
+    folder = raw_dir(root)
+    paths = []
+    for name in RAW_FILES[split]:
+        path = _find(folder, name)
+        if path is None:
+            raise MnistLitError(_missing_message(root))
+        paths.append(path)
+    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise MnistLitError(f"{paths[0]} holds images of shape {tuple(images.shape[1:])}, expected 28x28")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise MnistLitError(f"{paths[1]} holds {len(labels)} labels for {len(images)} images in {paths[0]}")
+    if len(labels) and int(labels.max()) >= NUM_CLASSES:
+        raise MnistLitError(f"{paths[1]} holds label {int(labels.max())}; MNIST labels are 0-9")
+    return images, labels.long()
+
+
+def _missing_message(root: str | os.PathLike, reason: str = "") -> str:
+    expected = ", ".join(name for pair in RAW_FILES.values() for name in pair)
+    why = f" and downloading failed ({reason})" if reason else ""
+    return (
+        f"MNIST not found in {raw_dir(root).resolve()}{why}. Expected the four IDX files {expected} there "
+        "(plain or .gz). Point data.root=DIR or DATA_DIR=DIR at the folder that holds MNIST/raw/."
+    )
+
+
+def download(root: str | os.PathLike) -> None:
+    """Fetch MNIST into `root` with torchvision, failing fast with one clear error when offline."""
+    from torchvision.datasets import MNIST  # only needed on this path
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torchvision's urllib calls have no timeout of their own
+    chatter = io.StringIO()  # torchvision prints a line per mirror tried; the user gets one error instead
+    try:
+        with contextlib.redirect_stdout(chatter):
+            MNIST(str(root), train=True, download=True)
+    except Exception as err:  # any network or mirror failure means the same thing to the user
+        raise MnistLitError(_missing_message(root, str(err).strip().splitlines()[-1])) from err
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+class TensorBatches:
+    """Batches by slicing a (shuffled) index over uint8 tensors: no per-item work and no worker processes."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        mean: float,
+        std: float,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.images, self.labels = images, labels
+        self.batch_size, self.mean, self.std = batch_size, mean, std
+        self.shuffle, self.generator = shuffle, generator
+
+    def __len__(self) -> int:
+        # every sample is served: the last batch may be short
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                idx = slice(start, start + self.batch_size)
+            else:
+                idx = order[start : start + self.batch_size].to(self.images.device)
+            # (B, 28, 28) uint8 -> (B, 1, 28, 28) float, scaled exactly like ToTensor + Normalize
+            x = self.images[idx].unsqueeze(1).float().div_(255).sub_(self.mean).div_(self.std)
+            yield x, self.labels[idx]
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST: 55k/5k train/val split of the official training set, and the official 10k test set."""
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 64,
+        val_size: int = 5000,
+        split_seed: int = 42,
+        normalize: str = "mnist",
+        loader: str = "fast",
+        num_workers: int = 0,
+        download: bool = True,
+    ) -> None:
+        super().__init__()
+        if normalize not in NORMALIZATIONS:
+            raise MnistLitError(f"data.normalize={normalize!r} is not one of {sorted(NORMALIZATIONS)}")
+        if loader not in ("fast", "torchvision"):
+            raise MnistLitError(f"data.loader={loader!r} is not one of ['fast', 'torchvision']")
+        self.root, self.batch_size, self.val_size, self.split_seed = root, batch_size, val_size, split_seed
+        self.normalize, self.loader, self.num_workers, self.allow_download = normalize, loader, num_workers, download
+        self.mean, self.std = NORMALIZATIONS[normalize]
+        self.train_set = self.val_set = self.test_set = None
+
+    def prepare_data(self) -> None:
+        if not missing_files(self.root):
+            return
+        if not self.allow_download:
+            raise MnistLitError(_missing_message(self.root, "data.download=false"))
+        download(self.root)
+
+    def split_indices(self, n: int) -> tuple[list[int], list[int]]:
+        """Train and val indices into the official training set, fixed by `split_seed`."""
+        if not 0 < self.val_size < n:
+            raise MnistLitError(f"data.val_size={self.val_size} must be between 1 and {n - 1}")
+        generator = torch.Generator().manual_seed(self.split_seed)
+        train, val = random_split(range(n), [n - self.val_size, self.val_size], generator=generator)
+        return list(train.indices), list(val.indices)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.loader == "torchvision":
+            self._setup_torchvision()
+            return
+        images, labels = load_split(self.root, "train")
+        train_idx, val_idx = self.split_indices(len(labels))
+        self.train_set = (images[train_idx], labels[train_idx])
+        self.val_set = (images[val_idx], labels[val_idx])
+        self.test_set = load_split(self.root, "test")
+
+    def _setup_torchvision(self) -> None:
+        from torchvision import datasets, transforms
+
+        load_split(self.root, "train")  # same clear errors for missing or corrupt files
+        load_split(self.root, "test")
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
+        full = datasets.MNIST(self.root, train=True, transform=tf)
+        train_idx, val_idx = self.split_indices(len(full))
+        self.train_set, self.val_set = Subset(full, train_idx), Subset(full, val_idx)
+        self.test_set = datasets.MNIST(self.root, train=False, transform=tf)
+
+    def _loader(self, dataset, shuffle: bool):
+        if self.loader == "torchvision":
+            return DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=shuffle,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
+        generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
+        return TensorBatches(*dataset, self.batch_size, self.mean, self.std, shuffle=shuffle, generator=generator)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, shuffle=False)
+
+    def summary(self) -> str:
+        """One line with the sizes of the three splits."""
+        sizes = [len(s[1]) if isinstance(s, tuple) else len(s) for s in (self.train_set, self.val_set, self.test_set)]
+        return f"MNIST at {raw_dir(self.root)}: train {sizes[0]}, val {sizes[1]}, test {sizes[2]}"

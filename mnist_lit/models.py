@@ -1,0 +1,115 @@
+"""The networks, as plain nn.Modules that a checkpoint can rebuild from their settings alone.
+
+Try it: pytest tests/test_models.py
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from mnist_lit import MnistLitError
+
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
+
+
+def _conv(c_in: int, c_out: int, batchnorm: bool) -> list[nn.Module]:
+    # 3x3 with padding 1 keeps the spatial size; BatchNorm makes the conv bias redundant
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batchnorm)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+class CNN(nn.Module):
+    """The seeds' CNN: conv32 -> pool -> conv64 -> pool -> fc128 -> dropout -> fc10."""
+
+    def __init__(
+        self, conv1: int = 32, conv2: int = 64, fc: int = 128, dropout: float = 0.25, batchnorm: bool = False
+    ) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv(1, conv1, batchnorm),
+            nn.MaxPool2d(2),  # (B, conv1, 28, 28) -> (B, conv1, 14, 14)
+            *_conv(conv1, conv2, batchnorm),
+            nn.MaxPool2d(2),  # (B, conv2, 14, 14) -> (B, conv2, 7, 7)
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # (B, conv2, 7, 7) -> (B, conv2 * 49)
+            nn.Linear(conv2 * 7 * 7, fc),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(fc, NUM_CLASSES),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 10) for images (B, 1, 28, 28)."""
+        return self.classifier(self.features(x))
+
+
+class DeepCNN(nn.Module):
+    """The seeds' larger net: conv 32-64-128-256 with three poolings, then fc 4096 -> fc 50 -> 10."""
+
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (32, 64, 128, 256),
+        fc1: int = 4096,
+        fc2: int = 50,
+        dropout: float = 0.25,
+        batchnorm: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(channels) != 4:
+            raise MnistLitError(f"deep_cnn needs 4 conv widths, got {list(channels)}")
+        c1, c2, c3, c4 = channels
+        self.features = nn.Sequential(
+            *_conv(1, c1, batchnorm),  # (B, c1, 28, 28): no pooling yet, 28 -> 3 takes only three halvings
+            *_conv(c1, c2, batchnorm),
+            nn.MaxPool2d(2),  # -> (B, c2, 14, 14)
+            *_conv(c2, c3, batchnorm),
+            nn.MaxPool2d(2),  # -> (B, c3, 7, 7)
+            *_conv(c3, c4, batchnorm),
+            nn.MaxPool2d(2),  # -> (B, c4, 3, 3), floor of 7 / 2
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # (B, c4, 3, 3) -> (B, c4 * 9)
+            nn.Linear(c4 * 3 * 3, fc1),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(fc1, fc2),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(fc2, NUM_CLASSES),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 10) for images (B, 1, 28, 28)."""
+        return self.classifier(self.features(x))
+
+
+ARCHS: dict[str, type[nn.Module]] = {"cnn": CNN, "deep_cnn": DeepCNN}
+
+
+def net_settings(arch: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of `settings` that the constructor of `arch` takes (e.g. from a checkpoint's hyperparameters)."""
+    if arch not in ARCHS:
+        raise MnistLitError(f"unknown model arch {arch!r}; choose one of {sorted(ARCHS)}")
+    params = inspect.signature(ARCHS[arch]).parameters
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items() if k in params}
+
+
+def build_net(arch: str, **settings: Any) -> nn.Module:
+    """Construct the network `arch` (a key of ARCHS) with the given settings."""
+    kwargs = net_settings(arch, settings)
+    unknown = set(settings) - set(kwargs)
+    if unknown:
+        raise MnistLitError(f"model arch {arch!r} has no setting(s) {sorted(unknown)}")
+    if not 0.0 <= float(kwargs.get("dropout", 0.0)) < 1.0:
+        raise MnistLitError(f"model.dropout={kwargs['dropout']} must be in [0, 1)")
+    return ARCHS[arch](**kwargs)

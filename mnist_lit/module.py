@@ -1,0 +1,118 @@
+"""The LightningModule: one shared step for train/val/test, torchmetrics per stage.
+
+Try it: python train.py trainer.fast_dev_run=true
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from mnist_lit.data import NORMALIZATIONS
+from mnist_lit.models import NUM_CLASSES, build_net
+
+STAGES = ("train", "val", "test")
+DEFAULT_MEAN, DEFAULT_STD = NORMALIZATIONS["mnist"]
+
+
+def partial_to_config(fn: Any) -> Any:
+    """A functools.partial as the Hydra config that rebuilds it; anything else unchanged."""
+    if not isinstance(fn, functools.partial):
+        return fn
+    target = f"{fn.func.__module__}.{fn.func.__qualname__}"
+    return {"_target_": target, "_partial_": True, **fn.keywords}
+
+
+class MNISTLitModule(L.LightningModule):
+    """Wraps a network from `mnist_lit.models` with its loss, metrics, optimizer and scheduler."""
+
+    def __init__(
+        self,
+        arch: str = "cnn",
+        optimizer: Callable[..., torch.optim.Optimizer] | Mapping | None = None,
+        scheduler: Callable[..., Any] | Mapping | None = None,
+        mean: float = DEFAULT_MEAN,
+        std: float = DEFAULT_STD,
+        **net: Any,
+    ) -> None:
+        super().__init__()
+        # logger=False: train.py logs the whole resolved config to TensorBoard instead
+        self.save_hyperparameters(logger=False)
+        self.net = build_net(arch, **net)
+        self.metrics = nn.ModuleDict()
+        for stage in STAGES:
+            self.metrics[f"{stage}_loss"] = MeanMetric()
+            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 10) for normalized images (B, 1, 28, 28)."""
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        # weighted by batch size, so a short last batch counts for what it holds
+        self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(y))
+        self.metrics[f"{stage}_acc"].update(logits.detach(), y)
+        return loss
+
+    def _log_epoch(self, stage: str) -> torch.Tensor:
+        loss, acc = self.metrics[f"{stage}_loss"].compute(), self.metrics[f"{stage}_acc"].compute()
+        self.log_dict({f"{stage}/loss": loss, f"{stage}/acc": acc}, prog_bar=stage != "train")
+        self.metrics[f"{stage}_loss"].reset()
+        self.metrics[f"{stage}_acc"].reset()
+        return acc
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train")
+        # logged every `log_every_n_steps` only, so no host sync per step
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self._log_epoch("val")
+        if self.trainer.sanity_checking:  # two batches of an untrained net are no "best"
+            return
+        self.val_acc_best.update(acc)
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self) -> Any:
+        make_optimizer, make_scheduler = self.hparams.optimizer, self.hparams.scheduler
+        if make_optimizer is None:
+            raise ValueError("MNISTLitModule needs an optimizer to train")
+        if isinstance(make_optimizer, Mapping):  # loaded from a checkpoint: a plain Hydra-style config
+            make_optimizer, make_scheduler = instantiate(make_optimizer), instantiate(make_scheduler)
+        optimizer = make_optimizer(params=self.parameters())
+        if make_scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make_scheduler(optimizer=optimizer)}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # partials would be pickled as code; plain dicts keep the file loadable with torch.load(weights_only=True)
+        hparams = checkpoint["hyper_parameters"]
+        for key in ("optimizer", "scheduler"):
+            hparams[key] = partial_to_config(hparams.get(key))

@@ -1,0 +1,123 @@
+"""Shared fixtures: the composed config, synthetic IDX data, a CLI runner.  Run: make test"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+N_TRAIN, N_TEST, N_VAL = 320, 160, 64  # synthetic sizes: a few batches of each split
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
+    """Write a uint8 array as an IDX file (the format of MNIST's raw files)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable synthetic 'digits': class k is a bright bar at a class-specific place, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        row = 3 + 2 * int(k)
+        images[i, row : row + 2, 4:24] = 255
+    return images, labels
+
+
+def make_mnist(root: Path, n_train: int = N_TRAIN, n_test: int = N_TEST) -> Path:
+    """A tiny MNIST in torchvision's layout under root; returns root."""
+    raw = root / "MNIST" / "raw"
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = make_digits(n, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic MNIST shared by the whole session (read-only for tests)."""
+    return make_mnist(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="session")
+def cfg_global() -> DictConfig:
+    """The default config, composed once without a Hydra run."""
+    GlobalHydra.instance().clear()
+    with initialize(version_base="1.3", config_path="../conf"):
+        return compose(config_name="config")
+
+
+def compose_cfg(overrides: list[str]) -> DictConfig:
+    """Compose the app's config with overrides, outside a Hydra run."""
+    GlobalHydra.instance().clear()
+    with initialize(version_base="1.3", config_path="../conf"):
+        return compose(config_name="config", overrides=overrides)
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, synthetic_root: Path):
+    """Factory: a config that trains on the synthetic data and writes only under tmp_path."""
+
+    def _make(*overrides: str, run_dir: Path | None = None) -> DictConfig:
+        run_dir = run_dir or tmp_path / "run"
+        cfg = compose_cfg(
+            [
+                f"data.root={synthetic_root}",
+                f"data.val_size={N_VAL}",
+                "data.download=false",
+                "trainer.accelerator=cpu",
+                "trainer.devices=1",
+                "callbacks.progress_bar.refresh_rate=0",
+                *overrides,
+            ]
+        )
+        with open_dict(cfg):
+            cfg.run_dir = str(run_dir)
+        return cfg
+
+    return _make
+
+
+def real_data_root() -> Path:
+    """DATA_DIR, or ./data, holding the real MNIST; fails loudly when DATA_DIR is set but empty."""
+    from mnist_lit.data import missing_files
+
+    root = Path(os.environ.get("DATA_DIR", ROOT / "data"))
+    missing = missing_files(root)
+    if missing and "DATA_DIR" in os.environ:
+        pytest.fail(f"DATA_DIR={root} lacks {missing}")
+    if missing:
+        pytest.skip(f"real MNIST not found in {root}/MNIST/raw; set DATA_DIR to run the slow tests")
+    return root
+
+
+def run_cli(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300):
+    """Run train.py or predict.py as a user would, from `cwd` (so ./outputs lands there)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )

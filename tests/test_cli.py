@@ -1,0 +1,87 @@
+"""train.py as a user runs it: bad input, run directories, multirun.  Run: pytest tests/test_cli.py"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+from tests.conftest import N_VAL, run_cli
+
+FAST = ("trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.devices=1", f"data.val_size={N_VAL}")
+# a proxy on a closed local port: torchvision's download fails at once without any traffic leaving the machine
+OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+
+
+def assert_one_line_error(proc, *fragments: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_unknown_choice_gets_hydras_message(tmp_path):
+    proc = run_cli("train.py", "model=resnet9000", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Could not find 'model/resnet9000'" in proc.stderr
+    assert "cnn" in proc.stderr  # Hydra lists the available choices
+
+
+def test_missing_mnist_offline_fails_fast(tmp_path):
+    start = time.monotonic()
+    proc = run_cli("train.py", f"data.root={tmp_path / 'empty'}", *FAST, cwd=tmp_path, env=OFFLINE)
+    assert time.monotonic() - start < 60
+    assert_one_line_error(proc, str(tmp_path / "empty" / "MNIST" / "raw"), "t10k-labels-idx1-ubyte", "DATA_DIR")
+    assert "data.root=" in proc.stderr
+    assert "Downloading" not in proc.stdout + proc.stderr  # torchvision's per-mirror chatter is swallowed
+
+
+def test_corrupt_idx_is_a_clear_error(tmp_path, synthetic_root):
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    images = root / "MNIST/raw/train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])
+    proc = run_cli("train.py", f"data.root={root}", *FAST, cwd=tmp_path)
+    assert_one_line_error(proc, str(images), "truncated or corrupt")
+
+
+def test_missing_ckpt_path_is_a_clear_error(tmp_path, synthetic_root):
+    proc = run_cli("train.py", f"data.root={synthetic_root}", "ckpt_path=nope/last.ckpt", *FAST, cwd=tmp_path)
+    assert_one_line_error(proc, "ckpt_path=nope/last.ckpt does not exist")
+
+
+def test_default_run_dir_and_no_overwrite(tmp_path, synthetic_root):
+    proc = run_cli("train.py", f"data.root={synthetic_root}", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (tmp_path / "outputs" / "runs").iterdir()
+    metrics = (run / "metrics.json").read_text()
+    config = (run / ".hydra" / "config.yaml").read_text()
+    assert f"tensorboard --logdir {run}" in proc.stderr + proc.stdout
+
+    again = run_cli("train.py", f"data.root={synthetic_root}", "seed=7", f"hydra.run.dir={run}", *FAST, cwd=tmp_path)
+    assert_one_line_error(again, "already holds a run")
+    assert (run / "metrics.json").read_text() == metrics
+    assert (run / ".hydra" / "config.yaml").read_text() == config  # refused before Hydra wrote anything
+
+
+def test_multirun_gives_each_job_its_own_dir(tmp_path, synthetic_root):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "train.py", "-m", "optimizer=adam,sgd", "seed=1,2", f"data.root={synthetic_root}",
+        f"hydra.sweep.dir={sweep}", *FAST, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    seen = set()
+    for job in jobs:
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["run_dir"] == str(job)
+        overrides = (job / ".hydra" / "overrides.yaml").read_text()
+        seen.add(tuple(line for line in overrides.splitlines() if "optimizer=" in line or "seed=" in line))
+    assert len(seen) == 4
+
+    again = run_cli("train.py", "-m", "seed=1", f"hydra.sweep.dir={sweep}", *FAST, cwd=tmp_path)
+    assert_one_line_error(again, "already holds a run")

@@ -1,0 +1,113 @@
+"""The real train(): smoke runs, outputs, TensorBoard scalars, resume, checkpoints.  Run: pytest tests/test_train.py"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mnist_lit import MnistLitError
+from mnist_lit.models import build_net, net_settings
+from mnist_lit.module import MNISTLitModule
+from tests.conftest import compose_cfg, real_data_root
+from train import train
+
+SHORT = ("trainer.max_epochs=1",)
+
+
+def scalars(run_dir, tag: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of one scalar tag from the run's TensorBoard event files."""
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+@pytest.mark.parametrize("model", ["cnn", "deep_cnn"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_fast_dev_run(make_cfg, model, optimizer, tmp_path):
+    metrics = train(make_cfg(f"model={model}", f"optimizer={optimizer}", "trainer.fast_dev_run=true"))
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert metrics["test/loss"] > 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] == metrics["test/acc"]
+
+
+def test_run_outputs_and_tensorboard_scalars(make_cfg, tmp_path):
+    metrics = train(make_cfg("trainer.max_epochs=2"))
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    saved = json.loads((run / "metrics.json").read_text())
+    for key in ("test/acc", "test/loss", "val/acc_best", "best_ckpt", "epochs"):
+        assert key in saved
+    assert saved["epochs"] == 2
+    assert saved["best_ckpt"] == str(run / "checkpoints" / "best.ckpt")
+    assert saved["test/acc"] > 0.5  # the synthetic digits are easy; chance is 0.1
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr-Adam"):
+        assert len(scalars(run, tag)) == 2, tag
+    assert scalars(run, "test/acc")[-1][1] == pytest.approx(metrics["test/acc"])
+    val_acc = [v for _, v in scalars(run, "val/acc")]
+    assert scalars(run, "val/acc_best")[-1][1] == pytest.approx(max(val_acc))
+
+
+def test_best_checkpoint_is_tested(make_cfg, tmp_path):
+    metrics = train(make_cfg("trainer.max_epochs=2"))
+    best = torch.load(metrics["best_ckpt"], weights_only=True)
+    assert best["callbacks"]  # the ModelCheckpoint wrote it, with its monitor state
+    val_accs = [v for _, v in scalars(tmp_path / "run", "val/acc")]
+    assert best["epoch"] == val_accs.index(max(val_accs))
+
+
+def test_sgd_step_lr_drops_tenfold(make_cfg, tmp_path):
+    train(make_cfg("optimizer=sgd", "scheduler.step_size=1", "trainer.max_epochs=3"))
+    lrs = [v for _, v in scalars(tmp_path / "run", "lr-SGD")]
+    assert lrs == pytest.approx([0.01, 0.001, 0.0001])
+
+
+def test_resume_continues_at_the_right_epoch(make_cfg, tmp_path):
+    first = train(make_cfg(*SHORT, run_dir=tmp_path / "a"))
+    assert first["epochs"] == 1
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    resumed = train(make_cfg("trainer.max_epochs=3", f"ckpt_path={last}", run_dir=tmp_path / "b"))
+    assert resumed["epochs"] == 3
+    assert min(v for _, v in scalars(tmp_path / "b", "epoch")) == 1  # epoch 0 came from the checkpoint
+    assert len(scalars(tmp_path / "b", "train/loss")) == 2
+    assert resumed["val/acc_best"] >= first["val/acc_best"]  # the best is remembered across the resume
+
+
+def test_missing_ckpt_path_is_a_clear_error(make_cfg, tmp_path):
+    with pytest.raises(MnistLitError, match=r"ckpt_path=.*does not exist"):
+        train(make_cfg(f"ckpt_path={tmp_path / 'nope.ckpt'}"))
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_checkpoint_loads_without_hydra(make_cfg, tmp_path):
+    metrics = train(make_cfg(*SHORT, "model.conv1=8", "model.conv2=16", "model.fc=24"))
+    x = torch.randn(4, 1, 28, 28)
+    module = MNISTLitModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu").eval()
+    # the code-free path predict.py takes: plain tensors and settings, no pickled objects
+    ckpt = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    assert (hp["mean"], hp["std"]) == (0.1307, 0.3081)
+    net = build_net(hp["arch"], **net_settings(hp["arch"], hp)).eval()
+    net.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), module(x))
+    assert hp["optimizer"]["_target_"] == "torch.optim.adam.Adam"
+    assert module.configure_optimizers().defaults["lr"] == 1e-3  # and it can train again
+
+
+def test_logger_none_and_csv(make_cfg, tmp_path):
+    train(make_cfg(*SHORT, "logger=none", run_dir=tmp_path / "none"))
+    assert not (tmp_path / "none" / "tensorboard").exists()
+    train(make_cfg(*SHORT, "logger=csv", run_dir=tmp_path / "csv"))
+    assert "test/acc" in (tmp_path / "csv" / "csv" / "metrics.csv").read_text()
+
+
+@pytest.mark.slow
+def test_real_mnist_one_epoch_accuracy_floor(tmp_path):
+    cfg = compose_cfg([f"data.root={real_data_root()}", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"])
+    cfg.run_dir = str(tmp_path)
+    metrics = train(cfg)
+    assert metrics["test/acc"] >= 0.97  # one epoch of the default CNN; ten reach >= 0.992 (see README)

@@ -1,0 +1,58 @@
+"""Train and test a CNN on MNIST.  python train.py [optimizer=sgd] [trainer.max_epochs=20] [-m ...]"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_lit import MnistLitError
+from mnist_lit.runs import log_hparams, resolve_ckpt_path, summary, write_json
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test the best checkpoint, write metrics.json to the run directory; returns the metrics."""
+    run_dir = Path(cfg.run_dir)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    model = instantiate(
+        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, mean=datamodule.mean, std=datamodule.std
+    )
+    callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0])
+    metrics.update(best_ckpt=best, epochs=trainer.current_epoch, run_dir=str(run_dir))
+
+    if logger:
+        log_hparams(logger, OmegaConf.to_container(cfg, resolve=True), metrics)
+    write_json(run_dir / "metrics.json", metrics)
+    log.info("\n%s", summary(metrics, run_dir))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """CLI entry: user errors become one line on stderr and a non-zero exit."""
+    try:
+        metrics = train(cfg)
+    except MnistLitError as err:
+        raise SystemExit(f"error: {err}") from None
+    return metrics.get(cfg.optimized_metric)
+
+
+if __name__ == "__main__":
+    main()

@@ -45,10 +45,8 @@ def main() -> None:
     for seed in args.seeds:
         m = run_seed(seed, args.overrides, args.out)
         rows.append(m)
-        print(
-            f"| {seed} | {100 * m['test/acc']:.2f}% | {100 * m['val/acc_best']:.2f}% | {m['epochs']} | {m['wall_s']:.0f} s |",
-            flush=True,
-        )
+        acc, best = 100 * m["test/acc"], 100 * m["val/acc_best"]
+        print(f"| {seed} | {acc:.2f}% | {best:.2f}% | {m['epochs']} | {m['wall_s']:.0f} s |", flush=True)
     accs = [100 * m["test/acc"] for m in rows]
     spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
     print(f"| mean | {statistics.mean(accs):.2f}%{spread} | | | {statistics.mean(m['wall_s'] for m in rows):.0f} s |")

@@ -67,9 +67,8 @@ def test_split_is_fixed_disjoint_and_test_is_official(synthetic_root):
     assert len(train_idx) == N_TRAIN - N_VAL
     assert len(val_idx) == N_VAL
     assert not set(train_idx) & set(val_idx)
-    assert (train_idx, val_idx) == MNISTDataModule(root=str(synthetic_root), val_size=N_VAL, split_seed=7).split_indices(
-        N_TRAIN
-    )
+    again = MNISTDataModule(root=str(synthetic_root), val_size=N_VAL, split_seed=7)
+    assert (train_idx, val_idx) == again.split_indices(N_TRAIN)
     assert train_idx != MNISTDataModule(val_size=N_VAL, split_seed=8).split_indices(N_TRAIN)[0]
     dm.setup("fit")
     assert len(dm.test_set[1]) == N_TEST  # the official test file, never mixed with train

@@ -107,7 +107,8 @@ def test_logger_none_and_csv(make_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_real_mnist_one_epoch_accuracy_floor(tmp_path):
-    cfg = compose_cfg([f"data.root={real_data_root()}", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"])
+    quiet = "callbacks.progress_bar.refresh_rate=0"
+    cfg = compose_cfg([f"data.root={real_data_root()}", "trainer.max_epochs=1", quiet])
     cfg.run_dir = str(tmp_path)
     metrics = train(cfg)
     assert metrics["test/acc"] >= 0.97  # one epoch of the default CNN; ten reach >= 0.992 (see README)

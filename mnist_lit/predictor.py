@@ -1,0 +1,171 @@
+"""Load a train.py checkpoint safely and classify user pictures in batches; no Lightning, no torchvision.
+
+Try it: python predict.py image=path/to/digits/ format=jsonl
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from mnist_lit import MnistLitError
+from mnist_lit.models import build_net, net_settings
+from mnist_lit.preprocess import NoInkError, normalize, preprocess
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+PARALLEL_FROM = 64  # below this many pictures, worker processes cost more than they save
+MAX_PIXELS = 50_000_000  # refuse decompression bombs rather than exhausting memory
+
+
+@dataclass
+class Prediction:
+    """The outcome for one picture: a digit with its probabilities, or an error message."""
+
+    image: str
+    pixels: np.ndarray | None = None  # the 28x28 uint8 input the model saw
+    probs: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def digit(self) -> int:
+        """The most probable class."""
+        return int(np.argmax(self.probs))
+
+    def to_json(self) -> str:
+        """One JSON line: image, digit, confidence, probs; or image and error."""
+        if self.error:
+            return json.dumps({"image": self.image, "error": self.error})
+        probs = [round(p, 6) for p in self.probs]
+        return json.dumps({"image": self.image, "digit": self.digit, "confidence": probs[self.digit], "probs": probs})
+
+
+def find_images(spec: str) -> tuple[list[str], list[Prediction]]:
+    """Paths named by a file, a folder (its pictures, sorted) or a glob; plus a failed entry per unusable spec."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        found = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            return [], [Prediction(spec, error=f"folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")]
+        return found, []
+    if path.is_file():
+        return [str(path)], []
+    if glob.has_magic(spec):
+        found = sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(p))
+        return (found, []) if found else ([], [Prediction(spec, error="no file matches this pattern")])
+    return [], [Prediction(spec, error="no such file or folder")]
+
+
+def load_picture(path: str) -> Prediction:
+    """Open and preprocess one picture; any problem becomes the Prediction's error, never an exception."""
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                return Prediction(path, error=f"picture too large ({img.width}x{img.height})")
+            img.load()
+            return Prediction(path, pixels=preprocess(img).pixels)
+    except UnidentifiedImageError:
+        return Prediction(path, error="not an image (Pillow cannot identify it)")
+    except (OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, NoInkError):
+            return Prediction(path, error=str(err))
+        return Prediction(path, error=f"unreadable or truncated image ({err})")
+
+
+def load_pictures(paths: Sequence[str], workers: int) -> list[Prediction]:
+    """Preprocess every picture, across `workers` processes when there are many."""
+    if workers <= 1 or len(paths) < PARALLEL_FROM:
+        return [load_picture(p) for p in paths]
+    # fork: the workers inherit the imports; torch has run no op yet, so it has no threads to break
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        return list(pool.map(load_picture, paths, chunksize=max(1, len(paths) // (8 * workers))))
+
+
+class Predictor:
+    """A network rebuilt from a checkpoint's stored settings and weights, with its input normalization."""
+
+    def __init__(self, ckpt_path: str | os.PathLike, device: str = "auto") -> None:
+        self.path = str(ckpt_path)
+        self.device = resolve_device(device)
+        ckpt = _read_checkpoint(self.path)
+        hp = ckpt.get("hyper_parameters")
+        state = ckpt.get("state_dict")
+        if not isinstance(hp, dict) or not isinstance(state, dict) or "arch" not in hp:
+            raise MnistLitError(f"{self.path} is not an mnist-lit checkpoint (no network settings in it)")
+        self.mean, self.std = float(hp.get("mean", 0.1307)), float(hp.get("std", 0.3081))
+        try:
+            self.net = build_net(hp["arch"], **net_settings(hp["arch"], hp))
+            self.net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
+        except (MnistLitError, RuntimeError, TypeError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise MnistLitError(f"{self.path} does not hold an mnist-lit network: {first}") from None
+        self.net.to(self.device).eval()
+
+    @torch.inference_mode()
+    def classify(self, predictions: Iterable[Prediction], batch_size: int = 256) -> None:
+        """Fill in `probs` of every prediction that has pixels, `batch_size` pictures per forward pass."""
+        todo = [p for p in predictions if p.pixels is not None]
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            # (B, 1, 28, 28), normalized exactly as the training data was
+            x = torch.from_numpy(np.stack([normalize(p.pixels, self.mean, self.std) for p in chunk]))
+            probs = torch.softmax(self.net(x.to(self.device)).float(), dim=1).cpu().numpy()
+            for p, row in zip(chunk, probs):
+                p.probs = row.tolist()
+
+
+def _read_checkpoint(path: str) -> dict:
+    if not Path(path).is_file():
+        raise MnistLitError(f"checkpoint {path} does not exist; train one with `python train.py` or pass ckpt=PATH")
+    try:
+        # weights_only: a checkpoint someone sent you must not be able to run code
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a bad file; each means the same to the user
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise MnistLitError(f"{path} is not a readable checkpoint (corrupt, truncated or unsafe): {first}") from None
+    if not isinstance(ckpt, dict):
+        raise MnistLitError(f"{path} is not an mnist-lit checkpoint")
+    return ckpt
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks CUDA when present; an explicit device must exist."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MnistLitError(f"device={device} but no CUDA device is available; use device=cpu or device=auto")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise MnistLitError(f"device={device} is not a device torch knows ({err})") from None
+
+
+def latest_checkpoint(output_root: str | os.PathLike) -> str:
+    """The best.ckpt most recently written under `output_root` (runs and multiruns alike)."""
+    found = glob.glob(os.path.join(str(output_root), "**", "checkpoints", "best.ckpt"), recursive=True)
+    if not found:
+        raise MnistLitError(f"no checkpoint found under {output_root}/; train with `python train.py` or pass ckpt=PATH")
+    return max(found, key=os.path.getmtime)
+
+
+def format_table(predictions: Sequence[Prediction], topk: int) -> str:
+    """A human-readable table: file, digit, confidence and the top-k classes."""
+    rows = [("image", "digit", "confidence", f"top-{topk}")]
+    for p in predictions:
+        if p.error:
+            rows.append((p.image, "-", "-", f"error: {p.error}"))
+            continue
+        order = np.argsort(p.probs)[::-1][:topk]
+        top = ", ".join(f"{k} {100 * p.probs[k]:.1f}%" for k in order)
+        rows.append((p.image, str(p.digit), f"{100 * p.probs[p.digit]:.1f}%", top))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{r[0]:<{width}}  {r[1]:>5}  {r[2]:>10}  {r[3]}" for r in rows)

@@ -1,0 +1,246 @@
+"""Turn any picture of a digit into what the model was trained on, the way MNIST itself was made.
+
+Try it: pytest tests/test_preprocess.py
+
+MNIST's recipe: white ink on black, the digit's bounding box scaled (keeping its aspect ratio) so that its longer
+side is 20 px, anti-aliased, then placed in a 28x28 field with its centre of mass at the centre. User pictures
+are dark-on-light, coloured, transparent, off-centre, tiny on big canvases, unevenly lit or JPEG-compressed; each
+step below undoes one of those. Everything is numpy + Pillow: no torchvision, so predict.py starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+
+FIELD = 28  # MNIST's image size
+BOX = 20  # the digit's longer side inside the field
+COM_CENTRE = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.00, 14.01)
+WORK_SIZE = 112  # longer side at which the ink is found; big pictures are reduced to this first
+MAX_DETAIL = 1024  # the largest side a picture is examined at when its digit is too small to see reduced
+DETAIL_SIZE = 40  # below this many work pixels, the digit is cut again from the full-size picture
+BG_FIT_ROUNDS = 2  # refits of the paper surface, each on the pixels nearest the last fit
+PAPER_SHARE = 0.6  # share of pixels taken as paper for the fit; digits cover far less of a picture
+BG_FIT_GRID = 40  # the surface is fitted to about BG_FIT_GRID x BG_FIT_GRID samples
+RIDGE = 1e-4  # Tikhonov term of the surface fit
+NOISE_SIGMAS = 4.0  # deviations within this many robust sigmas of the paper are grain or JPEG noise
+TRANSPARENT_MAJORITY = 0.5  # alpha is the ink when more than this share of the picture is transparent
+MIN_CONTRAST = 0.06  # ink standing out less than this (0-1 scale) above the noise floor is no stroke
+PEAK_RANK = 8  # the stroke intensity is read at the 8th brightest ink pixel: robust to a hot pixel or two
+MASS_TRIM = 0.003  # share of ink mass trimmed on each side when boxing the digit: drops stray specks
+MNIST_STROKE = 2.35  # mean stroke width of MNIST digits in 28x28 pixels (2 * area / perimeter)
+
+
+class NoInkError(ValueError):
+    """The picture holds nothing that stands out from its background."""
+
+
+@dataclass
+class Digit:
+    """A picture reduced to MNIST's form: `pixels` (28, 28) uint8, white ink on black, ready to normalize."""
+
+    pixels: np.ndarray
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """EXIF-rotated to how a viewer shows it, as RGB or (when it has any transparency) RGBA."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
+        return img.convert("RGBA")
+    return img.convert("RGB")
+
+
+def as_array(img: Image.Image, longest: int = WORK_SIZE) -> np.ndarray:
+    """(H, W, 3 or 4) float32 RGB(A) in [0, 1], area-averaged so that the longer side is at most `longest`."""
+    scale = longest / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX)
+    return np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """The q-quantile by partial sort (nearest rank): several times cheaper than np.quantile on small arrays."""
+    k = min(values.size - 1, int(q * values.size))
+    return float(np.partition(values.ravel(), k)[k])
+
+
+@functools.lru_cache(maxsize=64)
+def _surface_terms(h: int, w: int, step: int = 1) -> np.ndarray:
+    """(n, 6) quadratic terms 1, x, y, x^2, xy, y^2 at every `step`-th pixel of an (h, w) grid, over [-1, 1]."""
+    ys = np.linspace(-1, 1, h, dtype=np.float32)[::step]
+    xs = np.linspace(-1, 1, w, dtype=np.float32)[::step]
+    y, x = (a.ravel() for a in np.meshgrid(ys, xs, indexing="ij"))
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+
+
+def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """Paper colour under uneven light, as a smooth quadratic surface per channel (H, W, 3) fitted to the
+    pixels that are not ink, and the noise floor: how far paper pixels stray from it (grain, JPEG)."""
+    h, w, _ = rgb.shape
+    step = max(1, max(h, w) // BG_FIT_GRID)  # the surface is smooth: a coarse grid of samples fits it
+    terms, samples = _surface_terms(h, w, step), rgb[::step, ::step].reshape(-1, 3)
+    fitted = np.broadcast_to(np.median(samples, axis=0), samples.shape)
+    for _ in range(BG_FIT_ROUNDS):
+        # paper is most of the picture: keep the samples nearest the current model, refit, repeat
+        residual = np.sqrt(((samples - fitted) ** 2).mean(axis=1))
+        paper = residual <= _quantile(residual, PAPER_SHARE)
+        a = terms[paper]
+        # least squares by the 6x6 normal equations; the ridge keeps a degenerate sample set solvable
+        coef = np.linalg.solve(a.T @ a + RIDGE * np.eye(6, dtype=np.float32), a.T @ samples[paper])
+        fitted = terms @ coef
+    residual = np.sqrt(((samples - fitted) ** 2).mean(axis=1))
+    on_paper = residual[residual <= _quantile(residual, PAPER_SHARE)]
+    # a robust spread: the median absolute deviation, scaled to a Gaussian sigma
+    floor = np.median(on_paper) + NOISE_SIGMAS * 1.4826 * np.median(np.abs(on_paper - np.median(on_paper)))
+    return (_surface_terms(h, w) @ coef).reshape(h, w, 3), float(floor)
+
+
+def ink_map(rgba: np.ndarray) -> np.ndarray:
+    """(H, W) float32, 0 on paper and growing with how much a pixel is ink, whatever the polarity, colours or
+    lighting; paper grain, uneven light and JPEG noise are subtracted."""
+    if rgba.shape[2] == 4 and np.mean(rgba[..., 3] < 0.5) > TRANSPARENT_MAJORITY:
+        ink = rgba[..., 3].copy()  # a transparent background: the strokes are whatever is opaque
+    else:
+        rgb = rgba[..., :3]
+        if rgba.shape[2] == 4:  # composite any partial transparency onto white, as a viewer would show it
+            alpha = rgba[..., 3:]
+            rgb = rgb * alpha + (1.0 - alpha)
+        paper, floor = background(rgb)
+        diff = rgb - paper
+        luma = diff @ np.array([0.299, 0.587, 0.114], np.float32)
+        distance = np.sqrt((diff**2).mean(axis=-1))  # colour distance catches red ink on pink paper too
+        # polarity: do the strongest deviations go darker (ink on paper) or lighter (chalk, MNIST itself)?
+        # (noise is symmetric and cancels; the strokes, however few, are all on one side)
+        darker = np.square(np.clip(-luma - floor, 0.0, None)).sum()
+        polarity = -1.0 if darker > np.square(np.clip(luma - floor, 0.0, None)).sum() else 1.0
+        ink = np.where(polarity * luma > -MIN_CONTRAST, distance - floor, 0.0)  # glare on dark ink is no stroke
+        ink = np.clip(ink, 0.0, None, dtype=np.float32)
+    return ink
+
+
+def clean(ink: np.ndarray) -> np.ndarray:
+    """Zero the paper texture and JPEG noise below an Otsu threshold; stretch the strokes to full intensity."""
+    flat = ink.ravel()
+    peak = float(np.partition(flat, -PEAK_RANK)[-PEAK_RANK]) if flat.size > PEAK_RANK else float(flat.max())
+    if peak < MIN_CONTRAST:
+        raise NoInkError("no ink found: the picture is blank")
+    ink = np.clip(ink / peak, 0.0, 1.0)
+    threshold = max(otsu(ink), MIN_CONTRAST / peak)
+    strokes = ink >= threshold
+    if not strokes.any():
+        raise NoInkError("no ink found: the picture is blank")
+    level = float(np.median(ink[strokes]))  # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
+    out = np.where(strokes, np.clip(ink / max(level, 1e-6), 0.0, 1.0), 0.0)
+    return out.astype(np.float32)
+
+
+def otsu(values: np.ndarray, bins: int = 64) -> float:
+    """Otsu's threshold of values in [0, 1]: the cut that best separates two classes."""
+    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    p = hist.astype(np.float64) / max(hist.sum(), 1)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * edges[:-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega))
+    return float(edges[int(np.nanargmax(between)) + 1])
+
+
+def ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right), exclusive ends, of the ink mass with MASS_TRIM shaved off each side."""
+    if not ink.any():
+        raise NoInkError("no ink found: the picture is blank")
+
+    def span(profile: np.ndarray) -> tuple[int, int]:
+        cum = np.cumsum(profile) / profile.sum()
+        lo = int(np.searchsorted(cum, MASS_TRIM, side="right"))
+        hi = int(np.searchsorted(cum, 1.0 - MASS_TRIM, side="left")) + 1
+        return lo, max(hi, lo + 1)
+
+    top, bottom = span(ink.sum(axis=1))
+    left, right = span(ink.sum(axis=0))
+    return top, left, bottom, right
+
+
+def fit_box(crop: np.ndarray, box: int = BOX) -> np.ndarray:
+    """Scale (h, w) so that its longer side is `box`, keeping the aspect ratio, anti-aliased."""
+    h, w = crop.shape
+    scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, method))
+
+
+def stroke_width(pixels: np.ndarray) -> float:
+    """Mean stroke width in pixels, 2 * area / perimeter of the strokes above half intensity."""
+    strokes = pixels > 0.5
+    area = int(strokes.sum())
+    if area == 0:
+        return 0.0
+    eroded = np.asarray(Image.fromarray(strokes.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(3))) > 0
+    return 2.0 * area / max(int((strokes & ~eroded).sum()), 1)
+
+
+def match_stroke(box: np.ndarray) -> np.ndarray:
+    """Thicken hairlines (pen on a big canvas) towards MNIST's stroke width; leave normal strokes alone."""
+    if stroke_width(box) >= MNIST_STROKE * 0.6:
+        return box
+    padded = np.pad(box, 1)
+    thick = np.asarray(Image.fromarray(padded).filter(ImageFilter.MaxFilter(3)))[1:-1, 1:-1]
+    return np.maximum(box, 0.75 * thick)  # a soft halo, like MNIST's anti-aliased edges
+
+
+def centre_by_mass(box: np.ndarray, field: int = FIELD) -> np.ndarray:
+    """Place `box` in a field x field image so that its centre of mass sits at MNIST's centre."""
+    h, w = box.shape
+    mass = box.sum()
+    ys, xs = np.arange(h), np.arange(w)
+    cy, cx = (box.sum(axis=1) @ ys) / mass, (box.sum(axis=0) @ xs) / mass
+    top = int(np.clip(round(COM_CENTRE - cy), 0, field - h))
+    left = int(np.clip(round(COM_CENTRE - cx), 0, field - w))
+    out = np.zeros((field, field), np.float32)
+    out[top : top + h, left : left + w] = box
+    return out
+
+
+def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Cleaned ink of the picture's digit region and its box, re-cut from full size when the digit is small."""
+    work = as_array(img)
+    try:
+        ink = clean(ink_map(work))
+    except NoInkError:
+        if work.shape[0] == img.height:
+            raise
+        # a digit a few pixels big on a big canvas averages away when reduced: look again at full detail
+        work = as_array(img, longest=min(max(img.size), MAX_DETAIL))
+        ink = clean(ink_map(work))
+    top, left, bottom, right = ink_bbox(ink)
+    h, w = work.shape[:2]
+    sy, sx = img.height / h, img.width / w  # per axis: rounding makes them differ slightly
+    if max(bottom - top, right - left) >= DETAIL_SIZE or max(sx, sy) <= 1.0:
+        return ink, (top, left, bottom, right)
+    # small digit on a big canvas: cut it, with a margin for the background model, from the full picture
+    margin = max(bottom - top, right - left) // 2 + 2
+    crop = (
+        max(0, round((left - margin) * sx)),
+        max(0, round((top - margin) * sy)),
+        min(img.width, round((right + margin) * sx)),
+        min(img.height, round((bottom + margin) * sy)),
+    )
+    ink = clean(ink_map(as_array(img.crop(crop))))
+    return ink, ink_bbox(ink)
+
+
+def preprocess(img: Image.Image) -> Digit:
+    """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass)."""
+    ink, (top, left, bottom, right) = locate(upright(img))
+    box = match_stroke(fit_box(ink[top:bottom, left:right]))
+    field = centre_by_mass(box)
+    return Digit(pixels=np.clip(np.rint(field * 255), 0, 255).astype(np.uint8))
+
+
+def normalize(pixels: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """(28, 28) uint8 -> (1, 28, 28) float32 scaled exactly as in training: (x / 255 - mean) / std."""
+    return ((pixels.astype(np.float32) / 255.0 - mean) / std)[None]

@@ -1,0 +1,62 @@
+"""Classify your own digit pictures.  python predict.py image=my_digits/ [ckpt=...] [format=jsonl] [annotate=DIR]"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from mnist_lit import MnistLitError
+from mnist_lit.predictor import Predictor, find_images, format_table, latest_checkpoint, load_pictures
+
+FORMATS = ("table", "jsonl")
+
+
+def predict(cfg: DictConfig) -> int:
+    """Predict every picture named by cfg.image; returns the exit status (1 if any picture failed)."""
+    if not cfg.image:
+        raise MnistLitError("give the pictures: image=FILE, image=FOLDER or image='GLOB'")
+    if cfg.format not in FORMATS:
+        raise MnistLitError(f"format={cfg.format} is not one of {list(FORMATS)}")
+    if not 1 <= int(cfg.topk) <= 10 or int(cfg.batch_size) < 1:
+        raise MnistLitError("topk must be 1-10 and batch_size at least 1")
+    ckpt = cfg.ckpt or latest_checkpoint(cfg.output_root)
+    if not cfg.ckpt:
+        print(f"using checkpoint {ckpt}", file=sys.stderr)
+    predictor = Predictor(ckpt, device=str(cfg.device))
+
+    paths, failed = find_images(str(cfg.image))
+    workers = os.cpu_count() or 1 if cfg.workers == "auto" else int(cfg.workers)
+    predictions = failed + load_pictures(paths, workers)
+    predictor.classify(predictions, batch_size=int(cfg.batch_size))
+
+    if cfg.format == "jsonl":
+        print("\n".join(p.to_json() for p in predictions))
+    else:
+        print(format_table(predictions, int(cfg.topk)))
+    errors = [p for p in predictions if p.error]
+    for p in errors:
+        print(f"error: {p.image}: {p.error}", file=sys.stderr)
+    if cfg.annotate:
+        from mnist_lit.annotate import annotate
+
+        written = [annotate(p, cfg.annotate) for p in predictions if not p.error]
+        print(f"wrote {len(written)} annotated pictures to {cfg.annotate}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    """CLI entry: bad input becomes one line on stderr and a non-zero exit."""
+    try:
+        status = predict(cfg)
+    except MnistLitError as err:
+        raise SystemExit(f"error: {err}") from None
+    if status:
+        raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main()

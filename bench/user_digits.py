@@ -60,6 +60,22 @@ def render(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, st
     return img, (".jpg" if rng.random() < 0.6 else ".png")
 
 
+def write_pictures(images: np.ndarray, labels: list[int], out: Path, seed: int = 0) -> list[Path]:
+    """Render each (28, 28) uint8 digit as a user-style picture named <index>_<label>.<ext> in `out`."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (digit, label) in enumerate(zip(images, labels)):
+        img, ext = render(digit, rng)
+        path = out / f"{i:05d}_{int(label)}{ext}"
+        if ext == ".jpg":
+            img.save(path, quality=int(rng.integers(60, 96)))
+        else:
+            img.save(path)
+        paths.append(path)
+    return paths
+
+
 def main() -> None:
     """Write --count pictures made from the first MNIST test digits."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,15 +85,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("DATA_DIR", "data"))
     args = parser.parse_args()
     images, labels = load_split(args.data, "test")
-    rng = np.random.default_rng(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for i in range(args.count):
-        img, ext = render(images[i].numpy(), rng)
-        path = args.out / f"{i:05d}_{int(labels[i])}{ext}"
-        if ext == ".jpg":
-            img.save(path, quality=int(rng.integers(60, 96)))
-        else:
-            img.save(path)
+    write_pictures(images[: args.count].numpy(), labels[: args.count].tolist(), args.out, args.seed)
     print(f"wrote {args.count} pictures to {args.out}")
 
 

@@ -79,17 +79,7 @@ def make_cfg(tmp_path: Path, synthetic_root: Path):
 
     def _make(*overrides: str, run_dir: Path | None = None) -> DictConfig:
         run_dir = run_dir or tmp_path / "run"
-        cfg = compose_cfg(
-            [
-                f"data.root={synthetic_root}",
-                f"data.val_size={N_VAL}",
-                "data.download=false",
-                "trainer.accelerator=cpu",
-                "trainer.devices=1",
-                "callbacks.progress_bar.refresh_rate=0",
-                *overrides,
-            ]
-        )
+        cfg = compose_cfg([*synthetic_overrides(synthetic_root), *overrides])
         with open_dict(cfg):
             cfg.run_dir = str(run_dir)
         return cfg
@@ -121,3 +111,40 @@ def run_cli(script: str, *args: str, cwd: Path, env: dict[str, str] | None = Non
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def synthetic_overrides(root: Path) -> list[str]:
+    """Overrides that train on the tiny synthetic MNIST, on CPU, quietly."""
+    return [
+        f"data.root={root}",
+        f"data.val_size={N_VAL}",
+        "data.download=false",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]
+
+
+@pytest.fixture(scope="session")
+def synthetic_ckpt(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """best.ckpt of a one-epoch run on the synthetic data, inside an outputs/runs/<run>/ tree."""
+    from train import train
+
+    out = tmp_path_factory.mktemp("outputs")
+    cfg = compose_cfg([*synthetic_overrides(synthetic_root), "trainer.max_epochs=1"])
+    with open_dict(cfg):
+        cfg.run_dir = str(out / "runs" / "2026-01-01_00-00-00")
+    return Path(train(cfg)["best_ckpt"])
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """metrics.json of one epoch of the default CNN on the real MNIST (about half a minute on 2 cores)."""
+    from train import train
+
+    cfg = compose_cfg(
+        [f"data.root={real_data_root()}", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"]
+    )
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path_factory.mktemp("real_run"))
+    return train(cfg)

@@ -1,0 +1,96 @@
+"""predict.py on user-style pictures: accuracy against the plain resize, and speed.
+
+Run: DATA_DIR=../shared/data .venv/bin/python bench/predict_bench.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
+Pictures come from bench/user_digits.py (MNIST *test* digits, which the model never trained on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.user_digits import write_pictures  # noqa: E402
+from mnist_lit.data import load_split  # noqa: E402
+from mnist_lit.predictor import Predictor, load_pictures  # noqa: E402
+from mnist_lit.preprocess import normalize  # noqa: E402
+
+
+def plain_resize_accuracy(predictor: Predictor, paths: list[Path], labels: list[int]) -> float:
+    """The seeds' approach: greyscale, resize to 28x28, normalize, classify."""
+    x = np.stack(
+        [
+            normalize(np.asarray(Image.open(p).convert("L").resize((28, 28)), np.uint8), predictor.mean, predictor.std)
+            for p in paths
+        ]
+    )
+    with torch.inference_mode():
+        pred = predictor.net(torch.from_numpy(x).to(predictor.device)).argmax(1).cpu().numpy()
+    return float(np.mean(pred == np.array(labels)))
+
+
+def wall(cmd: list[str], repeats: int) -> float:
+    """Median wall-clock seconds of running `cmd`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Generate the pictures, then print the accuracy and speed tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data", default=os.environ.get("DATA_DIR", "data"))
+    args = parser.parse_args()
+
+    images, labels = load_split(args.data, "test")
+    labels = labels[: args.count].tolist()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_pictures(images[: args.count].numpy(), labels, Path(tmp) / "pics", seed=args.seed)
+        predictor = Predictor(args.ckpt, device="cpu")
+
+        workers = os.cpu_count() or 1
+        start = time.perf_counter()
+        predictions = load_pictures([str(p) for p in paths], workers)
+        predictor.classify(predictions)
+        folder_s = time.perf_counter() - start
+        ok = [not p.error and p.digit == y for p, y in zip(predictions, labels)]
+        failed = sum(bool(p.error) for p in predictions)
+
+        print(f"## Accuracy on {args.count} user-style pictures (seed {args.seed})\n")
+        print("| method | accuracy |\n|---|---:|")
+        print(f"| predict.py preprocessing | {100 * np.mean(ok):.1f}% ({failed} refused) |")
+        print(f"| plain resize to 28x28 | {100 * plain_resize_accuracy(predictor, paths, labels):.1f}% |")
+
+        py = sys.executable
+        imports = wall([py, "-c", "import torch, hydra"], args.repeats)
+        one = wall([py, "predict.py", f"image={paths[0]}", f"ckpt={args.ckpt}", "device=cpu"], args.repeats)
+        cli = wall([py, "predict.py", f"image={Path(tmp) / 'pics'}", f"ckpt={args.ckpt}", "device=cpu"], 1)
+        print(f"\n## Speed ({os.cpu_count()} CPU cores, median of {args.repeats})\n")
+        print("| measurement | value |\n|---|---:|")
+        print(f'| `python -c "import torch, hydra"` | {imports:.2f} s |')
+        print(f"| `python predict.py image=<one picture>` | {one:.2f} s ({one / imports:.2f}x the imports) |")
+        print(f"| {args.count} pictures after start-up, {workers} processes | {args.count / folder_s:.0f} images/s |")
+        print(f"| `python predict.py image=<folder of {args.count}>`, whole command | {cli:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()

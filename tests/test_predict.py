@@ -1,0 +1,187 @@
+"""predict.py: formats, bad input, safe loading, annotation.  Run: pytest tests/test_predict.py"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from mnist_lit import MnistLitError
+from mnist_lit.predictor import Predictor, find_images, latest_checkpoint, load_pictures
+from tests.conftest import ROOT, run_cli
+
+
+def digit_picture(path, value: int = 1):
+    """A dark pen stroke on light paper, saved where asked."""
+    img = Image.new("RGB", (120, 160), (235, 235, 230))
+    ImageDraw.Draw(img).line([(60 + 3 * value, 30), (55, 130)], fill=(25, 25, 25), width=7)
+    img.save(path)
+    return path
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    """A folder with two good pictures and every kind of bad one."""
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    digit_picture(folder / "a.png")
+    digit_picture(folder / "b.jpg", value=3)
+    (folder / "notes.png").write_text("this is not a picture")
+    good = folder / "a.png"
+    (folder / "cut.png").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    Image.new("RGB", (80, 80), (240, 240, 240)).save(folder / "blank.png")
+    (folder / "readme.txt").write_text("not listed: not an image suffix")
+    return folder
+
+
+def jsonl(proc) -> dict[str, dict]:
+    return {row["image"].rsplit("/", 1)[-1]: row for row in map(json.loads, proc.stdout.splitlines())}
+
+
+def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_ckpt, tmp_path):
+    proc = run_cli("predict.py", f"image={pictures}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path)
+    assert proc.returncode == 1
+    rows = jsonl(proc)
+    assert sorted(rows) == ["a.png", "b.jpg", "blank.png", "cut.png", "notes.png"]  # sorted folder, no .txt
+    for name in ("a.png", "b.jpg"):
+        row = rows[name]
+        assert set(row) == {"image", "digit", "confidence", "probs"}
+        assert len(row["probs"]) == 10
+        assert sum(row["probs"]) == pytest.approx(1.0, abs=1e-4)
+        assert row["digit"] == int(np.argmax(row["probs"]))
+        assert row["confidence"] == max(row["probs"])
+    assert "not an image" in rows["notes.png"]["error"]
+    assert "truncated" in rows["cut.png"]["error"]
+    assert "blank" in rows["blank.png"]["error"]
+    assert set(rows["cut.png"]) == {"image", "error"}
+    stderr_errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(stderr_errors) == 3
+    assert "Traceback" not in proc.stderr
+
+
+def test_table_with_default_checkpoint(tmp_path, synthetic_ckpt):
+    output_root = synthetic_ckpt.parents[3]  # <root>/runs/<run>/checkpoints/best.ckpt
+    picture = digit_picture(tmp_path / "one.png")
+    proc = run_cli("predict.py", f"image={picture}", f"output_root={output_root}", "topk=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"using checkpoint {synthetic_ckpt}" in proc.stderr
+    header, row = proc.stdout.strip().splitlines()
+    assert header.split()[:3] == ["image", "digit", "confidence"]
+    assert "top-2" in header
+    assert row.startswith(str(picture))
+    assert row.count("%") == 3  # the confidence and two top-k entries
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("missing.png", "no such file or folder"), ("empty", "folder has no images"), ("*.gif", "no file matches")],
+)
+def test_bad_image_specs(tmp_path, spec, message):
+    (tmp_path / "empty").mkdir()
+    paths, failed = find_images(str(tmp_path / spec))
+    assert paths == []
+    assert message in failed[0].error
+
+
+def test_glob_and_other_pictures_still_predicted(tmp_path, synthetic_ckpt):
+    digit_picture(tmp_path / "x1.png")
+    digit_picture(tmp_path / "x2.png")
+    proc = run_cli("predict.py", f"image={tmp_path}/x*.png", "format=jsonl", f"ckpt={synthetic_ckpt}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(jsonl(proc)) == ["x1.png", "x2.png"]
+
+
+def checkpoint_error(tmp_path, ckpt) -> str:
+    picture = digit_picture(tmp_path / "p.png")
+    proc = run_cli("predict.py", f"image={picture}", f"ckpt={ckpt}", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    return line
+
+
+def test_missing_checkpoint(tmp_path):
+    assert "does not exist" in checkpoint_error(tmp_path, tmp_path / "nope.ckpt")
+
+
+def test_corrupt_checkpoint(tmp_path, synthetic_ckpt):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(synthetic_ckpt.read_bytes()[:5000])
+    assert "not a readable checkpoint" in checkpoint_error(tmp_path, bad)
+
+
+def test_checkpoint_of_another_model(tmp_path):
+    other = tmp_path / "resnet.ckpt"
+    torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}, "hyper_parameters": {"lr": 0.1}}, other)
+    assert "not an mnist-lit checkpoint" in checkpoint_error(tmp_path, other)
+    wrong_shapes = tmp_path / "wide.ckpt"
+    hp = {"arch": "cnn", "conv1": 8}
+    torch.save({"state_dict": {"net.features.0.weight": torch.zeros(3, 1, 3, 3)}, "hyper_parameters": hp}, wrong_shapes)
+    assert "does not hold an mnist-lit network" in checkpoint_error(tmp_path, wrong_shapes)
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"hyper_parameters": {"arch": "cnn"}, "state_dict": {}, "payload": shutil.rmtree}, evil)
+    with pytest.raises(MnistLitError, match="not a readable checkpoint"):
+        Predictor(evil)
+
+
+def test_no_checkpoint_anywhere(tmp_path):
+    with pytest.raises(MnistLitError, match="no checkpoint found"):
+        latest_checkpoint(tmp_path)
+
+
+def test_annotate_writes_side_by_side_and_never_overwrites(tmp_path, synthetic_ckpt):
+    picture = digit_picture(tmp_path / "seven.png")
+    out = tmp_path / "annotated"
+    for _ in range(2):
+        proc = run_cli("predict.py", f"image={picture}", f"ckpt={synthetic_ckpt}", f"annotate={out}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["seven.pred-1.png", "seven.pred.png"]
+    with Image.open(out / "seven.pred.png") as img:
+        assert img.width == 2 * 224
+        assert img.height > 224
+
+
+def test_parallel_preprocessing_matches_serial(tmp_path):
+    paths = [str(digit_picture(tmp_path / f"{i:03d}.png", value=i % 7)) for i in range(70)]
+    serial, parallel = load_pictures(paths, workers=1), load_pictures(paths, workers=2)
+    assert [p.image for p in parallel] == paths
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(serial, parallel))
+
+
+def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_ckpt):
+    picture = digit_picture(tmp_path / "p.png")
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['predict.py', 'image={picture}', 'ckpt={synthetic_ckpt}']\n"
+        "try:\n    runpy.run_path('predict.py', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
+        "heavy = {'lightning', 'pytorch_lightning', 'tensorboard', 'torchvision', 'torchmetrics'}\n"
+        "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout
+
+
+@pytest.mark.slow
+def test_user_style_pictures_of_real_digits(real_run, tmp_path):
+    from bench.user_digits import write_pictures
+    from mnist_lit.data import load_split
+    from tests.conftest import real_data_root
+
+    images, labels = load_split(real_data_root(), "test")
+    paths = write_pictures(images[:300].numpy(), labels[:300].tolist(), tmp_path / "user", seed=3)
+    predictions = load_pictures([str(p) for p in paths], workers=2)
+    Predictor(real_run["best_ckpt"]).classify(predictions)
+    truth = labels[:300].tolist()
+    accuracy = np.mean([not p.error and p.digit == y for p, y in zip(predictions, truth)])
+    assert accuracy >= 0.93  # one epoch of training; the 10-epoch model scores >= 97% (README)

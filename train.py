@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
+from mnist_lit.perf import resolve_precision
 from mnist_lit.runs import log_hparams, resolve_ckpt_path, summary, write_json
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = instantiate(
         cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, mean=datamodule.mean, std=datamodule.std
     )
-    callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb]
+    callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb] + [instantiate(cfg.perf)]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, precision=precision)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}

@@ -12,10 +12,12 @@ import math
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset, random_split
 
 from mnist_lit import MnistLitError
@@ -25,6 +27,7 @@ RAW_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+LOADERS = ("fast", "torchvision")
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 IDX_UBYTE = 0x08
@@ -124,8 +127,40 @@ def download(root: str | os.PathLike) -> None:
         socket.setdefaulttimeout(previous)
 
 
+@dataclass
+class RandomAffine:
+    """Light augmentation, per sample: rotation, shift and zoom by up to the given amounts."""
+
+    degrees: float = 10.0
+    translate: float = 0.1  # as a fraction of the image side
+    scale: float = 0.1  # zoom in or out by up to this fraction
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Warp a batch (B, 1, H, W) of [0, 1] images; what moves in from outside is black, like MNIST's border."""
+        b = x.shape[0]
+
+        def uniform(bound: float) -> torch.Tensor:
+            return ((torch.rand(b, generator=generator) * 2 - 1) * bound).to(x.device)
+
+        angle, zoom = torch.deg2rad(uniform(self.degrees)), 1 + uniform(self.scale)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        # affine_grid maps output to input in [-1, 1] units, so a shift of t image sides is 2t
+        shift_x, shift_y = 2 * uniform(self.translate), 2 * uniform(self.translate)
+        theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def torchvision(self):
+        """The same augmentation as a torchvision transform, for the torchvision loader."""
+        from torchvision import transforms
+
+        t, s = self.translate, self.scale
+        return transforms.RandomAffine(self.degrees, translate=(t, t), scale=(1 - s, 1 + s))
+
+
 class TensorBatches:
-    """Batches by slicing a (shuffled) index over uint8 tensors: no per-item work and no worker processes."""
+    """Batches by slicing a (shuffled) index over uint8 tensors: no per-item work and no worker processes.
+    The tensors may live on the GPU; then so does every step here, normalization included."""
 
     def __init__(
         self,
@@ -136,10 +171,11 @@ class TensorBatches:
         std: float,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        augment: RandomAffine | None = None,
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.mean, self.std = batch_size, mean, std
-        self.shuffle, self.generator = shuffle, generator
+        self.shuffle, self.generator, self.augment = shuffle, generator, augment
 
     def __len__(self) -> int:
         # every sample is served: the last batch may be short
@@ -147,15 +183,14 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        order = torch.randperm(n, generator=self.generator).to(self.images.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            if order is None:
-                idx = slice(start, start + self.batch_size)
-            else:
-                idx = order[start : start + self.batch_size].to(self.images.device)
-            # (B, 28, 28) uint8 -> (B, 1, 28, 28) float, scaled exactly like ToTensor + Normalize
-            x = self.images[idx].unsqueeze(1).float().div_(255).sub_(self.mean).div_(self.std)
-            yield x, self.labels[idx]
+            idx = slice(start, start + self.batch_size) if order is None else order[start : start + self.batch_size]
+            # (B, 28, 28) uint8 -> (B, 1, 28, 28) float in [0, 1], exactly like ToTensor
+            x = self.images[idx].unsqueeze(1).float().div_(255)
+            if self.augment is not None:
+                x = self.augment(x, self.generator)
+            yield x.sub_(self.mean).div_(self.std), self.labels[idx]
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -171,15 +206,20 @@ class MNISTDataModule(L.LightningDataModule):
         loader: str = "fast",
         num_workers: int = 0,
         download: bool = True,
+        augment: bool = False,
+        aug_degrees: float = 10.0,
+        aug_translate: float = 0.1,
+        aug_scale: float = 0.1,
     ) -> None:
         super().__init__()
         if normalize not in NORMALIZATIONS:
             raise MnistLitError(f"data.normalize={normalize!r} is not one of {sorted(NORMALIZATIONS)}")
-        if loader not in ("fast", "torchvision"):
-            raise MnistLitError(f"data.loader={loader!r} is not one of ['fast', 'torchvision']")
+        if loader not in LOADERS:
+            raise MnistLitError(f"data.loader={loader!r} is not one of {list(LOADERS)}")
         self.root, self.batch_size, self.val_size, self.split_seed = root, batch_size, val_size, split_seed
-        self.normalize, self.loader, self.num_workers, self.allow_download = normalize, loader, num_workers, download
+        self.loader, self.num_workers, self.allow_download = loader, num_workers, download
         self.mean, self.std = NORMALIZATIONS[normalize]
+        self.augment = RandomAffine(aug_degrees, aug_translate, aug_scale) if augment else None
         self.train_set = self.val_set = self.test_set = None
 
     def prepare_data(self) -> None:
@@ -198,46 +238,57 @@ class MNISTDataModule(L.LightningDataModule):
         return list(train.indices), list(val.indices)
 
     def setup(self, stage: str | None = None) -> None:
+        if self.test_set is not None:  # fit, then test: decode once
+            return
         if self.loader == "torchvision":
             self._setup_torchvision()
             return
         images, labels = load_split(self.root, "train")
-        train_idx, val_idx = self.split_indices(len(labels))
+        test_images, test_labels = load_split(self.root, "test")
+        # MNIST is 55 MB as uint8: on a GPU it lives there, and batches never cross the bus
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if device.type == "cuda":
+            images, labels = images.to(device), labels.to(device)
+            test_images, test_labels = test_images.to(device), test_labels.to(device)
+        train_idx, val_idx = (torch.tensor(i, device=device) for i in self.split_indices(len(labels)))
         self.train_set = (images[train_idx], labels[train_idx])
         self.val_set = (images[val_idx], labels[val_idx])
-        self.test_set = load_split(self.root, "test")
+        self.test_set = (test_images, test_labels)
 
     def _setup_torchvision(self) -> None:
         from torchvision import datasets, transforms
 
         load_split(self.root, "train")  # same clear errors for missing or corrupt files
         load_split(self.root, "test")
-        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
-        full = datasets.MNIST(self.root, train=True, transform=tf)
-        train_idx, val_idx = self.split_indices(len(full))
-        self.train_set, self.val_set = Subset(full, train_idx), Subset(full, val_idx)
-        self.test_set = datasets.MNIST(self.root, train=False, transform=tf)
+        to_tensor, norm = transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))
+        plain = transforms.Compose([to_tensor, norm])
+        augmented = transforms.Compose([to_tensor, self.augment.torchvision(), norm]) if self.augment else plain
+        train_idx, val_idx = self.split_indices(len(datasets.MNIST(self.root, train=True)))
+        self.train_set = Subset(datasets.MNIST(self.root, train=True, transform=augmented), train_idx)
+        self.val_set = Subset(datasets.MNIST(self.root, train=True, transform=plain), val_idx)
+        self.test_set = datasets.MNIST(self.root, train=False, transform=plain)
 
-    def _loader(self, dataset, shuffle: bool):
+    def _loader(self, dataset, train: bool):
         if self.loader == "torchvision":
             return DataLoader(
                 dataset,
                 batch_size=self.batch_size,
-                shuffle=shuffle,
+                shuffle=train,
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
             )
-        generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
-        return TensorBatches(*dataset, self.batch_size, self.mean, self.std, shuffle=shuffle, generator=generator)
+        generator = torch.Generator().manual_seed(torch.initial_seed()) if train else None
+        augment = self.augment if train else None
+        return TensorBatches(*dataset, self.batch_size, self.mean, self.std, train, generator, augment)
 
     def train_dataloader(self):
-        return self._loader(self.train_set, shuffle=True)
+        return self._loader(self.train_set, train=True)
 
     def val_dataloader(self):
-        return self._loader(self.val_set, shuffle=False)
+        return self._loader(self.val_set, train=False)
 
     def test_dataloader(self):
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader(self.test_set, train=False)
 
     def summary(self) -> str:
         """One line with the sizes of the three splits."""

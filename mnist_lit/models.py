@@ -18,27 +18,42 @@ NUM_CLASSES = 10
 IMAGE_SIZE = 28
 
 
-def _conv(c_in: int, c_out: int, batchnorm: bool) -> list[nn.Module]:
+def _conv(c_in: int, c_out: int, batchnorm: bool, pool: bool = False) -> list[nn.Module]:
     # 3x3 with padding 1 keeps the spatial size; BatchNorm makes the conv bias redundant
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batchnorm)]
     if batchnorm:
         layers.append(nn.BatchNorm2d(c_out))
+    if pool:
+        # max-pool before ReLU: the same function (ReLU is monotonic), on a quarter of the elements
+        layers.append(nn.MaxPool2d(2))
     layers.append(nn.ReLU(inplace=True))
     return layers
 
 
+def _stage(c_in: int, c_out: int, depth: int, batchnorm: bool) -> list[nn.Module]:
+    """`depth` 3x3 convs, then a 2x2 max-pool that halves the spatial size."""
+    return [m for i in range(depth) for m in _conv(c_out if i else c_in, c_out, batchnorm, pool=i == depth - 1)]
+
+
 class CNN(nn.Module):
-    """The seeds' CNN: conv32 -> pool -> conv64 -> pool -> fc128 -> dropout -> fc10."""
+    """The seeds' CNN: conv32 -> pool -> conv64 -> pool -> fc128 -> dropout -> fc10.
+    depth=2 doubles each conv (conv-conv-pool, VGG style) for more capacity at 4x the compute."""
 
     def __init__(
-        self, conv1: int = 32, conv2: int = 64, fc: int = 128, dropout: float = 0.25, batchnorm: bool = False
+        self,
+        conv1: int = 32,
+        conv2: int = 64,
+        fc: int = 128,
+        dropout: float = 0.25,
+        batchnorm: bool = False,
+        depth: int = 1,
     ) -> None:
         super().__init__()
+        if depth < 1:
+            raise MnistLitError(f"model.depth={depth} must be at least 1")
         self.features = nn.Sequential(
-            *_conv(1, conv1, batchnorm),
-            nn.MaxPool2d(2),  # (B, conv1, 28, 28) -> (B, conv1, 14, 14)
-            *_conv(conv1, conv2, batchnorm),
-            nn.MaxPool2d(2),  # (B, conv2, 14, 14) -> (B, conv2, 7, 7)
+            *_stage(1, conv1, depth, batchnorm),  # (B, 1, 28, 28) -> (B, conv1, 14, 14)
+            *_stage(conv1, conv2, depth, batchnorm),  # -> (B, conv2, 7, 7)
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (B, conv2, 7, 7) -> (B, conv2 * 49)
@@ -70,12 +85,9 @@ class DeepCNN(nn.Module):
         c1, c2, c3, c4 = channels
         self.features = nn.Sequential(
             *_conv(1, c1, batchnorm),  # (B, c1, 28, 28): no pooling yet, 28 -> 3 takes only three halvings
-            *_conv(c1, c2, batchnorm),
-            nn.MaxPool2d(2),  # -> (B, c2, 14, 14)
-            *_conv(c2, c3, batchnorm),
-            nn.MaxPool2d(2),  # -> (B, c3, 7, 7)
-            *_conv(c3, c4, batchnorm),
-            nn.MaxPool2d(2),  # -> (B, c4, 3, 3), floor of 7 / 2
+            *_conv(c1, c2, batchnorm, pool=True),  # -> (B, c2, 14, 14)
+            *_conv(c2, c3, batchnorm, pool=True),  # -> (B, c3, 7, 7)
+            *_conv(c3, c4, batchnorm, pool=True),  # -> (B, c4, 3, 3), floor of 7 / 2
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (B, c4, 3, 3) -> (B, c4 * 9)

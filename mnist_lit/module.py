@@ -6,6 +6,7 @@ Try it: python train.py trainer.fast_dev_run=true
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -109,6 +110,11 @@ class MNISTLitModule(L.LightningModule):
         optimizer = make_optimizer(params=self.parameters())
         if make_scheduler is None:
             return optimizer
+        target = make_scheduler.func if isinstance(make_scheduler, functools.partial) else make_scheduler
+        if "total_steps" in inspect.signature(target).parameters:
+            # a whole-run schedule (OneCycleLR): sized from the trainer, stepped every batch
+            scheduler = make_scheduler(optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make_scheduler(optimizer=optimizer)}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
@@ -51,6 +52,10 @@ def test_choice_composes_and_instantiates(group, choice, tmp_path: Path):
         assert node._target_ == "lightning.pytorch.Trainer"
     elif group == "callbacks":
         assert all(instantiate(cb) is not None for cb in node.values())
+    elif group == "experiment":  # a preset over the whole config: everything it touches must instantiate
+        model = instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
+        assert instantiate(cfg.data) is not None
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     elif node:  # data, logger
         assert instantiate(node) is not None
     else:

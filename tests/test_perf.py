@@ -1,0 +1,83 @@
+"""The fast data path's augmentation, performance settings and presets.  Run: pytest tests/test_perf.py"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mnist_lit.data import MNISTDataModule, RandomAffine, TensorBatches
+from mnist_lit.perf import keep_freed_memory, resolve_precision
+from tests.conftest import N_VAL, make_digits
+from train import train
+
+
+def test_affine_identity_and_motion():
+    x = torch.from_numpy(make_digits(8, seed=0)[0]).float().div(255).unsqueeze(1)
+    still = RandomAffine(0.0, 0.0, 0.0)(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(still, x, atol=1e-5, rtol=0)
+    moved = RandomAffine(15.0, 0.1, 0.1)(x, torch.Generator().manual_seed(0))
+    assert moved.shape == x.shape
+    assert (moved - x).abs().mean() > 0.01
+    assert moved.min() >= 0.0  # what moves in from outside is black
+    assert moved.max() <= 1.0 + 1e-6
+
+
+def test_augmentation_only_on_training_batches(synthetic_root):
+    dm = MNISTDataModule(root=str(synthetic_root), val_size=N_VAL, augment=True, batch_size=1000)
+    dm.setup("fit")
+    plain = MNISTDataModule(root=str(synthetic_root), val_size=N_VAL, batch_size=1000)
+    plain.setup("fit")
+    (xv, _), (pv, _) = next(iter(dm.val_dataloader())), next(iter(plain.val_dataloader()))
+    assert torch.equal(xv, pv)
+    train_loader = dm.train_dataloader()
+    assert isinstance(train_loader, TensorBatches)
+    assert train_loader.augment is not None
+
+
+def test_precision_auto():
+    assert resolve_precision("32-true", "cpu") == "32-true"
+    assert resolve_precision("auto", "cpu") in ("32-true", "bf16-mixed")
+    if not torch.cuda.is_available():
+        assert resolve_precision("auto", "auto") == resolve_precision("auto", "cpu")
+
+
+def test_keep_freed_memory_on_glibc():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        assert keep_freed_memory() is False
+    else:
+        assert keep_freed_memory() is True
+
+
+@pytest.mark.parametrize("experiment", ["speedrun", "best"])
+def test_presets_run(make_cfg, experiment):
+    metrics = train(make_cfg(f"experiment={experiment}", "trainer.fast_dev_run=true"))
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_one_cycle_spans_the_whole_run(make_cfg, tmp_path):
+    cfg = make_cfg("experiment=speedrun", "trainer.max_epochs=2", "data.batch_size=32")
+    train(cfg)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    (scheduler,) = ckpt["lr_schedulers"]
+    steps_per_epoch = -(-(320 - N_VAL) // 32)
+    assert scheduler["total_steps"] == 2 * steps_per_epoch
+    assert scheduler["last_epoch"] == 2 * steps_per_epoch  # stepped every batch, not every epoch
+
+
+def test_channels_last_keeps_checkpoints_loadable(make_cfg):
+    from mnist_lit.module import MNISTLitModule
+
+    metrics = train(make_cfg("trainer.max_epochs=1", "perf.channels_last=true"))
+    module = MNISTLitModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu")
+    assert set(module.state_dict()) == set(torch.load(metrics["best_ckpt"], weights_only=True)["state_dict"])
+
+
+def test_in_place_compile_keeps_state_dict_keys():
+    from mnist_lit.models import build_net
+
+    net = build_net("cnn")
+    keys = list(net.state_dict())
+    net.compile()  # what perf.compile=true does; compiling happens lazily, at the first forward
+    assert list(net.state_dict()) == keys

@@ -16,12 +16,13 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from mnist_lit.data import NORMALIZATIONS
 from mnist_lit.models import NUM_CLASSES, build_net
 
 STAGES = ("train", "val", "test")
+MAX_MISCLASSIFIED = 64  # digits kept for the misclassified grid
 DEFAULT_MEAN, DEFAULT_STD = NORMALIZATIONS["mnist"]
 
 
@@ -55,23 +56,31 @@ class MNISTLitModule(L.LightningModule):
             self.metrics[f"{stage}_acc"] = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best
+        self.test_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
+        self.history: dict[int, dict[str, float]] = {}  # epoch -> epoch metrics, for the curves in the report
+        self.test_report: dict[str, Any] | None = None
+        self._misclassified: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10) for normalized images (B, 1, 28, 28)."""
         return self.net(x)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, return_logits: bool = False) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         # weighted by batch size, so a short last batch counts for what it holds
         self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(y))
         self.metrics[f"{stage}_acc"].update(logits.detach(), y)
-        return loss
+        return logits.detach() if return_logits else loss
 
     def _log_epoch(self, stage: str) -> torch.Tensor:
         loss, acc = self.metrics[f"{stage}_loss"].compute(), self.metrics[f"{stage}_acc"].compute()
         self.log_dict({f"{stage}/loss": loss, f"{stage}/acc": acc}, prog_bar=stage != "train")
+        if stage != "test" and not self.trainer.sanity_checking:
+            self.history.setdefault(self.current_epoch, {}).update(
+                {f"{stage}/loss": loss.item(), f"{stage}/acc": acc.item()}
+            )
         self.metrics[f"{stage}_loss"].reset()
         self.metrics[f"{stage}_acc"].reset()
         return acc
@@ -86,7 +95,18 @@ class MNISTLitModule(L.LightningModule):
         self._step(batch, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+        x, y = batch
+        preds = self._step(batch, "test", return_logits=True).argmax(dim=1)
+        self.test_confusion.update(preds, y)
+        wrong = preds != y
+        if wrong.any() and sum(len(m[0]) for m in self._misclassified) < MAX_MISCLASSIFIED:
+            # (B, 1, 28, 28) normalized -> (b, 28, 28) in [0, 1], as the eye sees them
+            shown = (x[wrong, 0].float() * self.hparams.std + self.hparams.mean).clamp(0, 1)
+            self._misclassified.append((shown.cpu(), preds[wrong].cpu(), y[wrong].cpu()))
+
+    def on_test_epoch_start(self) -> None:
+        self._misclassified = []
+        self.test_confusion.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -100,6 +120,12 @@ class MNISTLitModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+        confusion = self.test_confusion.compute().cpu()
+        per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
+        self.log_dict({f"test/acc_class_{k}": acc for k, acc in enumerate(per_class.tolist())})
+        parts = list(zip(*self._misclassified)) or [[torch.zeros(0, 28, 28)], [torch.zeros(0)], [torch.zeros(0)]]
+        images, preds, trues = (torch.cat(p)[:MAX_MISCLASSIFIED] for p in parts)
+        self.test_report = {"confusion": confusion.numpy(), "misclassified": (images, preds.long(), trues.long())}
 
     def configure_optimizers(self) -> Any:
         make_optimizer, make_scheduler = self.hparams.optimizer, self.hparams.scheduler
@@ -122,3 +148,10 @@ class MNISTLitModule(L.LightningModule):
         hparams = checkpoint["hyper_parameters"]
         for key in ("optimizer", "scheduler"):
             hparams[key] = partial_to_config(hparams.get(key))
+        checkpoint["history"] = self.history  # so that a resumed run's curves start at epoch 1
+        checkpoint["precision"] = str(self.trainer.precision)  # evaluate.py reproduces the test numbers with it
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # testing the best checkpoint must not cut the curves back to the best epoch
+        if not self.history:
+            self.history = {int(k): v for k, v in checkpoint.get("history", {}).items()}

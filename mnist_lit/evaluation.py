@@ -1,0 +1,74 @@
+"""Re-test a checkpoint on the official test set and describe the result, as evaluate.py prints it.
+
+Try it: python evaluate.py ckpt=outputs/runs/<run>/checkpoints/best.ckpt out=outputs/eval
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from mnist_lit import MnistLitError
+from mnist_lit.data import NORMALIZATIONS, MNISTDataModule
+from mnist_lit.module import MNISTLitModule
+from mnist_lit.report import RunReport, per_class_rows
+
+REPORT_FILES = ("confusion_matrix.png", "misclassified.png", "per_class.csv")
+
+
+def normalization_name(mean: float, std: float) -> str:
+    """The data.normalize choice that a checkpoint was trained with."""
+    for name, stats in NORMALIZATIONS.items():
+        if np.allclose(stats, (mean, std)):
+            return name
+    raise MnistLitError(f"the checkpoint was trained with mean {mean} / std {std}, which no data.normalize matches")
+
+
+def evaluate_checkpoint(
+    ckpt: str | os.PathLike, make_datamodule: Callable[..., MNISTDataModule], out: str | os.PathLike | None,
+    accelerator: str = "auto", precision: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Test `ckpt`; returns test/loss, test/acc and the confusion matrix; writes the report files to `out`."""
+    if out is not None and any((Path(out) / name).exists() for name in REPORT_FILES):
+        raise MnistLitError(f"{out} already holds a report; choose another out=")
+    if not Path(ckpt).is_file():
+        raise MnistLitError(f"checkpoint {ckpt} does not exist")
+    try:
+        stored = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model = MNISTLitModule.load_from_checkpoint(ckpt, map_location="cpu")
+    except Exception as err:  # torch raises many kinds for a bad file; each means the same to the user
+        raise MnistLitError(f"{ckpt} is not a readable mnist-lit checkpoint: {str(err).splitlines()[0]}") from None
+    datamodule = make_datamodule(normalize=normalization_name(model.hparams.mean, model.hparams.std))
+    # the precision it was tested with in train.py, so that the numbers agree with its metrics.json
+    precision = precision or stored.get("precision", "32-true")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    callbacks = [RunReport(out)] if out is not None else []
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=1, precision=precision, logger=False, callbacks=callbacks,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    return {"test/loss": metrics["test/loss"], "test/acc": metrics["test/acc"], **model.test_report}
+
+
+def describe(result: dict[str, Any]) -> str:
+    """Loss, accuracy, the per-class table and the confusion matrix as text."""
+    lines = [f"test loss {result['test/loss']:.4f}   test accuracy {100 * result['test/acc']:.2f}%", ""]
+    lines.append("digit  support  correct  accuracy")
+    for row in per_class_rows(result["confusion"]):
+        lines.append(f"{row['digit']:>5}  {row['support']:>7}  {row['correct']:>7}  {100 * row['accuracy']:>7.2f}%")
+    lines += [
+        "",
+        "confusion matrix (rows: true digit, columns: predicted)",
+        "     " + "".join(f"{k:>6}" for k in range(10)),
+    ]
+    for k, row in enumerate(result["confusion"]):
+        lines.append(f"{k:>5}" + "".join(f"{int(v):>6}" for v in row))
+    return "\n".join(lines)

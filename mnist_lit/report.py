@@ -1,0 +1,163 @@
+"""What a run shows besides scalars: digit grids, curves, the confusion matrix, per-class accuracy; in TensorBoard
+and as files in <run dir>/report/. Figures are drawn with matplotlib's object API (no pyplot, no display).
+
+Try it: python train.py trainer.max_epochs=2 && ls outputs/runs/*/report
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from PIL import Image, ImageDraw
+
+GRID_COLS = 16
+TILE_SCALE = 3  # each 28x28 digit is drawn 84x84
+CAPTION_H = 14  # px under each tile
+
+
+def digit_grid(images: torch.Tensor, captions: list[str], cols: int = GRID_COLS) -> Image.Image:
+    """Tiles of (N, 28, 28) images in [0, 1], each with its caption underneath, as one RGB picture."""
+    n = len(images)
+    cols = max(1, min(cols, n))
+    rows = max(1, -(-n // cols))
+    side = 28 * TILE_SCALE
+    grid = Image.new("RGB", (cols * side, rows * (side + CAPTION_H)), "white")
+    draw = ImageDraw.Draw(grid)
+    pixels = (images.float().clamp(0, 1) * 255).byte().cpu().numpy()
+    for i, (img, caption) in enumerate(zip(pixels, captions)):
+        x, y = (i % cols) * side, (i // cols) * (side + CAPTION_H)
+        grid.paste(Image.fromarray(img).resize((side, side), Image.Resampling.NEAREST), (x, y))
+        draw.text((x + 2, y + side + 1), caption, fill="black")
+    return grid
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _to_image(fig) -> Image.Image:
+    fig.canvas.draw()
+    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+
+
+def curves_image(history: dict[int, dict[str, float]]) -> Image.Image:
+    """Train and val loss and accuracy per epoch."""
+    fig = _figure(10, 4)
+    epochs = sorted(history)
+    for ax, metric in zip(fig.subplots(1, 2), ("loss", "acc")):
+        for stage in ("train", "val"):
+            points = [(e + 1, history[e][f"{stage}/{metric}"]) for e in epochs if f"{stage}/{metric}" in history[e]]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=stage)
+        ax.set_xlabel("epoch")
+        ax.set_title("accuracy" if metric == "acc" else "loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _to_image(fig)
+
+
+def confusion_image(confusion: np.ndarray) -> Image.Image:
+    """The 10x10 confusion matrix as a heatmap with counts (rows: true digit, columns: predicted)."""
+    fig = _figure(6.5, 5.5)
+    ax = fig.subplots()
+    # log scale: the diagonal holds ~1000 per class, the mistakes a handful; both must stay readable
+    shown = ax.imshow(np.log1p(confusion), cmap="Blues")
+    for (true, pred), count in np.ndenumerate(confusion):
+        if count:
+            colour = "white" if confusion[true, pred] > confusion.max() / 3 else "black"
+            ax.text(pred, true, str(count), ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix ({int(confusion.trace())}/{int(confusion.sum())} correct)")
+    fig.colorbar(shown, ax=ax, label="log(1 + count)")
+    return _to_image(fig)
+
+
+def per_class_rows(confusion: np.ndarray) -> list[dict[str, Any]]:
+    """Per digit: how many test images, how many right, the accuracy."""
+    support = confusion.sum(axis=1)
+    return [
+        {"digit": k, "support": int(support[k]), "correct": int(confusion[k, k]),
+         "accuracy": float(confusion[k, k] / support[k]) if support[k] else float("nan")}
+        for k in range(len(confusion))
+    ]  # fmt: skip
+
+
+def write_test_report(out_dir: str | os.PathLike, test: dict[str, Any]) -> list[Path]:
+    """confusion_matrix.png, misclassified.png and per_class.csv from a module's `test_report`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    confusion_image(test["confusion"]).save(out / "confusion_matrix.png")
+    misclassified_image(test).save(out / "misclassified.png")
+    with open(out / "per_class.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["digit", "support", "correct", "accuracy"])
+        writer.writeheader()
+        writer.writerows(per_class_rows(test["confusion"]))
+    return [out / "confusion_matrix.png", out / "misclassified.png", out / "per_class.csv"]
+
+
+def misclassified_image(test: dict[str, Any]) -> Image.Image:
+    """The misclassified test digits, captioned 'pred P / true T'."""
+    images, preds, trues = test["misclassified"]
+    if len(images) == 0:
+        return digit_grid(torch.zeros(1, 28, 28), ["none misclassified"])
+    return digit_grid(images, [f"pred {p} / true {t}" for p, t in zip(preds.tolist(), trues.tolist())], cols=8)
+
+
+def _tensorboard(trainer: L.Trainer) -> Any | None:
+    return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+def _chw(img: Image.Image) -> np.ndarray:
+    return np.asarray(img).transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W), as add_image expects
+
+
+class RunReport(Callback):
+    """Logs digit grids and figures to TensorBoard and writes the report files at the end of fit and test."""
+
+    def __init__(self, dirpath: str | os.PathLike, grid_size: int = 64) -> None:
+        self.dirpath, self.grid_size = Path(dirpath), grid_size
+        self.batch_logged = False
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        tb = _tensorboard(trainer)
+        if tb is None or self.batch_logged:
+            return
+        self.batch_logged = True  # one batch, at the start: the digits exactly as the network receives them
+        x, y = batch
+        # undo the normalization to show the digits as the eye sees them: (B, 1, 28, 28) -> (B, 28, 28)
+        shown = (x[: self.grid_size, 0].float() * pl_module.hparams.std + pl_module.hparams.mean).clamp(0, 1)
+        grid = digit_grid(shown, [f"label {int(t)}" for t in y[: self.grid_size]])
+        tb.add_image("train/batch", _chw(grid), global_step=trainer.global_step)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and pl_module.history:
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+            curves_image(pl_module.history).save(self.dirpath / "curves.png")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        test = pl_module.test_report
+        if not trainer.is_global_zero or test is None:
+            return
+        write_test_report(self.dirpath, test)
+        tb = _tensorboard(trainer)
+        if tb is not None:
+            tb.add_image("test/misclassified", _chw(misclassified_image(test)), global_step=trainer.global_step)
+            tb.add_image("test/confusion_matrix", _chw(confusion_image(test["confusion"])), trainer.global_step)

@@ -8,12 +8,14 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
 from mnist_lit.perf import resolve_precision
 from mnist_lit.runs import log_hparams, resolve_ckpt_path, summary, write_json
+from mnist_lit.sweep import in_multirun, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,14 @@ def main(cfg: DictConfig) -> float | None:
     """CLI entry: user errors become one line on stderr and a non-zero exit."""
     try:
         metrics = train(cfg)
-    except MnistLitError as err:
-        raise SystemExit(f"error: {err}") from None
+    except Exception as err:
+        cause = err.__cause__ if isinstance(err, InstantiationException) else err  # raised in a constructor
+        if in_multirun():  # one failed job must not end the sweep: record it, and let the sweeper see a NaN
+            record_failure(cfg.run_dir, cause)
+            return float("nan")
+        if isinstance(cause, MnistLitError):
+            raise SystemExit(f"error: {cause}") from None
+        raise
     return metrics.get(cfg.optimized_metric)
 
 

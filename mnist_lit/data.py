@@ -18,7 +18,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset, random_split
+from torch.utils.data import DataLoader, Dataset, Subset, random_split
 
 from mnist_lit import MnistLitError
 
@@ -238,35 +238,46 @@ class MNISTDataModule(L.LightningDataModule):
         return list(train.indices), list(val.indices)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.test_set is not None:  # fit, then test: decode once
-            return
-        if self.loader == "torchvision":
-            self._setup_torchvision()
-            return
-        images, labels = load_split(self.root, "train")
-        test_images, test_labels = load_split(self.root, "test")
+        # each split is decoded once, when a stage first needs it (evaluate.py never touches the training set)
+        if stage in ("fit", "validate", None) and self.train_set is None:
+            self.train_set, self.val_set = self._split_train()
+        if stage in ("test", "predict", None) and self.test_set is None:
+            self.test_set = self._test()
+
+    def _device(self) -> torch.device:
         # MNIST is 55 MB as uint8: on a GPU it lives there, and batches never cross the bus
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        if device.type == "cuda":
-            images, labels = images.to(device), labels.to(device)
-            test_images, test_labels = test_images.to(device), test_labels.to(device)
-        train_idx, val_idx = (torch.tensor(i, device=device) for i in self.split_indices(len(labels)))
-        self.train_set = (images[train_idx], labels[train_idx])
-        self.val_set = (images[val_idx], labels[val_idx])
-        self.test_set = (test_images, test_labels)
+        return device if device.type == "cuda" and self.loader == "fast" else torch.device("cpu")
 
-    def _setup_torchvision(self) -> None:
-        from torchvision import datasets, transforms
+    def _split_train(self) -> tuple:
+        images, labels = load_split(self.root, "train")  # also checks the files, for either loader
+        train_idx, val_idx = self.split_indices(len(labels))
+        if self.loader == "torchvision":
+            from torchvision import datasets
 
-        load_split(self.root, "train")  # same clear errors for missing or corrupt files
-        load_split(self.root, "test")
-        to_tensor, norm = transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))
-        plain = transforms.Compose([to_tensor, norm])
-        augmented = transforms.Compose([to_tensor, self.augment.torchvision(), norm]) if self.augment else plain
-        train_idx, val_idx = self.split_indices(len(datasets.MNIST(self.root, train=True)))
-        self.train_set = Subset(datasets.MNIST(self.root, train=True, transform=augmented), train_idx)
-        self.val_set = Subset(datasets.MNIST(self.root, train=True, transform=plain), val_idx)
-        self.test_set = datasets.MNIST(self.root, train=False, transform=plain)
+            train = datasets.MNIST(self.root, train=True, transform=self._transform(self.augment))
+            val = datasets.MNIST(self.root, train=True, transform=self._transform(None))
+            return Subset(train, train_idx), Subset(val, val_idx)
+        device = self._device()
+        images, labels = images.to(device), labels.to(device)
+        train_idx, val_idx = torch.tensor(train_idx, device=device), torch.tensor(val_idx, device=device)
+        return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+
+    def _test(self) -> tuple | Dataset:
+        images, labels = load_split(self.root, "test")
+        if self.loader == "torchvision":
+            from torchvision import datasets
+
+            return datasets.MNIST(self.root, train=False, transform=self._transform(None))
+        return images.to(self._device()), labels.to(self._device())
+
+    def _transform(self, augment: RandomAffine | None):
+        from torchvision import transforms
+
+        steps = [transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))]
+        if augment is not None:
+            steps.insert(1, augment.torchvision())  # on [0, 1] pixels, before normalizing, as the fast path does
+        return transforms.Compose(steps)
 
     def _loader(self, dataset, train: bool):
         if self.loader == "torchvision":

@@ -70,7 +70,7 @@ def test_split_is_fixed_disjoint_and_test_is_official(synthetic_root):
     again = MNISTDataModule(root=str(synthetic_root), val_size=N_VAL, split_seed=7)
     assert (train_idx, val_idx) == again.split_indices(N_TRAIN)
     assert train_idx != MNISTDataModule(val_size=N_VAL, split_seed=8).split_indices(N_TRAIN)[0]
-    dm.setup("fit")
+    dm.setup()
     assert len(dm.test_set[1]) == N_TEST  # the official test file, never mixed with train
 
 
@@ -95,8 +95,8 @@ def test_shuffled_batches_cover_every_sample_once():
 def test_fast_path_matches_torchvision_path(synthetic_root, normalize):
     common = {"root": str(synthetic_root), "val_size": N_VAL, "normalize": normalize, "batch_size": 50}
     fast, tv = MNISTDataModule(**common), MNISTDataModule(loader="torchvision", **common)
-    fast.setup("fit")
-    tv.setup("fit")
+    fast.setup()
+    tv.setup()
     for name in ("val_dataloader", "test_dataloader"):
         fast_batches, tv_batches = list(getattr(fast, name)()), list(getattr(tv, name)())
         assert len(fast_batches) == len(tv_batches)

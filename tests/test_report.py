@@ -1,0 +1,108 @@
+"""TensorBoard images, report files, evaluate.py, the sweep summary.  Run: pytest tests/test_report.py"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import N_VAL, run_cli
+from train import train
+
+FAST = ("trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.devices=1", f"data.val_size={N_VAL}")
+
+
+def read_csv(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, synthetic_root):
+    """A 2-epoch run on the synthetic data, shared by the tests of its outputs."""
+    from tests.conftest import compose_cfg, synthetic_overrides
+
+    cfg = compose_cfg([*synthetic_overrides(synthetic_root), "trainer.max_epochs=2"])
+    run_dir = tmp_path_factory.mktemp("report_run")
+    cfg.run_dir = str(run_dir)
+    return run_dir, train(cfg)
+
+
+def test_images_and_hparams_in_tensorboard(run):
+    run_dir, _ = run
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    assert {"train/batch", "test/misclassified", "test/confusion_matrix"} <= set(acc.Tags()["images"])
+    batch = acc.Images("train/batch")[0]
+    assert batch.width > 28 * 8
+    scalars = set(acc.Tags()["scalars"])
+    assert {f"test/acc_class_{k}" for k in range(10)} <= scalars
+    assert acc.PluginTagToContent("hparams")  # the hparams tab: settings beside the final metrics
+    assert "hp/test/acc" in scalars
+
+
+def test_report_files(run):
+    run_dir, metrics = run
+    report = run_dir / "report"
+    for name in ("curves.png", "confusion_matrix.png", "misclassified.png"):
+        with Image.open(report / name) as img:
+            img.verify()  # a complete, valid PNG
+        with Image.open(report / name) as img:
+            assert img.width >= 28 * 3  # at least one digit tile (or 'none misclassified')
+            assert img.height >= 28 * 3
+    rows = read_csv(report / "per_class.csv")
+    assert [int(r["digit"]) for r in rows] == list(range(10))
+    assert sum(int(r["support"]) for r in rows) == 160  # every synthetic test image, none dropped
+    correct = sum(int(r["correct"]) for r in rows)
+    assert correct / 160 == pytest.approx(metrics["test/acc"], abs=1e-6)
+
+
+def test_evaluate_matches_metrics_json(run, synthetic_root, tmp_path):
+    run_dir, metrics = run
+    out = tmp_path / "eval"
+    args = (f"ckpt={metrics['best_ckpt']}", f"data.root={synthetic_root}", f"out={out}", "accelerator=cpu")
+    proc = run_cli("evaluate.py", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("test loss"))
+    loss, acc = float(line.split()[2]), float(line.split()[5].rstrip("%")) / 100
+    assert loss == pytest.approx(metrics["test/loss"], abs=1e-4)
+    assert acc == pytest.approx(metrics["test/acc"], abs=1e-4)
+    assert "confusion matrix" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "misclassified.png", "per_class.csv"]
+    again = run_cli("evaluate.py", *args, cwd=tmp_path)  # the report is not overwritten
+    assert again.returncode != 0
+    assert "already holds a report" in again.stderr
+
+
+def test_sweep_summary_four_jobs(tmp_path, synthetic_root):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "train.py", "-m", "optimizer=adam,sgd", "seed=1,2", f"data.root={synthetic_root}", f"hydra.sweep.dir={sweep}",
+        *FAST, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 4
+    assert {r["status"] for r in rows} == {"ok"}
+    values = [float(r["val/acc_best"]) for r in rows]
+    assert values == sorted(values, reverse=True)
+    assert {r["run_dir"] for r in rows} == {str(sweep / str(i)) for i in range(4)}
+    assert (sweep / "summary.md").read_text().count("\n") == 6  # header, rule, 4 rows
+    assert "Sweep summary" in proc.stdout
+
+
+def test_failed_job_is_listed_and_does_not_hide_the_others(tmp_path, synthetic_root):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "train.py", "-m", "model.dropout=0.1,1.5,0.2", f"data.root={synthetic_root}", f"hydra.sweep.dir={sweep}",
+        *FAST, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "1 of 3 jobs failed" in proc.stderr
+    rows = read_csv(sweep / "summary.csv")
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
+    assert "dropout=1.5 must be in [0, 1)" in rows[-1]["error"]
+    assert all(json.loads((sweep / r["job"] / "metrics.json").read_text()) for r in rows[:2])

@@ -9,6 +9,9 @@ from omegaconf import DictConfig
 from mnist_lit import MnistLitError
 from mnist_lit.evaluation import describe, evaluate_checkpoint
 from mnist_lit.predictor import latest_checkpoint
+from mnist_lit.schema import register
+
+register()  # the data group's schema
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

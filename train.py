@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
 from mnist_lit.perf import resolve_precision
-from mnist_lit.runs import log_hparams, resolve_ckpt_path, summary, write_json
+from mnist_lit.runs import AtomicCheckpointIO, log_hparams, resolve_ckpt_path, summary, write_json
+from mnist_lit.schema import validate
 from mnist_lit.sweep import in_multirun, record_failure
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, write metrics.json to the run directory; returns the metrics."""
+    validate(cfg)  # before any work: a bad value costs nothing
     run_dir = Path(cfg.run_dir)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
@@ -33,7 +35,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb] + [instantiate(cfg.perf)]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, precision=precision)
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=logger, precision=precision, plugins=[AtomicCheckpointIO()]
+    )
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
@@ -41,10 +45,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0])
     metrics.update(best_ckpt=best, epochs=trainer.current_epoch, run_dir=str(run_dir))
 
-    if logger:
-        log_hparams(logger, OmegaConf.to_container(cfg, resolve=True), metrics)
-    write_json(run_dir / "metrics.json", metrics)
-    log.info("\n%s", summary(metrics, run_dir))
+    if trainer.is_global_zero:  # under DDP every process gets here; one writes
+        if logger:
+            log_hparams(logger, OmegaConf.to_container(cfg, resolve=True), metrics)
+        write_json(run_dir / "metrics.json", metrics)
+        log.info("\n%s", summary(metrics, run_dir))
     return metrics
 
 

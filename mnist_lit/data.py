@@ -172,25 +172,44 @@ class TensorBatches:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         augment: RandomAffine | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.mean, self.std = batch_size, mean, std
         self.shuffle, self.generator, self.augment = shuffle, generator, augment
+        self.rank, self.world_size = rank, world_size
+
+    def _count(self) -> int:
+        n = len(self.labels)
+        if self.shuffle:  # training: every DDP rank must take the same number of steps, or they deadlock
+            return n // self.world_size
+        return len(range(self.rank, n, self.world_size))  # evaluation: every sample, on exactly one rank
 
     def __len__(self) -> int:
-        # every sample is served: the last batch may be short
-        return math.ceil(len(self.labels) / self.batch_size)
+        # every sample this rank serves: the last batch may be short
+        return math.ceil(self._count() / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
-        order = torch.randperm(n, generator=self.generator).to(self.images.device) if self.shuffle else None
+        if self.shuffle:
+            # the same permutation on every rank (same seed), each rank taking its own stride of it
+            order = torch.randperm(n, generator=self.generator)[self.rank :: self.world_size][: self._count()]
+            order = order.to(self.images.device)
+        elif self.world_size > 1:
+            order = torch.arange(self.rank, n, self.world_size, device=self.images.device)
+        else:
+            order = None
+        n = self._count()
+        # ToTensor + Normalize, (x / 255 - mean) / std, folded into one multiply-add
+        scale, shift = 1.0 / (255.0 * self.std), torch.tensor(-self.mean / self.std, device=self.images.device)
         for start in range(0, n, self.batch_size):
             idx = slice(start, start + self.batch_size) if order is None else order[start : start + self.batch_size]
-            # (B, 28, 28) uint8 -> (B, 1, 28, 28) float in [0, 1], exactly like ToTensor
-            x = self.images[idx].unsqueeze(1).float().div_(255)
-            if self.augment is not None:
-                x = self.augment(x, self.generator)
-            yield x.sub_(self.mean).div_(self.std), self.labels[idx]
+            pixels = self.images[idx].unsqueeze(1)  # (B, 28, 28) uint8 -> (B, 1, 28, 28)
+            if self.augment is not None:  # warped on [0, 1] pixels, so that what moves in is black
+                pixels = self.augment(pixels.float().div_(255), self.generator).mul_(255)
+            # uint8 * float promotes to float32 inside the one kernel
+            yield torch.add(shift, pixels, alpha=scale), self.labels[idx]
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -290,7 +309,8 @@ class MNISTDataModule(L.LightningDataModule):
             )
         generator = torch.Generator().manual_seed(torch.initial_seed()) if train else None
         augment = self.augment if train else None
-        return TensorBatches(*dataset, self.batch_size, self.mean, self.std, train, generator, augment)
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        return TensorBatches(*dataset, self.batch_size, self.mean, self.std, train, generator, augment, rank, world)
 
     def train_dataloader(self):
         return self._loader(self.train_set, train=True)

@@ -10,14 +10,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.experimental.callback import Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
-from omegaconf import DictConfig
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, open_dict, read_write
 
 from mnist_lit import MnistLitError
 
 HPARAM_METRICS = ("test/acc", "test/loss", "val/acc_best")
+RESUMABLE = ("last.ckpt", "interrupted.ckpt")  # written at each epoch's end, and when a run is stopped
 RUN_MARKER = ".mnist_lit_run"  # created exclusively, so two runs can never share a directory
+
+
+def latest_resumable(runs_dir: str | os.PathLike) -> Path:
+    """The newest last.ckpt or interrupted.ckpt of any run under `runs_dir`."""
+    found = [p for name in RESUMABLE for p in Path(runs_dir).glob(f"*/checkpoints/{name}")]
+    if not found:
+        raise MnistLitError(f"ckpt_path=last: no run under {runs_dir}/ has a checkpoint to resume")
+    return max(found, key=lambda p: p.stat().st_mtime)
 
 
 def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
@@ -53,9 +64,23 @@ def claim_dir(run_dir: str | os.PathLike, ckpt_path: str | None = None) -> None:
 
 
 class RunDirGuard(Callback):
-    """Hydra callback: claims the run or sweep directory before Hydra writes anything into it."""
+    """Hydra callback: claims the run or sweep directory before Hydra writes anything into it, and points
+    `ckpt_path=last` at the newest run's checkpoint, resuming into that run's directory."""
+
+    def __init__(self, runs_dir: str = "outputs/runs") -> None:
+        self.runs_dir = runs_dir
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.get("ckpt_path") == "last":
+            try:
+                ckpt = latest_resumable(self.runs_dir)
+            except MnistLitError as err:
+                raise SystemExit(f"error: {err}") from None
+            with read_write(config), open_dict(config):
+                config.ckpt_path = str(ckpt)
+                config.hydra.run.dir = str(ckpt.parent.parent)  # same run dir, so the same TensorBoard run
+        if int(os.environ.get("LOCAL_RANK", 0)) > 0:
+            return  # a DDP worker that Lightning started: it shares the run directory of rank 0
         self._claim(config.hydra.run.dir, config.get("ckpt_path"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -67,6 +92,23 @@ class RunDirGuard(Callback):
             claim_dir(run_dir, ckpt_path)
         except MnistLitError as err:
             raise SystemExit(f"error: {err}") from None
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside its target, flushes it to disk, then renames it over
+    the target: a kill at any moment leaves either the old checkpoint or the new one, never a torn file.
+    (Lightning's own atomic save stages the file in the system temp dir, which may be another filesystem,
+    where the final move is a copy.)"""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 
 def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:

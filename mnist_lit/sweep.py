@@ -81,16 +81,24 @@ def write_summary(sweep_dir: str | os.PathLike, metric: str) -> list[dict[str, A
     rows = collect(sweep_dir, metric)
     sweep_dir = Path(sweep_dir)
     fields = ["job", "status", metric, *[m for m in SUMMARY_METRICS if m != metric], "error", "overrides", "run_dir"]
-    with open(sweep_dir / "summary.csv", "w", newline="") as f:
+    # parallel launchers end jobs in several processes at once: write aside, then rename into place
+    tmp = sweep_dir / f".summary.{os.getpid()}"
+    with open(tmp.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    (sweep_dir / "summary.md").write_text(markdown(rows, metric) + "\n")
+    tmp.with_suffix(".md").write_text(markdown(rows, metric) + "\n")
+    os.replace(tmp.with_suffix(".csv"), sweep_dir / "summary.csv")
+    os.replace(tmp.with_suffix(".md"), sweep_dir / "summary.md")
     return rows
 
 
 class SweepSummary(Callback):
-    """Hydra callback: keeps summary.csv/.md up to date as jobs end, prints it when the sweep ends."""
+    """Hydra callback: keeps summary.csv/.md up to date as jobs end, prints it when the sweep ends; a sweep with
+    a failed job exits non-zero unless `fail_on_error` is off (a search, where failed trials are expected)."""
+
+    def __init__(self, fail_on_error: bool = True) -> None:
+        self.fail_on_error = fail_on_error
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
@@ -103,5 +111,5 @@ class SweepSummary(Callback):
         rows = write_summary(sweep_dir, config.optimized_metric)
         print(f"\nSweep summary ({sweep_dir}/summary.md, summary.csv):\n{markdown(rows, config.optimized_metric)}")
         failed = [r["job"] for r in rows if r["status"] != "ok"]
-        if failed:
+        if failed and self.fail_on_error:
             raise SystemExit(f"error: {len(failed)} of {len(rows)} jobs failed: {', '.join(failed)}")

@@ -14,6 +14,8 @@ from hydra import compose, initialize
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+import mnist_lit.schema  # noqa: F401  (registers the config schemas, as train.py's import does)
+
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_TEST, N_VAL = 320, 160, 64  # synthetic sizes: a few batches of each split
 
@@ -66,11 +68,11 @@ def cfg_global() -> DictConfig:
         return compose(config_name="config")
 
 
-def compose_cfg(overrides: list[str]) -> DictConfig:
-    """Compose the app's config with overrides, outside a Hydra run."""
+def compose_cfg(overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    """Compose the app's config with overrides, outside a Hydra run (with the `hydra` node if asked)."""
     GlobalHydra.instance().clear()
     with initialize(version_base="1.3", config_path="../conf"):
-        return compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
 
 
 @pytest.fixture

@@ -56,6 +56,11 @@ def test_choice_composes_and_instantiates(group, choice, tmp_path: Path):
         model = instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
         assert instantiate(cfg.data) is not None
         assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    elif group == "hparams_search":  # it configures Hydra's sweeper: compose with the Hydra node to see it
+        hydra_cfg = compose_cfg([f"{group}={choice}"], with_hydra=True).hydra
+        assert hydra_cfg.mode.name == "MULTIRUN"
+        assert {"optimizer", "optimizer.lr", "data.batch_size", "model.dropout"} <= set(hydra_cfg.sweeper.params)
+        assert hydra_cfg.sweeper.direction == "maximize"
     elif node:  # data, logger
         assert instantiate(node) is not None
     else:

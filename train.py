@@ -16,7 +16,7 @@ from mnist_lit import MnistLitError
 from mnist_lit.perf import resolve_precision
 from mnist_lit.runs import AtomicCheckpointIO, log_hparams, resolve_ckpt_path, summary, write_json
 from mnist_lit.schema import validate
-from mnist_lit.sweep import in_multirun, record_failure
+from mnist_lit.sweep import in_multirun, record_failure, sweeper_stops_on_exceptions
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,11 @@ def main(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
     except Exception as err:
         cause = err.__cause__ if isinstance(err, InstantiationException) else err  # raised in a constructor
-        if in_multirun():  # one failed job must not end the sweep: record it, and let the sweeper see a NaN
+        if in_multirun():  # one failed job must not end the sweep: record it for the summary
             record_failure(cfg.run_dir, cause)
-            return float("nan")
+            if sweeper_stops_on_exceptions():
+                return float("nan")
+            raise
         if isinstance(cause, MnistLitError):
             raise SystemExit(f"error: {cause}") from None
         raise

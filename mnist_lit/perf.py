@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -41,23 +40,19 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_precision(precision: str | int | None, accelerator: str) -> str | int | None:
-    """`auto`: bf16 mixed precision where the hardware does bf16 natively (most GPUs, recent CPUs), else fp32."""
+    """`auto`: bf16 mixed precision on a GPU (fp16 where it lacks bf16), full fp32 on CPU.
+
+    On CPU, bf16 autocast made epochs ~20% faster on a CPU with AVX512-BF16, but cost the default CNN ~0.2 points
+    of test accuracy over 10 epochs (98.98% and 99.20% for seeds 1 and 2, against 99.26% mean in fp32), so it is
+    an opt-in there: trainer.precision=bf16-mixed.
+    """
     if precision != AUTO:
         return precision
     gpu = accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
     if gpu:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if accelerator in ("cpu", AUTO) and cpu_has_bf16() else "32-true"
+    return "32-true"
 
 
 class Performance(Callback):

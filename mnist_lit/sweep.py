@@ -28,6 +28,12 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def sweeper_stops_on_exceptions() -> bool:
+    """Hydra's basic sweeper re-raises the first failed job's exception, ending the sweep; Optuna's records the
+    trial as failed (it needs the exception for that: a NaN result breaks it) and searches on."""
+    return HydraConfig.get().sweeper._target_.endswith("BasicSweeper")
+
+
 def record_failure(run_dir: str | os.PathLike, err: BaseException) -> None:
     """Note in the job's run dir why it failed, for the sweep summary."""
     log.exception("job failed; the sweep goes on")

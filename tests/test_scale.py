@@ -1,0 +1,179 @@
+"""Beyond one run: Optuna search, launchers, DDP on CPU, kill-and-resume, validated config.
+
+Run: pytest tests/test_scale.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from mnist_lit import MnistLitError
+from mnist_lit.runs import AtomicCheckpointIO
+from mnist_lit.schema import validate
+from tests.conftest import N_VAL, ROOT, compose_cfg, run_cli
+
+CPU = (
+    "trainer.accelerator=cpu",
+    "trainer.devices=1",
+    f"data.val_size={N_VAL}",
+    "callbacks.progress_bar.refresh_rate=0",
+)
+GRID_SEARCH = """\
+# @package _global_
+# the real optuna preset, narrowed so that (with this sampler seed) one of the three trials fails and two do not
+defaults:
+  - optuna
+hydra:
+  sweeper:
+    n_trials: 3
+    sampler:
+      seed: SEED
+    params:
+      optimizer: choice(adam)
+      optimizer.lr: choice(0.001)
+      data.batch_size: choice(64)
+      model.dropout: choice(0.1, 1.5)
+"""
+
+
+def test_optuna_search_survives_a_failed_trial(tmp_path, synthetic_root):
+    extra = tmp_path / "conf" / "hparams_search"
+    extra.mkdir(parents=True)
+    (extra / "grid.yaml").write_text(GRID_SEARCH.replace("SEED", "1"))
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "train.py", "-m", f"--config-dir={tmp_path / 'conf'}", "hparams_search=grid", f"data.root={synthetic_root}",
+        f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", *CPU, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Best parameters" in proc.stdout + proc.stderr
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_params"]["model.dropout"] == 0.1
+    summary = (sweep / "summary.md").read_text()
+    assert summary.count("| ok |") >= 1
+    assert summary.count("| failed |") >= 1  # with sampler seed 1: trials 0 and 2 draw dropout=1.5
+    assert summary.count("| ok |") + summary.count("| failed |") == 3
+    assert "dropout=1.5" in summary
+
+
+def test_joblib_launcher_with_dataloader_workers(tmp_path, synthetic_root):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "train.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "data.loader=torchvision",
+        "data.num_workers=1", "trainer.fast_dev_run=true", f"data.root={synthetic_root}", f"hydra.sweep.dir={sweep}",
+        *CPU, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all((sweep / str(i) / "metrics.json").is_file() for i in range(2))
+
+
+def test_slurm_launcher_config_composes():
+    hydra_cfg = compose_cfg(["hydra/launcher=slurm", "trainer=ddp"], with_hydra=True).hydra
+    assert "SlurmLauncher" in hydra_cfg.launcher._target_
+    assert hydra_cfg.launcher.tasks_per_node == hydra_cfg.launcher.gpus_per_node
+
+
+def test_ddp_cpu_one_run_directory(tmp_path, synthetic_root):
+    proc = run_cli(
+        "train.py", "trainer=ddp_cpu", "trainer.max_epochs=1", f"data.root={synthetic_root}", f"data.val_size={N_VAL}",
+        "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = list((tmp_path / "outputs" / "runs").iterdir())
+    assert len(runs) == 1  # both processes wrote into one run directory
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["epochs"] == 1
+    support = [int(line.split(",")[1]) for line in (runs[0] / "report" / "per_class.csv").read_text().splitlines()[1:]]
+    assert sum(support) == 160  # the test set split across 2 ranks, synced back whole: none twice, none lost
+
+
+def _train_until_checkpoint(tmp_path, synthetic_root, epochs: int) -> subprocess.Popen:
+    cmd = [
+        sys.executable, str(ROOT / "train.py"), f"trainer.max_epochs={epochs}", f"data.root={synthetic_root}", *CPU,
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "outputs" / "runs").glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+def test_sigkill_then_resume_finishes_the_planned_epochs(tmp_path, synthetic_root):
+    epochs = 30
+    proc = _train_until_checkpoint(tmp_path, synthetic_root, epochs)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run,) = (tmp_path / "outputs" / "runs").iterdir()
+    assert not (run / "metrics.json").exists()  # it really died mid-run
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # intact, not torn
+    assert last["epoch"] < epochs - 1
+    resumed = run_cli("train.py", "ckpt_path=last", f"trainer.max_epochs={epochs}", f"data.root={synthetic_root}", *CPU,
+                      cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "outputs" / "runs").iterdir()] == [run.name]  # resumed in place
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == epochs
+    assert not list(run.glob("checkpoints/.*.tmp"))
+
+
+def test_sigterm_saves_a_checkpoint(tmp_path, synthetic_root):
+    proc = _train_until_checkpoint(tmp_path, synthetic_root, epochs=200)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    (run,) = (tmp_path / "outputs" / "runs").iterdir()
+    saved = torch.load(run / "checkpoints" / "interrupted.ckpt", weights_only=True)
+    assert saved["global_step"] > 0
+
+
+def test_atomic_checkpoint_leaves_the_old_file_on_failure(tmp_path):
+    io = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io.save_checkpoint({"epoch": 1}, target)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full, say")
+
+    with pytest.raises(RuntimeError):
+        io.save_checkpoint({"epoch": 2, "bad": Unpicklable()}, target)
+    assert torch.load(target, weights_only=True) == {"epoch": 1}
+    assert os.listdir(tmp_path) == ["last.ckpt"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=-1", "data.batch_size=-1 is invalid"),
+        ("model.dropout=1.5", "model.dropout=1.5 is invalid"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
+        ("optimizer.lr=0", "optimizer.lr=0.0 is invalid"),
+    ],
+)
+def test_invalid_values_rejected(override, message):
+    with pytest.raises(MnistLitError, match=message):
+        validate(compose_cfg([override]))
+
+
+def test_wrong_type_rejected_while_composing():
+    with pytest.raises((ConfigCompositionException, ValidationError), match="optimizer.lr"):
+        compose_cfg(["optimizer.lr=abc"])
+
+
+def test_invalid_value_stops_the_cli_before_any_work(tmp_path):
+    proc = run_cli("train.py", "data.batch_size=-1", "hydra.run.dir=run", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "error: data.batch_size=-1 is invalid" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run" / "tensorboard").exists()

@@ -10,6 +10,7 @@ import hydra
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
@@ -58,6 +59,10 @@ def main(cfg: DictConfig) -> float | None:
     """CLI entry: user errors become one line on stderr and a non-zero exit."""
     try:
         metrics = train(cfg)
+    except SIGTERMException:  # Lightning saved interrupted.ckpt and would exit 0, as if the run had finished
+        raise SystemExit(
+            f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with ckpt_path=last"
+        )
     except Exception as err:
         cause = err.__cause__ if isinstance(err, InstantiationException) else err  # raised in a constructor
         if in_multirun():  # one failed job must not end the sweep: record it for the summary

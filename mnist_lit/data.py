@@ -9,6 +9,7 @@ import contextlib
 import gzip
 import io
 import math
+import multiprocessing as mp
 import os
 import socket
 from collections.abc import Iterator
@@ -306,6 +307,11 @@ class MNISTDataModule(L.LightningDataModule):
                 shuffle=train,
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
+                # fork: workers inherit the dataset instead of unpickling it, which also works inside the
+                # worker processes of hydra/launcher=joblib (whose default start method needs pickling)
+                multiprocessing_context="fork"
+                if self.num_workers > 0 and "fork" in mp.get_all_start_methods()
+                else None,
             )
         generator = torch.Generator().manual_seed(torch.initial_seed()) if train else None
         augment = self.augment if train else None

@@ -104,5 +104,5 @@ def test_failed_job_is_listed_and_does_not_hide_the_others(tmp_path, synthetic_r
     assert "1 of 3 jobs failed" in proc.stderr
     rows = read_csv(sweep / "summary.csv")
     assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
-    assert "dropout=1.5 must be in [0, 1)" in rows[-1]["error"]
+    assert "model.dropout=1.5 is invalid" in rows[-1]["error"]
     assert all(json.loads((sweep / r["job"] / "metrics.json").read_text()) for r in rows[:2])

@@ -326,8 +326,3 @@ class MNISTDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader(self.test_set, train=False)
-
-    def summary(self) -> str:
-        """One line with the sizes of the three splits."""
-        sizes = [len(s[1]) if isinstance(s, tuple) else len(s) for s in (self.train_set, self.val_set, self.test_set)]
-        return f"MNIST at {raw_dir(self.root)}: train {sizes[0]}, val {sizes[1]}, test {sizes[2]}"

@@ -15,7 +15,6 @@ from torch import nn
 from mnist_lit import MnistLitError
 
 NUM_CLASSES = 10
-IMAGE_SIZE = 28
 
 
 def _conv(c_in: int, c_out: int, batchnorm: bool, pool: bool = False) -> list[nn.Module]:

@@ -28,7 +28,7 @@ def predict(cfg: DictConfig) -> int:
     predictor = Predictor(ckpt, device=str(cfg.device))
 
     paths, failed = find_images(str(cfg.image))
-    workers = os.cpu_count() or 1 if cfg.workers == "auto" else int(cfg.workers)
+    workers = (os.cpu_count() or 1) if cfg.workers == "auto" else int(cfg.workers)
     predictions = failed + load_pictures(paths, workers)
     predictor.classify(predictions, batch_size=int(cfg.batch_size))
 

@@ -75,9 +75,9 @@ def load_picture(path: str) -> Prediction:
             return Prediction(path, pixels=preprocess(img).pixels)
     except UnidentifiedImageError:
         return Prediction(path, error="not an image (Pillow cannot identify it)")
+    except NoInkError as err:
+        return Prediction(path, error=str(err))
     except (OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, NoInkError):
-            return Prediction(path, error=str(err))
         return Prediction(path, error=f"unreadable or truncated image ({err})")
 
 

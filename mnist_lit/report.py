@@ -137,8 +137,10 @@ class RunReport(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        if self.batch_logged:  # every training step passes here: return before any other work
+            return
         tb = _tensorboard(trainer)
-        if tb is None or self.batch_logged:
+        if tb is None:
             return
         self.batch_logged = True  # one batch, at the start: the digits exactly as the network receives them
         x, y = batch

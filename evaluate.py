@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnist_lit import MnistLitError
+from mnist_lit.cli import run
 from mnist_lit.evaluation import describe, evaluate_checkpoint
 from mnist_lit.predictor import latest_checkpoint
 from mnist_lit.schema import register
@@ -31,4 +32,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

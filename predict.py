@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mnist_lit import MnistLitError
+from mnist_lit.cli import run
 from mnist_lit.predictor import Predictor, find_images, format_table, latest_checkpoint, load_pictures
 
 FORMATS = ("table", "jsonl")
@@ -59,4 +60,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

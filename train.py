@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
+from mnist_lit.cli import run
 from mnist_lit.perf import resolve_precision
 from mnist_lit.runs import AtomicCheckpointIO, log_hparams, resolve_ckpt_path, summary, write_json
 from mnist_lit.schema import validate
@@ -77,4 +78,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,22 +10,22 @@ step below undoes one of those. Everything is numpy + Pillow: no torchvision, so
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import ExifTags, Image, ImageFilter, ImageOps
 
 FIELD = 28  # MNIST's image size
 BOX = 20  # the digit's longer side inside the field
 COM_CENTRE = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.00, 14.01)
-WORK_SIZE = 112  # longer side at which the ink is found; big pictures are reduced to this first
+LOCATE_SIZE = 80  # longer side at which the digit is first found; big pictures are reduced to this first
+WORK_SIZE = 80  # longer side at which the digit's region, cut from the full picture, is examined: 2-4x the box
+DETAIL_SIZE = 2 * BOX  # a digit at least this big on the small copy is seen well enough there
 MAX_DETAIL = 1024  # the largest side a picture is examined at when its digit is too small to see reduced
-DETAIL_SIZE = 40  # below this many work pixels, the digit is cut again from the full-size picture
 BG_FIT_ROUNDS = 2  # refits of the paper surface, each on the pixels nearest the last fit
 PAPER_SHARE = 0.6  # share of pixels taken as paper for the fit; digits cover far less of a picture
 BG_FIT_GRID = 40  # the surface is fitted to about BG_FIT_GRID x BG_FIT_GRID samples
-RIDGE = 1e-4  # Tikhonov term of the surface fit
+RIDGE_6X6 = 1e-4 * np.eye(6, dtype=np.float32)  # Tikhonov term of the surface fit
 NOISE_SIGMAS = 4.0  # deviations within this many robust sigmas of the paper are grain or JPEG noise
 TRANSPARENT_MAJORITY = 0.5  # alpha is the ink when more than this share of the picture is transparent
 MIN_CONTRAST = 0.06  # ink standing out less than this (0-1 scale) above the noise floor is no stroke
@@ -47,17 +47,23 @@ class Digit:
 
 def upright(img: Image.Image) -> Image.Image:
     """EXIF-rotated to how a viewer shows it, as RGB or (when it has any transparency) RGBA."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
-        return img.convert("RGBA")
-    return img.convert("RGB")
+    if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # most pictures are upright: no copy for those
+        img = ImageOps.exif_transpose(img)
+    mode = "RGBA" if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info else "RGB"
+    return img if img.mode == mode else img.convert(mode)
 
 
-def as_array(img: Image.Image, longest: int = WORK_SIZE) -> np.ndarray:
-    """(H, W, 3 or 4) float32 RGB(A) in [0, 1], area-averaged so that the longer side is at most `longest`."""
-    scale = longest / max(img.size)
-    if scale < 1:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX)
+def as_array(img: Image.Image, longest: int = WORK_SIZE, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """(H, W, 3 or 4) float32 RGB(A) in [0, 1] of the picture or of its `region` (left, top, right, bottom),
+    area-averaged so that the longer side is at most `longest`."""
+    region = region or (0, 0, img.width, img.height)
+    width, height = region[2] - region[0], region[3] - region[1]
+    scale = longest / max(width, height)
+    if scale < 1:  # reduced straight from the region: no copy of it first
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        img = img.resize(size, Image.Resampling.BOX, box=region)
+    elif region != (0, 0, img.width, img.height):
+        img = img.crop(region)
     return np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
 
 
@@ -67,13 +73,9 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.partition(values.ravel(), k)[k])
 
 
-@functools.lru_cache(maxsize=64)
-def _surface_terms(h: int, w: int, step: int = 1) -> np.ndarray:
-    """(n, 6) quadratic terms 1, x, y, x^2, xy, y^2 at every `step`-th pixel of an (h, w) grid, over [-1, 1]."""
-    ys = np.linspace(-1, 1, h, dtype=np.float32)[::step]
-    xs = np.linspace(-1, 1, w, dtype=np.float32)[::step]
-    y, x = (a.ravel() for a in np.meshgrid(ys, xs, indexing="ij"))
-    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+def _axis(n: int) -> np.ndarray:
+    """n coordinates evenly over [-1, 1] (np.linspace's, at a fraction of its call overhead)."""
+    return np.arange(n, dtype=np.float32) * np.float32(2.0 / max(n - 1, 1)) - np.float32(1.0 if n > 1 else 0.0)
 
 
 def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -81,21 +83,39 @@ def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     pixels that are not ink, and the noise floor: how far paper pixels stray from it (grain, JPEG)."""
     h, w, _ = rgb.shape
     step = max(1, max(h, w) // BG_FIT_GRID)  # the surface is smooth: a coarse grid of samples fits it
-    terms, samples = _surface_terms(h, w, step), rgb[::step, ::step].reshape(-1, 3)
-    fitted = np.broadcast_to(np.median(samples, axis=0), samples.shape)
+    ys, xs = _axis(h), _axis(w)
+    y, x = np.repeat(ys[::step], len(xs[::step])), np.tile(xs[::step], len(ys[::step]))
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)  # (n, 6): 1, x, y, x^2, xy, y^2
+    samples = rgb[::step, ::step].reshape(-1, 3)
+    middle = len(samples) // 2
+    fitted = np.partition(samples, middle, axis=0)[middle]  # the median paper colour: where the fit starts
     for _ in range(BG_FIT_ROUNDS):
         # paper is most of the picture: keep the samples nearest the current model, refit, repeat
-        residual = np.sqrt(((samples - fitted) ** 2).mean(axis=1))
+        error = samples - fitted
+        residual = np.einsum("ij,ij->i", error, error)
         paper = residual <= _quantile(residual, PAPER_SHARE)
         a = terms[paper]
         # least squares by the 6x6 normal equations; the ridge keeps a degenerate sample set solvable
-        coef = np.linalg.solve(a.T @ a + RIDGE * np.eye(6, dtype=np.float32), a.T @ samples[paper])
+        coef = np.linalg.solve(a.T @ a + RIDGE_6X6, a.T @ samples[paper])  # (6, 3)
         fitted = terms @ coef
-    residual = np.sqrt(((samples - fitted) ** 2).mean(axis=1))
+    error = samples - fitted
+    residual = np.sqrt(np.einsum("ij,ij->i", error, error) * (1.0 / 3.0))
     on_paper = residual[residual <= _quantile(residual, PAPER_SHARE)]
     # a robust spread: the median absolute deviation, scaled to a Gaussian sigma
-    floor = np.median(on_paper) + NOISE_SIGMAS * 1.4826 * np.median(np.abs(on_paper - np.median(on_paper)))
-    return (_surface_terms(h, w) @ coef).reshape(h, w, 3), float(floor)
+    centre = _quantile(on_paper, 0.5)
+    floor = centre + NOISE_SIGMAS * 1.4826 * _quantile(np.abs(on_paper - centre), 0.5)
+    # the surface at every pixel as one (H, 3) @ (3, W * 3) product, grouping the terms by powers of y:
+    # 1 * (c0 + c1 x + c3 x^2) + y * (c2 + c4 x) + y^2 * c5
+    c = coef.astype(np.float32)
+    by_x = np.stack(
+        [
+            c[0] + xs[:, None] * c[1] + (xs * xs)[:, None] * c[3],
+            c[2] + xs[:, None] * c[4],
+            np.broadcast_to(c[5], (w, 3)),
+        ]
+    )  # (3, W, 3)
+    by_y = np.stack([np.ones_like(ys), ys, ys * ys], axis=1)  # (H, 3)
+    return (by_y @ by_x.reshape(3, w * 3)).reshape(h, w, 3), float(floor)
 
 
 def ink_map(rgba: np.ndarray) -> np.ndarray:
@@ -111,13 +131,14 @@ def ink_map(rgba: np.ndarray) -> np.ndarray:
         paper, floor = background(rgb)
         diff = rgb - paper
         luma = diff @ np.array([0.299, 0.587, 0.114], np.float32)
-        distance = np.sqrt((diff**2).mean(axis=-1))  # colour distance catches red ink on pink paper too
+        # colour distance catches red ink on pink paper too; einsum: one pass, no (H, W, 3) temporary
+        distance = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff) * (1.0 / 3.0))
         # polarity: do the strongest deviations go darker (ink on paper) or lighter (chalk, MNIST itself)?
         # (noise is symmetric and cancels; the strokes, however few, are all on one side)
-        darker = np.square(np.clip(-luma - floor, 0.0, None)).sum()
-        polarity = -1.0 if darker > np.square(np.clip(luma - floor, 0.0, None)).sum() else 1.0
-        ink = np.where(polarity * luma > -MIN_CONTRAST, distance - floor, 0.0)  # glare on dark ink is no stroke
-        ink = np.clip(ink, 0.0, None, dtype=np.float32)
+        darker, lighter = (np.maximum(v.ravel() - floor, 0.0) for v in (-luma, luma))
+        polarity = -1.0 if darker @ darker > lighter @ lighter else 1.0
+        ink = np.maximum(distance - floor, 0.0, dtype=np.float32)
+        ink[polarity * luma <= -MIN_CONTRAST] = 0.0  # glare on dark ink is no stroke
     return ink
 
 
@@ -132,15 +153,17 @@ def clean(ink: np.ndarray) -> np.ndarray:
     strokes = ink >= threshold
     if not strokes.any():
         raise NoInkError("no ink found: the picture is blank")
-    level = float(np.median(ink[strokes]))  # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
+    level = _quantile(ink[strokes], 0.5)  # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
     out = np.where(strokes, np.clip(ink / max(level, 1e-6), 0.0, 1.0), 0.0)
     return out.astype(np.float32)
 
 
 def otsu(values: np.ndarray, bins: int = 64) -> float:
     """Otsu's threshold of values in [0, 1]: the cut that best separates two classes."""
-    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
-    p = hist.astype(np.float64) / max(hist.sum(), 1)
+    # a histogram by bincount: np.histogram costs several times more on arrays this small
+    hist = np.bincount(np.minimum((values.ravel() * bins).astype(np.intp), bins - 1), minlength=bins)
+    edges = np.arange(bins + 1) / bins
+    p = hist / max(hist.sum(), 1)
     omega = np.cumsum(p)
     mu = np.cumsum(p * edges[:-1])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -206,22 +229,23 @@ def centre_by_mass(box: np.ndarray, field: int = FIELD) -> np.ndarray:
 
 
 def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Cleaned ink of the picture's digit region and its box, re-cut from full size when the digit is small."""
-    work = as_array(img)
+    """Cleaned ink of the picture's digit region and its box: the digit is found on a small copy of the whole
+    picture, then cut out with a margin and examined again at up to WORK_SIZE."""
+    coarse = as_array(img, LOCATE_SIZE)
     try:
-        ink = clean(ink_map(work))
+        ink = clean(ink_map(coarse))
     except NoInkError:
-        if work.shape[0] == img.height:
+        if coarse.shape[0] == img.height:
             raise
         # a digit a few pixels big on a big canvas averages away when reduced: look again at full detail
-        work = as_array(img, longest=min(max(img.size), MAX_DETAIL))
-        ink = clean(ink_map(work))
+        coarse = as_array(img, longest=min(max(img.size), MAX_DETAIL))
+        ink = clean(ink_map(coarse))
     top, left, bottom, right = ink_bbox(ink)
-    h, w = work.shape[:2]
+    h, w = coarse.shape[:2]
+    if max(bottom - top, right - left) >= DETAIL_SIZE or (h, w) == (img.height, img.width):
+        return ink, (top, left, bottom, right)  # big enough already, or seen at full size: nothing more to see
     sy, sx = img.height / h, img.width / w  # per axis: rounding makes them differ slightly
-    if max(bottom - top, right - left) >= DETAIL_SIZE or max(sx, sy) <= 1.0:
-        return ink, (top, left, bottom, right)
-    # small digit on a big canvas: cut it, with a margin for the background model, from the full picture
+    # the margin leaves paper around the digit for the background model of the detail pass
     margin = max(bottom - top, right - left) // 2 + 2
     crop = (
         max(0, round((left - margin) * sx)),
@@ -229,7 +253,7 @@ def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         min(img.width, round((right + margin) * sx)),
         min(img.height, round((bottom + margin) * sy)),
     )
-    ink = clean(ink_map(as_array(img.crop(crop))))
+    ink = clean(ink_map(as_array(img, region=crop)))
     return ink, ink_bbox(ink)
 
 

@@ -98,17 +98,19 @@ def per_class_rows(confusion: np.ndarray) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def write_test_report(out_dir: str | os.PathLike, test: dict[str, Any]) -> list[Path]:
-    """confusion_matrix.png, misclassified.png and per_class.csv from a module's `test_report`."""
+def write_test_report(out_dir: str | os.PathLike, test: dict[str, Any]) -> dict[str, Image.Image]:
+    """confusion_matrix.png, misclassified.png and per_class.csv from a module's `test_report`; returns the
+    two pictures by name, so that they can also go to TensorBoard without being drawn twice."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    confusion_image(test["confusion"]).save(out / "confusion_matrix.png")
-    misclassified_image(test).save(out / "misclassified.png")
+    figures = {"confusion_matrix": confusion_image(test["confusion"]), "misclassified": misclassified_image(test)}
+    for name, img in figures.items():
+        img.save(out / f"{name}.png")
     with open(out / "per_class.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["digit", "support", "correct", "accuracy"])
         writer.writeheader()
         writer.writerows(per_class_rows(test["confusion"]))
-    return [out / "confusion_matrix.png", out / "misclassified.png", out / "per_class.csv"]
+    return figures
 
 
 def misclassified_image(test: dict[str, Any]) -> Image.Image:
@@ -158,8 +160,8 @@ class RunReport(Callback):
         test = pl_module.test_report
         if not trainer.is_global_zero or test is None:
             return
-        write_test_report(self.dirpath, test)
+        figures = write_test_report(self.dirpath, test)
         tb = _tensorboard(trainer)
         if tb is not None:
-            tb.add_image("test/misclassified", _chw(misclassified_image(test)), global_step=trainer.global_step)
-            tb.add_image("test/confusion_matrix", _chw(confusion_image(test["confusion"])), trainer.global_step)
+            for name, img in figures.items():
+                tb.add_image(f"test/{name}", _chw(img), global_step=trainer.global_step)

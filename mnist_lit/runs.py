@@ -129,6 +129,7 @@ def log_hparams(logger: Logger, params: dict[str, Any], metrics: dict[str, Any])
         logger.log_hyperparams(params, final)
     else:
         logger.log_hyperparams(params)
+    logger.finalize("success")  # the trainer closed its writer before this: flush and close the new one
 
 
 def summary(metrics: dict[str, Any], run_dir: str | os.PathLike) -> str:

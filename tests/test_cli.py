@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 
-from tests.conftest import N_VAL, run_cli
+import pytest
+
+from tests.conftest import N_VAL, ROOT, run_cli
 
 FAST = ("trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.devices=1", f"data.val_size={N_VAL}")
 # a proxy on a closed local port: torchvision's download fails at once without any traffic leaving the machine
@@ -85,3 +89,28 @@ def test_multirun_gives_each_job_its_own_dir(tmp_path, synthetic_root):
 
     again = run_cli("train.py", "-m", "seed=1", f"hydra.sweep.dir={sweep}", *FAST, cwd=tmp_path)
     assert_one_line_error(again, "already holds a run")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "stderr"),
+    [("pass", 0, ""), ("raise SystemExit(3)", 3, ""), ("raise SystemExit('error: bad input')", 1, "error: bad input")],
+)
+def test_scripts_end_with_their_status_and_everything_written(tmp_path, body, status, stderr):
+    log = tmp_path / "log.txt"
+    script = (
+        "import atexit, logging, sys\n"
+        "from mnist_lit.cli import run\n"
+        f"logging.basicConfig(filename={str(log)!r}, level=logging.INFO)\n"
+        "atexit.register(print, 'exit handlers ran')\n"
+        "def main():\n"
+        "    sys.stdout.write('buffered output')\n"
+        "    logging.info('logged')\n"
+        f"    {body}\n"
+        "run(main)\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == status
+    assert proc.stdout == "buffered outputexit handlers ran\n"
+    assert proc.stderr.strip() == stderr
+    assert "logged" in log.read_text()  # the log file was flushed and closed

@@ -13,7 +13,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_lit import MnistLitError
-from mnist_lit.predictor import Predictor, find_images, latest_checkpoint, load_pictures
+from mnist_lit.predictor import Predictor, find_images, latest_checkpoint, load_picture, load_pictures
+from mnist_lit.preprocess import MAX_DETAIL, preprocess
 from tests.conftest import ROOT, run_cli
 
 
@@ -158,14 +159,27 @@ def test_parallel_preprocessing_matches_serial(tmp_path):
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(serial, parallel))
 
 
+def test_big_jpeg_is_decoded_reduced_and_reads_the_same(tmp_path):
+    photo = Image.new("RGB", (3200, 2400), (225, 222, 215))
+    ImageDraw.Draw(photo).line([(1500, 500), (1700, 500), (1450, 1900)], fill=(30, 30, 40), width=60)  # a 7
+    path = tmp_path / "photo.jpg"
+    photo.save(path, quality=90)
+    with Image.open(path) as img:
+        img.draft(img.mode, (MAX_DETAIL, MAX_DETAIL))
+        assert img.size == (1600, 1200)  # what load_picture decodes: half the work per side, still >= MAX_DETAIL
+    full = preprocess(Image.open(path)).pixels.astype(int)  # decoded at full size
+    assert np.abs(load_picture(str(path)).pixels - full).mean() < 4
+
+
 def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_ckpt):
     picture = digit_picture(tmp_path / "p.png")
     code = (
-        "import runpy, sys\n"
+        "import atexit, runpy, sys\n"
         f"sys.argv = ['predict.py', 'image={picture}', 'ckpt={synthetic_ckpt}']\n"
-        "try:\n    runpy.run_path('predict.py', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
         "heavy = {'lightning', 'pytorch_lightning', 'tensorboard', 'torchvision', 'torchmetrics'}\n"
-        "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+        # predict.py ends the process itself; the exit handlers still run
+        "atexit.register(lambda: print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
+        "runpy.run_path('predict.py', run_name='__main__')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr

@@ -161,5 +161,8 @@ def test_mnist_form_is_kept():
     assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 in (BOX, BOX + 1, BOX + 2)
     assert pixels[0].max() == 0
     assert pixels[:, 0].max() == 0  # a black frame around the digit, as in MNIST
-    again = preprocess(Image.fromarray(pixels)).pixels  # an MNIST-style picture goes through unchanged
-    assert np.abs(again.astype(int) - pixels).mean() < 8
+    # an MNIST-style picture goes through unchanged, up to the one-pixel shift that rounding the centre of mass
+    # allows when it falls near a half pixel
+    again = preprocess(Image.fromarray(pixels)).pixels.astype(int)
+    shifts = [np.roll(again, (dy, dx), axis=(0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    assert min(np.abs(shifted - pixels).mean() for shifted in shifts) < 8

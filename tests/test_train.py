@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mnist_lit import MnistLitError
 from mnist_lit.models import build_net, net_settings
 from mnist_lit.module import MNISTLitModule
+from tests.conftest import N_TRAIN, N_VAL
 from train import train
 
 SHORT = ("trainer.max_epochs=1",)
@@ -48,6 +49,13 @@ def test_run_outputs_and_tensorboard_scalars(make_cfg, tmp_path):
     assert scalars(run, "test/acc")[-1][1] == pytest.approx(metrics["test/acc"])
     val_acc = [v for _, v in scalars(run, "val/acc")]
     assert scalars(run, "val/acc_best")[-1][1] == pytest.approx(max(val_acc))
+
+
+def test_step_loss_is_logged_every_n_steps(make_cfg, tmp_path):
+    train(make_cfg("trainer.max_epochs=2", "trainer.log_every_n_steps=3"))
+    steps_per_epoch = (N_TRAIN - N_VAL) // 64
+    expected = [s for s in range(2 * steps_per_epoch) if (s + 1) % 3 == 0]  # Lightning's cadence, across epochs
+    assert [step for step, _ in scalars(tmp_path / "run", "train/loss_step")] == expected
 
 
 def test_best_checkpoint_is_tested(make_cfg, tmp_path):

@@ -1,0 +1,37 @@
+"""How the command-line scripts end: with everything written, and without the interpreter's slow teardown.
+
+Try it: time python predict.py image=<one picture>
+
+After torch and Lightning are imported, a normal interpreter exit spends 0.6 s (torch alone) to 1.5 s (Lightning)
+freeing ~450k objects one by one, on every run; the operating system reclaims the memory at once. So, once the
+script's work is done and the exit handlers have run (log files flushed, worker processes joined), the process ends
+with os._exit. Anything unusual, such as a thread still running or an exception, takes the normal way out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import NoReturn
+
+
+def run(main: Callable[[], object]) -> NoReturn:
+    """Call a @hydra.main entry point, then exit with its status as `python script.py` would, only sooner."""
+    try:
+        main()
+        status = 0
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            status = stop.code or 0
+        else:  # SystemExit("message"): Python prints the message and exits 1
+            print(stop.code, file=sys.stderr)
+            status = 1
+    if threading.active_count() > 1:  # a thread may still be writing: let the interpreter join it
+        sys.exit(status)
+    atexit._run_exitfuncs()  # what a normal exit runs first: logging.shutdown, multiprocessing joins, ...
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

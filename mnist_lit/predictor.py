@@ -113,7 +113,8 @@ class Predictor:
         except (MnistLitError, RuntimeError, TypeError) as err:
             first = str(err).strip().splitlines()[0]
             raise MnistLitError(f"{self.path} does not hold an mnist-lit network: {first}") from None
-        self.net.to(self.device).eval()
+        # NHWC: oneDNN's convolutions are 2-5x faster on CPU in this layout, as in training
+        self.net.to(self.device, memory_format=torch.channels_last).eval()
 
     @torch.inference_mode()
     def classify(self, predictions: Iterable[Prediction], batch_size: int = 256) -> None:
@@ -123,7 +124,8 @@ class Predictor:
             chunk = todo[start : start + batch_size]
             # (B, 1, 28, 28), normalized exactly as the training data was
             x = torch.from_numpy(np.stack([normalize(p.pixels, self.mean, self.std) for p in chunk]))
-            probs = torch.softmax(self.net(x.to(self.device)).float(), dim=1).cpu().numpy()
+            x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+            probs = torch.softmax(self.net(x).float(), dim=1).cpu().numpy()
             for p, row in zip(chunk, probs):
                 p.probs = row.tolist()
 

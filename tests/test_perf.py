@@ -41,6 +41,14 @@ def test_precision_auto():
         assert resolve_precision("auto", "auto") == resolve_precision("auto", "cpu")
 
 
+def test_precision_auto_bf16_only_where_the_cpu_has_it(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert resolve_precision("auto-bf16", "cpu") == "bf16-mixed"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert resolve_precision("auto-bf16", "cpu") == "32-true"  # emulated bf16 would be slower than fp32
+
+
 def test_keep_freed_memory_on_glibc():
     import platform
 

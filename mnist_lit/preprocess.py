@@ -85,18 +85,21 @@ def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     step = max(1, max(h, w) // BG_FIT_GRID)  # the surface is smooth: a coarse grid of samples fits it
     ys, xs = _axis(h), _axis(w)
     y, x = np.repeat(ys[::step], len(xs[::step])), np.tile(xs[::step], len(ys[::step]))
-    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)  # (n, 6): 1, x, y, x^2, xy, y^2
     samples = rgb[::step, ::step].reshape(-1, 3)
+    # (n, 9): the quadratic terms 1, x, y, x^2, xy, y^2, then the sample's colour, so that one selection and one
+    # product give both sides of the normal equations
+    rows = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y, *samples.T], axis=1)
+    terms = rows[:, :6]
     middle = len(samples) // 2
     fitted = np.partition(samples, middle, axis=0)[middle]  # the median paper colour: where the fit starts
     for _ in range(BG_FIT_ROUNDS):
         # paper is most of the picture: keep the samples nearest the current model, refit, repeat
         error = samples - fitted
         residual = np.einsum("ij,ij->i", error, error)
-        paper = residual <= _quantile(residual, PAPER_SHARE)
-        a = terms[paper]
+        a = rows[residual <= _quantile(residual, PAPER_SHARE)]
+        normal = a[:, :6].T @ a  # (6, 9): A'A beside A'b
         # least squares by the 6x6 normal equations; the ridge keeps a degenerate sample set solvable
-        coef = np.linalg.solve(a.T @ a + RIDGE_6X6, a.T @ samples[paper])  # (6, 3)
+        coef = np.linalg.solve(normal[:, :6] + RIDGE_6X6, normal[:, 6:])  # (6, 3)
         fitted = terms @ coef
     error = samples - fitted
     residual = np.sqrt(np.einsum("ij,ij->i", error, error) * (1.0 / 3.0))
@@ -148,14 +151,15 @@ def clean(ink: np.ndarray) -> np.ndarray:
     peak = float(np.partition(flat, -PEAK_RANK)[-PEAK_RANK]) if flat.size > PEAK_RANK else float(flat.max())
     if peak < MIN_CONTRAST:
         raise NoInkError("no ink found: the picture is blank")
-    ink = np.clip(ink / peak, 0.0, 1.0)
+    ink = np.minimum(ink * np.float32(1.0 / peak), np.float32(1.0))  # ink is >= 0: only the top needs a clip
     threshold = max(otsu(ink), MIN_CONTRAST / peak)
     strokes = ink >= threshold
     if not strokes.any():
         raise NoInkError("no ink found: the picture is blank")
     level = _quantile(ink[strokes], 0.5)  # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
-    out = np.where(strokes, np.clip(ink / max(level, 1e-6), 0.0, 1.0), 0.0)
-    return out.astype(np.float32)
+    out = np.minimum(ink * np.float32(1.0 / max(level, 1e-6)), np.float32(1.0))
+    out[~strokes] = 0.0
+    return out
 
 
 def otsu(values: np.ndarray, bins: int = 64) -> float:
@@ -163,7 +167,7 @@ def otsu(values: np.ndarray, bins: int = 64) -> float:
     # a histogram by bincount: np.histogram costs several times more on arrays this small
     hist = np.bincount(np.minimum((values.ravel() * bins).astype(np.intp), bins - 1), minlength=bins)
     edges = np.arange(bins + 1) / bins
-    p = hist / max(hist.sum(), 1)
+    p = hist / max(values.size, 1)
     omega = np.cumsum(p)
     mu = np.cumsum(p * edges[:-1])
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -88,7 +88,8 @@ def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     h, w, _ = rgb.shape
     step = max(1, max(h, w) // BG_FIT_GRID)  # the surface is smooth: a coarse grid of samples fits it
     ys, xs = _axis(h), _axis(w)
-    y, x = np.repeat(ys[::step], len(xs[::step])), np.tile(xs[::step], len(ys[::step]))
+    grid_y, grid_x = ys[::step], xs[::step]  # the sample rows and columns, row-major like `samples`
+    y, x = np.repeat(grid_y, len(grid_x)), np.tile(grid_x, len(grid_y))
     samples = rgb[::step, ::step].reshape(-1, 3)
     # (n, 9): the quadratic terms 1, x, y, x^2, xy, y^2, then the sample's colour, so that one selection and one
     # product give both sides of the normal equations
@@ -240,17 +241,19 @@ def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Cleaned ink of the picture's digit region and its box: the digit is found on a small copy of the whole
     picture, then cut out with a margin and examined again at up to WORK_SIZE."""
     coarse = as_array(img, LOCATE_SIZE)
+    full_size = coarse.shape[:2] == (img.height, img.width)
     try:
         ink = clean(ink_map(coarse))
     except NoInkError:
-        if coarse.shape[0] == img.height:
+        if full_size:
             raise
         # a digit a few pixels big on a big canvas averages away when reduced: look again at full detail
         coarse = as_array(img, longest=min(max(img.size), MAX_DETAIL))
+        full_size = coarse.shape[:2] == (img.height, img.width)
         ink = clean(ink_map(coarse))
     top, left, bottom, right = ink_bbox(ink)
     h, w = coarse.shape[:2]
-    if max(bottom - top, right - left) >= DETAIL_SIZE or (h, w) == (img.height, img.width):
+    if max(bottom - top, right - left) >= DETAIL_SIZE or full_size:
         return ink, (top, left, bottom, right)  # big enough already, or seen at full size: nothing more to see
     sy, sx = img.height / h, img.width / w  # per axis: rounding makes them differ slightly
     # the margin leaves paper around the digit for the background model of the detail pass

@@ -6,10 +6,12 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from mnist_lit import cli
 from tests.conftest import N_VAL, ROOT, run_cli
 
 FAST = ("trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.devices=1", f"data.val_size={N_VAL}")
@@ -114,3 +116,42 @@ def test_scripts_end_with_their_status_and_everything_written(tmp_path, body, st
     assert proc.stdout == "buffered outputexit handlers ran\n"
     assert proc.stderr.strip() == stderr
     assert "logged" in log.read_text()  # the log file was flushed and closed
+
+
+class FastExit(Exception):
+    """Raised by a stand-in for os._exit, so a test sees which way run() ends."""
+
+
+@pytest.mark.parametrize(("daemon", "fast"), [(True, True), (False, False)])
+def test_only_a_live_non_daemon_thread_keeps_the_normal_exit(monkeypatch, daemon, fast):
+    def fake_exit(status):
+        raise FastExit(status)
+
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    monkeypatch.setattr(cli.atexit, "_run_exitfuncs", lambda: None)  # pytest's own handlers must not run here
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, daemon=daemon)  # like tqdm's monitor when daemon
+    worker.start()
+    try:
+        with pytest.raises(FastExit if fast else SystemExit) as ended:
+            cli.run(lambda: None)
+    finally:
+        release.set()
+        worker.join()
+    assert ended.value.args[0] == 0 if fast else ended.value.code == 0
+
+
+def test_a_running_thread_finishes_its_write_before_exit(tmp_path):
+    out = tmp_path / "written.txt"
+    script = (
+        "import threading, time\n"
+        "from pathlib import Path\n"
+        "from mnist_lit.cli import run\n"
+        "def write():\n"
+        "    time.sleep(0.5)\n"
+        f"    Path({str(out)!r}).write_text('done')\n"
+        "run(lambda: threading.Thread(target=write).start())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == "done"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mnist_lit.data import MNISTDataModule, RandomAffine, TensorBatches
-from mnist_lit.perf import keep_freed_memory, resolve_precision
+from mnist_lit.perf import NVML_CUDA_CHECK, keep_freed_memory, plain_cuda_check_without_gpu, resolve_precision
 from tests.conftest import N_VAL, make_digits
 from train import train
 
@@ -56,6 +56,19 @@ def test_keep_freed_memory_on_glibc():
         assert keep_freed_memory() is False
     else:
         assert keep_freed_memory() is True
+
+
+@pytest.mark.parametrize(("setting", "gpu", "after"), [("1", False, None), ("1", True, "1"), (None, False, None)])
+def test_nvml_cuda_check_is_dropped_only_without_a_gpu(monkeypatch, setting, gpu, after):
+    import os
+
+    if setting is None:
+        monkeypatch.delenv(NVML_CUDA_CHECK, raising=False)
+    else:
+        monkeypatch.setenv(NVML_CUDA_CHECK, setting)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert plain_cuda_check_without_gpu() is (setting is not None and not gpu)
+    assert os.environ.get(NVML_CUDA_CHECK) == after
 
 
 @pytest.mark.parametrize("experiment", ["speedrun", "best"])

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until the imports are done: see mnist_lit.cli.after_imports
+
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnist_lit import MnistLitError
-from mnist_lit.cli import run
+from mnist_lit.cli import after_imports, run
 from mnist_lit.evaluation import describe, evaluate_checkpoint
 from mnist_lit.predictor import latest_checkpoint
 from mnist_lit.schema import register
+
+after_imports()
 
 register()  # the data group's schema
 

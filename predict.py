@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until the imports are done: see mnist_lit.cli.after_imports
+
 import os
 import sys
 
@@ -9,8 +13,10 @@ import hydra
 from omegaconf import DictConfig
 
 from mnist_lit import MnistLitError
-from mnist_lit.cli import run
+from mnist_lit.cli import after_imports, run
 from mnist_lit.predictor import Predictor, find_images, format_table, latest_checkpoint, load_pictures
+
+after_imports()
 
 FORMATS = ("table", "jsonl")
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until the imports are done: see mnist_lit.cli.after_imports
+
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,11 +18,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
-from mnist_lit.cli import run
+from mnist_lit.cli import after_imports, run
 from mnist_lit.perf import resolve_precision
 from mnist_lit.runs import AtomicCheckpointIO, log_hparams, resolve_ckpt_path, summary, write_json
 from mnist_lit.schema import validate
 from mnist_lit.sweep import in_multirun, record_failure, sweeper_stops_on_exceptions
+
+after_imports()
 
 log = logging.getLogger(__name__)
 

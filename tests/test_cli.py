@@ -155,3 +155,15 @@ def test_a_running_thread_finishes_its_write_before_exit(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == "done"
+
+
+@pytest.mark.parametrize("script", ["train", "evaluate", "predict"])
+def test_entry_points_import_without_full_collections_and_collect_again_after(script):
+    code = f"import gc, {script}; print(gc.isenabled(), gc.get_stats()[2]['collections'], gc.get_freeze_count())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    enabled, full_collections, frozen = proc.stdout.split()
+    assert enabled == "True"  # importing a script (as the tests do) must not leave the collector off
+    assert full_collections == "0"  # with the collector on, importing train ran seven
+    assert frozen != "0"  # and what the imports made stays out of later collections
+    assert "leaked" not in proc.stderr  # a normal exit unfreezes them: triton's bindings report leaks otherwise

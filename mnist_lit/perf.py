@@ -66,9 +66,9 @@ def resolve_precision(precision: str | int | None, accelerator: str) -> str | in
     """`auto`: bf16 mixed precision on a GPU (fp16 where it lacks bf16), full fp32 on CPU.
     `auto-bf16`: the same, but bf16 mixed on a CPU too when it computes bf16 natively.
 
-    On CPU, bf16 autocast made epochs ~20% faster on a CPU with AVX512-BF16, but cost the default CNN ~0.2 points
-    of test accuracy over 10 epochs (98.98% and 99.20% for seeds 1 and 2, against 99.26% mean in fp32), so it is
-    an opt-in there (`auto-bf16`, or trainer.precision=bf16-mixed); experiment=speedrun takes it. Without
+    On CPU, bf16 autocast made epochs ~20% faster on a CPU with AVX512-BF16, but cost the default CNN 0.14 points
+    of test accuracy over 10 epochs (seeds 1-3: 98.98%, 99.20%, 99.20% against 99.22%, 99.25%, 99.33% in fp32), so
+    it is an opt-in there (`auto-bf16`, or trainer.precision=bf16-mixed); experiment=speedrun takes it. Without
     hardware bf16 the CPU would emulate it, slower than fp32: `auto-bf16` then stays in fp32.
     """
     if precision not in (AUTO, AUTO_BF16):

@@ -80,7 +80,7 @@ def print_comparison(epochs: int, runs: dict[str, list[dict]]) -> None:
     for name, side in runs.items():
         walls = sorted(m["wall_s"] for m in side)
         median = statistics.median(walls)
-        m = min(side, key=lambda m: abs(m["wall_s"] - median))
+        m = min(side, key=lambda run: abs(run["wall_s"] - median))  # the run nearest the median
         acc = m.get("test_acc", m.get("test/acc"))
         epoch = f"{m['epoch_s']:.1f}" if m.get("epoch_s") else "-"
         ratio = "1.00x" if name == REFERENCE else f"{statistics.median(ratios):.2f}x" if ratios else "-"

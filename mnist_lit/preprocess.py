@@ -241,19 +241,17 @@ def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Cleaned ink of the picture's digit region and its box: the digit is found on a small copy of the whole
     picture, then cut out with a margin and examined again at up to WORK_SIZE."""
     coarse = as_array(img, LOCATE_SIZE)
-    full_size = coarse.shape[:2] == (img.height, img.width)
     try:
         ink = clean(ink_map(coarse))
     except NoInkError:
-        if full_size:
+        if max(img.size) <= LOCATE_SIZE:  # it was not reduced: there is no more detail to see
             raise
         # a digit a few pixels big on a big canvas averages away when reduced: look again at full detail
         coarse = as_array(img, longest=min(max(img.size), MAX_DETAIL))
-        full_size = coarse.shape[:2] == (img.height, img.width)
         ink = clean(ink_map(coarse))
     top, left, bottom, right = ink_bbox(ink)
     h, w = coarse.shape[:2]
-    if max(bottom - top, right - left) >= DETAIL_SIZE or full_size:
+    if max(bottom - top, right - left) >= DETAIL_SIZE or (h, w) == (img.height, img.width):
         return ink, (top, left, bottom, right)  # big enough already, or seen at full size: nothing more to see
     sy, sx = img.height / h, img.width / w  # per axis: rounding makes them differ slightly
     # the margin leaves paper around the digit for the background model of the detail pass

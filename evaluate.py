@@ -10,28 +10,26 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_lit import MnistLitError
-from mnist_lit.cli import after_imports, run
+from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.cli import after_imports, fail, run
 from mnist_lit.evaluation import describe, evaluate_checkpoint
-from mnist_lit.predictor import latest_checkpoint
-from mnist_lit.schema import register
+from mnist_lit.schema import validate
 
 after_imports()
-
-register()  # the data group's schema
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Print test loss, accuracy, per-class accuracy and the confusion matrix; write the report files to out."""
     try:
-        ckpt = cfg.ckpt or latest_checkpoint(cfg.output_root)
+        validate(cfg)
+        ckpt = cfg.ckpt or checkpoints.newest(cfg.output_root)
         print(f"checkpoint {ckpt}")
         # the checkpoint says which normalization it needs; the rest of `data` comes from the config
         make_datamodule = instantiate(cfg.data, _partial_=True)
         result = evaluate_checkpoint(ckpt, make_datamodule, cfg.out, cfg.accelerator, cfg.precision)
     except MnistLitError as err:
-        raise SystemExit(f"error: {err}") from None
+        fail(err)
     print(describe(result))
     if cfg.out:
         print(f"\nreport files in {cfg.out}")

@@ -12,9 +12,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mnist_lit import MnistLitError
-from mnist_lit.cli import after_imports, run
-from mnist_lit.predictor import Predictor, find_images, format_table, latest_checkpoint, load_pictures
+from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.cli import after_imports, fail, run
+from mnist_lit.predictor import Predictor, find_images, format_table, load_pictures
 
 after_imports()
 
@@ -29,7 +29,7 @@ def predict(cfg: DictConfig) -> int:
         raise MnistLitError(f"format={cfg.format} is not one of {list(FORMATS)}")
     if not 1 <= int(cfg.topk) <= 10 or int(cfg.batch_size) < 1:
         raise MnistLitError("topk must be 1-10 and batch_size at least 1")
-    ckpt = cfg.ckpt or latest_checkpoint(cfg.output_root)
+    ckpt = cfg.ckpt or checkpoints.newest(cfg.output_root)
     if not cfg.ckpt:
         print(f"using checkpoint {ckpt}", file=sys.stderr)
     predictor = Predictor(ckpt, device=str(cfg.device))
@@ -60,7 +60,7 @@ def main(cfg: DictConfig) -> None:
     try:
         status = predict(cfg)
     except MnistLitError as err:
-        raise SystemExit(f"error: {err}") from None
+        fail(err)
     if status:
         raise SystemExit(status)
 

@@ -18,9 +18,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
-from mnist_lit.cli import after_imports, run
+from mnist_lit.checkpoints import existing, write_json
+from mnist_lit.cli import after_imports, fail, run
 from mnist_lit.perf import resolve_precision
-from mnist_lit.runs import AtomicCheckpointIO, log_hparams, resolve_ckpt_path, summary, write_json
+from mnist_lit.runs import AtomicCheckpointIO, log_hparams, summary
 from mnist_lit.schema import validate
 from mnist_lit.sweep import in_multirun, record_failure, sweeper_stops_on_exceptions
 
@@ -33,7 +34,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, write metrics.json to the run directory; returns the metrics."""
     validate(cfg)  # before any work: a bad value costs nothing
     run_dir = Path(cfg.run_dir)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
+    ckpt_path = str(existing(cfg.ckpt_path, "ckpt_path")) if cfg.ckpt_path else None  # a resume, or a fresh run
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
@@ -47,10 +48,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer, callbacks=callbacks, logger=logger, precision=precision, plugins=[AtomicCheckpointIO()]
     )
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    # our checkpoints hold no pickled objects: both reads are weights_only
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0])
+    # the best checkpoint's weights; without one (fast_dev_run, checkpointing off), the model as trained
+    metrics.update(
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)[0]
+    )
     metrics.update(best_ckpt=best, epochs=trainer.current_epoch, run_dir=str(run_dir))
 
     if trainer.is_global_zero:  # under DDP every process gets here; one writes
@@ -66,10 +71,8 @@ def main(cfg: DictConfig) -> float | None:
     """CLI entry: user errors become one line on stderr and a non-zero exit."""
     try:
         metrics = train(cfg)
-    except SIGTERMException:  # Lightning saved interrupted.ckpt and would exit 0, as if the run had finished
-        raise SystemExit(
-            f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with ckpt_path=last"
-        )
+    except SIGTERMException:  # interrupted.ckpt is saved, and Lightning would exit 0, as if the run had finished
+        fail(f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with ckpt_path=last")
     except Exception as err:
         cause = err.__cause__ if isinstance(err, InstantiationException) else err  # raised in a constructor
         if in_multirun():  # one failed job must not end the sweep: record it for the summary
@@ -78,7 +81,7 @@ def main(cfg: DictConfig) -> float | None:
                 return float("nan")
             raise
         if isinstance(cause, MnistLitError):
-            raise SystemExit(f"error: {cause}") from None
+            fail(cause)
         raise
     return metrics.get(cfg.optimized_metric)
 

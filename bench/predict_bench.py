@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.user_digits import write_pictures  # noqa: E402
-from mnist_lit.data import load_split  # noqa: E402
+from mnist_lit.idx import load_split  # noqa: E402
 from mnist_lit.predictor import Predictor, load_pictures  # noqa: E402
 from mnist_lit.preprocess import normalize  # noqa: E402
 

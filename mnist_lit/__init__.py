@@ -1,4 +1,10 @@
-"""mnist-lit: an MNIST trainer on PyTorch Lightning + Hydra."""
+"""mnist-lit: an MNIST trainer on PyTorch Lightning + Hydra.
+
+Try it: python train.py trainer.fast_dev_run=true
+"""
+
+IMAGE_SIZE = 28  # MNIST's pictures are 28x28
+NUM_CLASSES = 10  # the digits 0-9
 
 
 class MnistLitError(Exception):

@@ -1,10 +1,11 @@
-"""How the command-line scripts start and end: without collecting garbage during their imports, and, once
-everything is written, without the interpreter's slow teardown.
+"""How the command-line scripts start and end: without collecting garbage during their imports, without console
+noise the user cannot act on, with one-line errors, and, once everything is written, without the interpreter's
+slow teardown.
 
 Try it: time python predict.py image=<one picture>
 
-After torch and Lightning are imported, a normal interpreter exit spends 0.6 s (torch alone) to 1.5-2 s (Lightning)
-freeing ~750k objects one by one, on every run; the operating system reclaims the memory at once. So, once the
+After torch and Lightning are imported, a normal interpreter exit spends seconds freeing hundreds of thousands of
+objects one by one, on every run; the operating system reclaims the memory at once. So, once the
 script's work is done and the exit handlers have run (log files flushed, worker processes joined), the process ends
 with os._exit. Anything unusual, such as a thread still running or an exception, takes the normal way out.
 Daemon threads (tqdm's progress-bar monitor, for one) don't count: a normal exit does not wait for them either.
@@ -14,22 +15,47 @@ from __future__ import annotations
 
 import atexit
 import gc
+import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import NoReturn
 
+# What Lightning and torch print that a user of this app can do nothing about; each is matched narrowly, by its
+# text, so that any other warning still shows.
+LIGHTNING_INFO = "lightning.pytorch.utilities.rank_zero"  # the logger behind Lightning's rank_zero_info
+ADVERT = "💡 Tip:"  # Lightning's advertisements for its cloud products (litlogger, litmodels)
+# Lightning's own pytree helper still builds torch's deprecated LeafSpec; nothing this app calls can change that
+LEAFSPEC_DEPRECATION = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(ADVERT)
+
+
+def quiet() -> None:
+    """Silence the known console noise that no setting of this app can act on."""
+    logging.getLogger(LIGHTNING_INFO).addFilter(_not_an_advert)
+    warnings.filterwarnings("ignore", message=LEAFSPEC_DEPRECATION, category=FutureWarning)
+
 
 def after_imports() -> None:
-    """Turn garbage collection back on after a script's imports, during which it paused it.
+    """Turn garbage collection back on after a script's imports, during which it paused it; silence known noise.
 
-    The ~750k objects that importing train.py creates live until exit, yet with the collector on, the imports ran
-    seven full collections over them as they arrived: ~1 s of every start-up.
+    The objects that importing train.py creates live until exit, yet with the collector on, the imports ran
+    several full collections over them as they arrived: a large share of every start-up.
     """
     gc.freeze()  # they stay out of every later collection too
     atexit.register(gc.unfreeze)  # a normal exit still frees them: native extensions (triton's) report leaks
     gc.enable()
+    quiet()
+
+
+def fail(reason: object) -> NoReturn:
+    """End the command with one line on stderr, `error: <reason>`, and exit status 1."""
+    raise SystemExit(f"error: {reason}")
 
 
 def run(main: Callable[[], object]) -> NoReturn:

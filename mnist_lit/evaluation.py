@@ -13,9 +13,8 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 
-from mnist_lit import MnistLitError
+from mnist_lit import MnistLitError, checkpoints
 from mnist_lit.data import NORMALIZATIONS, MNISTDataModule
 from mnist_lit.module import MNISTLitModule
 from mnist_lit.report import RunReport, per_class_rows
@@ -32,30 +31,29 @@ def normalization_name(mean: float, std: float) -> str:
 
 
 def evaluate_checkpoint(
-    ckpt: str | os.PathLike, make_datamodule: Callable[..., MNISTDataModule], out: str | os.PathLike | None,
+    ckpt_path: str | os.PathLike, make_datamodule: Callable[..., MNISTDataModule], out: str | os.PathLike | None,
     accelerator: str = "auto", precision: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Test `ckpt`; returns test/loss, test/acc and the confusion matrix; writes the report files to `out`."""
+    """Test the checkpoint; returns test/loss, test/acc and the confusion matrix; writes the report files to `out`."""
     if out is not None and any((Path(out) / name).exists() for name in REPORT_FILES):
         raise MnistLitError(f"{out} already holds a report; choose another out=")
-    if not Path(ckpt).is_file():
-        raise MnistLitError(f"checkpoint {ckpt} does not exist")
+    ckpt = checkpoints.read(ckpt_path)  # the file's one read
     try:
-        stored = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model = MNISTLitModule.load_from_checkpoint(ckpt, map_location="cpu")
-    except Exception as err:  # torch raises many kinds for a bad file; each means the same to the user
-        raise MnistLitError(f"{ckpt} is not a readable mnist-lit checkpoint: {str(err).splitlines()[0]}") from None
-    datamodule = make_datamodule(normalize=normalization_name(model.hparams.mean, model.hparams.std))
+        model = MNISTLitModule(**ckpt["hyper_parameters"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (MnistLitError, RuntimeError, TypeError) as err:
+        raise MnistLitError(f"{ckpt_path} does not hold an mnist-lit model: {str(err).splitlines()[0]}") from None
+    datamodule = make_datamodule(normalize=normalization_name(*checkpoints.normalization(ckpt)))
     # the precision it was tested with in train.py, so that the numbers agree with its metrics.json
-    precision = precision or stored.get("precision", "32-true")
+    precision = precision or ckpt.get("precision", "32-true")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    callbacks = [RunReport(out)] if out is not None else []
     trainer = L.Trainer(
-        accelerator=accelerator, devices=1, precision=precision, logger=False, callbacks=callbacks,
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator=accelerator, devices=1, precision=precision, logger=False,
+        callbacks=[RunReport(out)] if out is not None else [], enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
     metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    return {"test/loss": metrics["test/loss"], "test/acc": metrics["test/acc"], **model.test_report}
+    confusion = model.test_confusion.compute().cpu().numpy()  # computed at the test's end; this returns that result
+    return {"test/loss": metrics["test/loss"], "test/acc": metrics["test/acc"], "confusion": confusion}
 
 
 def describe(result: dict[str, Any]) -> str:

@@ -12,9 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnist_lit import MnistLitError
-
-NUM_CLASSES = 10
+from mnist_lit import NUM_CLASSES, MnistLitError
 
 
 def _conv(c_in: int, c_out: int, batchnorm: bool, pool: bool = False) -> list[nn.Module]:
@@ -35,7 +33,7 @@ def _stage(c_in: int, c_out: int, depth: int, batchnorm: bool) -> list[nn.Module
 
 
 class CNN(nn.Module):
-    """The seeds' CNN: conv32 -> pool -> conv64 -> pool -> fc128 -> dropout -> fc10.
+    """The reference CNN: conv32 -> pool -> conv64 -> pool -> fc128 -> dropout -> fc10.
     depth=2 doubles each conv (conv-conv-pool, VGG style) for more capacity at 4x the compute."""
 
     def __init__(
@@ -48,8 +46,6 @@ class CNN(nn.Module):
         depth: int = 1,
     ) -> None:
         super().__init__()
-        if depth < 1:
-            raise MnistLitError(f"model.depth={depth} must be at least 1")
         self.features = nn.Sequential(
             *_stage(1, conv1, depth, batchnorm),  # (B, 1, 28, 28) -> (B, conv1, 14, 14)
             *_stage(conv1, conv2, depth, batchnorm),  # -> (B, conv2, 7, 7)
@@ -68,7 +64,7 @@ class CNN(nn.Module):
 
 
 class DeepCNN(nn.Module):
-    """The seeds' larger net: conv 32-64-128-256 with three poolings, then fc 4096 -> fc 50 -> 10."""
+    """The larger reference net: conv 32-64-128-256 with three poolings, then fc 4096 -> fc 50 -> 10."""
 
     def __init__(
         self,
@@ -79,8 +75,6 @@ class DeepCNN(nn.Module):
         batchnorm: bool = False,
     ) -> None:
         super().__init__()
-        if len(channels) != 4:
-            raise MnistLitError(f"deep_cnn needs 4 conv widths, got {list(channels)}")
         c1, c2, c3, c4 = channels
         self.features = nn.Sequential(
             *_conv(1, c1, batchnorm),  # (B, c1, 28, 28): no pooling yet, 28 -> 3 takes only three halvings
@@ -116,11 +110,9 @@ def net_settings(arch: str, settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_net(arch: str, **settings: Any) -> nn.Module:
-    """Construct the network `arch` (a key of ARCHS) with the given settings."""
+    """Construct the network `arch` (a key of ARCHS) with the given settings (their ranges: mnist_lit.schema)."""
     kwargs = net_settings(arch, settings)
     unknown = set(settings) - set(kwargs)
     if unknown:
         raise MnistLitError(f"model arch {arch!r} has no setting(s) {sorted(unknown)}")
-    if not 0.0 <= float(kwargs.get("dropout", 0.0)) < 1.0:
-        raise MnistLitError(f"model.dropout={kwargs['dropout']} must be in [0, 1)")
     return ARCHS[arch](**kwargs)

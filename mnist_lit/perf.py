@@ -30,8 +30,8 @@ def keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks for reuse instead of returning them to the OS.
 
     Each training step frees and re-allocates activations of tens of MB; by default glibc serves those with
-    fresh mmap()s, and the page faults on them cost as much kernel time as the convolutions take (measured:
-    9 s of 21 s for experiment=speedrun on 2 cores). Not glibc (macOS, musl): nothing to do.
+    fresh mmap()s, and the page faults on them can cost as much kernel time as the convolutions take (see
+    docs/performance.md). Not glibc (macOS, musl): nothing to do.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -47,7 +47,7 @@ def plain_cuda_check_without_gpu() -> bool:
 
     Lightning asks torch to count GPUs through NVML, which keeps forked worker processes safe. Without NVIDIA's
     driver, each such check dlopen()s the missing NVML library again and then falls back to the CUDA runtime.
-    Adam's step checks at every step: 0.3 ms, 3% of the default CNN's step on a 2-core CPU. The plain check
+    Adam's step checks at every step, so that wasted dlopen() is paid on every training step. The plain check
     makes the same runtime call without the dlopen, so it is no less fork-safe here.
     """
     if os.environ.get(NVML_CUDA_CHECK) != "1" or torch.cuda.is_available():
@@ -66,10 +66,10 @@ def resolve_precision(precision: str | int | None, accelerator: str) -> str | in
     """`auto`: bf16 mixed precision on a GPU (fp16 where it lacks bf16), full fp32 on CPU.
     `auto-bf16`: the same, but bf16 mixed on a CPU too when it computes bf16 natively.
 
-    On CPU, bf16 autocast made epochs ~20% faster on a CPU with AVX512-BF16, but cost the default CNN 0.14 points
-    of test accuracy over 10 epochs (seeds 1-3: 98.98%, 99.20%, 99.20% against 99.22%, 99.25%, 99.33% in fp32), so
-    it is an opt-in there (`auto-bf16`, or trainer.precision=bf16-mixed); experiment=speedrun takes it. Without
-    hardware bf16 the CPU would emulate it, slower than fp32: `auto-bf16` then stays in fp32.
+    On CPU, bf16 autocast makes epochs faster on a CPU with AVX512-BF16 or AMX, but costs the default CNN test
+    accuracy (docs/performance.md has the figures), so it is an opt-in there (`auto-bf16`, or
+    trainer.precision=bf16-mixed); experiment=speedrun takes it. Without hardware bf16 the CPU would emulate it,
+    slower than fp32: `auto-bf16` then stays in fp32.
     """
     if precision not in (AUTO, AUTO_BF16):
         return precision

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from mnist_lit import MnistLitError
-from mnist_lit.models import build_net, net_settings
+from mnist_lit import MnistLitError, checkpoints
 from mnist_lit.preprocess import MAX_DETAIL, NoInkError, normalize, preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -101,20 +100,10 @@ class Predictor:
     def __init__(self, ckpt_path: str | os.PathLike, device: str = "auto") -> None:
         self.path = str(ckpt_path)
         self.device = resolve_device(device)
-        ckpt = _read_checkpoint(self.path)
-        hp = ckpt.get("hyper_parameters")
-        state = ckpt.get("state_dict")
-        if not isinstance(hp, dict) or not isinstance(state, dict) or "arch" not in hp:
-            raise MnistLitError(f"{self.path} is not an mnist-lit checkpoint (no network settings in it)")
-        self.mean, self.std = float(hp.get("mean", 0.1307)), float(hp.get("std", 0.3081))
-        try:
-            self.net = build_net(hp["arch"], **net_settings(hp["arch"], hp))
-            self.net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
-        except (MnistLitError, RuntimeError, TypeError) as err:
-            first = str(err).strip().splitlines()[0]
-            raise MnistLitError(f"{self.path} does not hold an mnist-lit network: {first}") from None
-        # NHWC: oneDNN's convolutions are 2-5x faster on CPU in this layout, as in training
-        self.net.to(self.device, memory_format=torch.channels_last).eval()
+        ckpt = checkpoints.read(self.path)
+        self.mean, self.std = checkpoints.normalization(ckpt)
+        # NHWC: oneDNN's convolutions are faster on CPU in this layout, as in training
+        self.net = checkpoints.network(ckpt, self.path).to(self.device, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def classify(self, predictions: Iterable[Prediction], batch_size: int = 256) -> None:
@@ -130,20 +119,6 @@ class Predictor:
                 p.probs = row.tolist()
 
 
-def _read_checkpoint(path: str) -> dict:
-    if not Path(path).is_file():
-        raise MnistLitError(f"checkpoint {path} does not exist; train one with `python train.py` or pass ckpt=PATH")
-    try:
-        # weights_only: a checkpoint someone sent you must not be able to run code
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a bad file; each means the same to the user
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise MnistLitError(f"{path} is not a readable checkpoint (corrupt, truncated or unsafe): {first}") from None
-    if not isinstance(ckpt, dict):
-        raise MnistLitError(f"{path} is not an mnist-lit checkpoint")
-    return ckpt
-
-
 def resolve_device(device: str) -> torch.device:
     """`auto` picks CUDA when present; an explicit device must exist."""
     if device == "auto":
@@ -154,14 +129,6 @@ def resolve_device(device: str) -> torch.device:
         return torch.device(device)
     except RuntimeError as err:
         raise MnistLitError(f"device={device} is not a device torch knows ({err})") from None
-
-
-def latest_checkpoint(output_root: str | os.PathLike) -> str:
-    """The best.ckpt most recently written under `output_root` (runs and multiruns alike)."""
-    found = glob.glob(os.path.join(str(output_root), "**", "checkpoints", "best.ckpt"), recursive=True)
-    if not found:
-        raise MnistLitError(f"no checkpoint found under {output_root}/; train with `python train.py` or pass ckpt=PATH")
-    return max(found, key=os.path.getmtime)
 
 
 def format_table(predictions: Sequence[Prediction], topk: int) -> str:

@@ -8,7 +8,7 @@ are dark-on-light, coloured, transparent, off-centre, tiny on big canvases, unev
 step below undoes one of those. Everything is numpy + Pillow: no torchvision, so predict.py starts fast.
 
 The small products below are einsums, not `@`: `@` goes to OpenBLAS, whose thread pool wakes up for matrices of
-this size; with one preprocessing process per core, that cost 10-15% of a folder's throughput.
+this size; with one preprocessing process per core, the threads would fight the processes for the cores.
 """
 
 from __future__ import annotations

@@ -18,9 +18,13 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image, ImageDraw
 
+from mnist_lit import IMAGE_SIZE
+from mnist_lit.batches import unnormalize
+
 GRID_COLS = 16
 TILE_SCALE = 3  # each 28x28 digit is drawn 84x84
 CAPTION_H = 14  # px under each tile
+MAX_MISCLASSIFIED = 64  # digits kept for the misclassified grid
 
 
 def digit_grid(images: torch.Tensor, captions: list[str], cols: int = GRID_COLS) -> Image.Image:
@@ -28,7 +32,7 @@ def digit_grid(images: torch.Tensor, captions: list[str], cols: int = GRID_COLS)
     n = len(images)
     cols = max(1, min(cols, n))
     rows = max(1, -(-n // cols))
-    side = 28 * TILE_SCALE
+    side = IMAGE_SIZE * TILE_SCALE
     grid = Image.new("RGB", (cols * side, rows * (side + CAPTION_H)), "white")
     draw = ImageDraw.Draw(grid)
     pixels = (images.float().clamp(0, 1) * 255).byte().cpu().numpy()
@@ -99,7 +103,7 @@ def per_class_rows(confusion: np.ndarray) -> list[dict[str, Any]]:
 
 
 def write_test_report(out_dir: str | os.PathLike, test: dict[str, Any]) -> dict[str, Image.Image]:
-    """confusion_matrix.png, misclassified.png and per_class.csv from a module's `test_report`; returns the
+    """confusion_matrix.png, misclassified.png and per_class.csv from RunReport's `test_report`; returns the
     two pictures by name, so that they can also go to TensorBoard without being drawn twice."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +121,7 @@ def misclassified_image(test: dict[str, Any]) -> Image.Image:
     """The misclassified test digits, captioned 'pred P / true T'."""
     images, preds, trues = test["misclassified"]
     if len(images) == 0:
-        return digit_grid(torch.zeros(1, 28, 28), ["none misclassified"])
+        return digit_grid(torch.zeros(1, IMAGE_SIZE, IMAGE_SIZE), ["none misclassified"])
     return digit_grid(images, [f"pred {p} / true {t}" for p, t in zip(preds.tolist(), trues.tolist())], cols=8)
 
 
@@ -130,11 +134,21 @@ def _chw(img: Image.Image) -> np.ndarray:
 
 
 class RunReport(Callback):
-    """Logs digit grids and figures to TensorBoard and writes the report files at the end of fit and test."""
+    """Keeps what the report shows (the epoch curves, the misclassified test digits, the confusion matrix), logs
+    digit grids and figures to TensorBoard, and writes the report files at the end of fit and test."""
 
     def __init__(self, dirpath: str | os.PathLike, grid_size: int = 64) -> None:
         self.dirpath, self.grid_size = Path(dirpath), grid_size
         self.batch_logged = False
+        self.history: dict[int, dict[str, float]] = {}  # epoch -> epoch metrics, for the curves
+        self.test_report: dict[str, Any] | None = None  # the last test's confusion matrix and misclassified digits
+        self._misclassified: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}  # in checkpoints: a resumed run's curves start at epoch 1
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = {int(k): dict(v) for k, v in state_dict.get("history", {}).items()}
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -146,21 +160,50 @@ class RunReport(Callback):
             return
         self.batch_logged = True  # one batch, at the start: the digits exactly as the network receives them
         x, y = batch
-        # undo the normalization to show the digits as the eye sees them: (B, 1, 28, 28) -> (B, 28, 28)
-        shown = (x[: self.grid_size, 0].float() * pl_module.hparams.std + pl_module.hparams.mean).clamp(0, 1)
+        shown = unnormalize(x[: self.grid_size, 0], pl_module.hparams.mean, pl_module.hparams.std)  # (B, 28, 28)
         grid = digit_grid(shown, [f"label {int(t)}" for t in y[: self.grid_size]])
         tb.add_image("train/batch", _chw(grid), global_step=trainer.global_step)
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the module's on_validation_epoch_end: this epoch's val metrics are logged
+        if not trainer.sanity_checking:  # two batches of an untrained net are no point on the curve
+            self._record(trainer.current_epoch, {k: trainer.callback_metrics[k] for k in ("val/loss", "val/acc")})
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # before the module's own hook, which logs and resets them: read the epoch's train metrics here
+        self._record(trainer.current_epoch, pl_module.epoch_metrics("train"))
+
+    def _record(self, epoch: int, metrics: dict[str, torch.Tensor]) -> None:
+        self.history.setdefault(epoch, {}).update({k: float(v) for k, v in metrics.items()})
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and pl_module.history:
+        if trainer.is_global_zero and self.history:
             self.dirpath.mkdir(parents=True, exist_ok=True)
-            curves_image(pl_module.history).save(self.dirpath / "curves.png")
+            curves_image(self.history).save(self.dirpath / "curves.png")
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._misclassified = []
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        x, y = batch
+        wrong = outputs != y  # outputs: the predicted digits (B,) that the module's test_step returns
+        if wrong.any() and sum(len(m[0]) for m in self._misclassified) < MAX_MISCLASSIFIED:
+            shown = unnormalize(x[wrong, 0], pl_module.hparams.mean, pl_module.hparams.std)  # (b, 28, 28)
+            self._misclassified.append((shown.cpu(), outputs[wrong].cpu(), y[wrong].cpu()))
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        test = pl_module.test_report
-        if not trainer.is_global_zero or test is None:
+        empty = [torch.zeros(0, IMAGE_SIZE, IMAGE_SIZE), torch.zeros(0), torch.zeros(0)]
+        parts = [torch.cat(p) for p in zip(*self._misclassified)] or empty
+        images, preds, trues = (p[:MAX_MISCLASSIFIED] for p in parts)
+        # computed (and synced across DDP ranks) by the module at the epoch's end; compute() returns that result
+        confusion = pl_module.test_confusion.compute().cpu().numpy()
+        self.test_report = {"confusion": confusion, "misclassified": (images, preds.long(), trues.long())}
+        if not trainer.is_global_zero:
             return
-        figures = write_test_report(self.dirpath, test)
+        figures = write_test_report(self.dirpath, self.test_report)
         tb = _tensorboard(trainer)
         if tb is not None:
             for name, img in figures.items():

@@ -1,44 +1,28 @@
-"""Run directories: claim one without overwriting another run, check the resume checkpoint, write metrics.json.
+"""Run directories: claim one without overwriting another run, resume into it, save checkpoints atomically.
 
 Try it: python train.py hydra.run.dir=/tmp/run trainer.fast_dev_run=true   (twice: the second is refused)
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
-from hydra.experimental.callback import Callback
+from hydra.experimental.callback import Callback as HydraCallback
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, open_dict, read_write
 
 from mnist_lit import MnistLitError
+from mnist_lit.checkpoints import RESUMABLE, atomic_write, newest
+from mnist_lit.cli import fail
 
 HPARAM_METRICS = ("test/acc", "test/loss", "val/acc_best")
-RESUMABLE = ("last.ckpt", "interrupted.ckpt")  # written at each epoch's end, and when a run is stopped
 RUN_MARKER = ".mnist_lit_run"  # created exclusively, so two runs can never share a directory
-
-
-def latest_resumable(runs_dir: str | os.PathLike) -> Path:
-    """The newest last.ckpt or interrupted.ckpt of any run under `runs_dir`."""
-    found = [p for name in RESUMABLE for p in Path(runs_dir).glob(f"*/checkpoints/{name}")]
-    if not found:
-        raise MnistLitError(f"ckpt_path=last: no run under {runs_dir}/ has a checkpoint to resume")
-    return max(found, key=lambda p: p.stat().st_mtime)
-
-
-def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
-    """The checkpoint to resume from, checked to exist."""
-    if ckpt_path in (None, ""):
-        return None
-    path = Path(str(ckpt_path)).expanduser()
-    if not path.is_file():
-        raise MnistLitError(f"ckpt_path={ckpt_path} does not exist; give a .ckpt file written by train.py")
-    return str(path)
 
 
 def _resumes_into(run_dir: Path, ckpt_path: str | None) -> bool:
@@ -63,7 +47,7 @@ def claim_dir(run_dir: str | os.PathLike, ckpt_path: str | None = None) -> None:
     os.close(fd)
 
 
-class RunDirGuard(Callback):
+class RunDirGuard(HydraCallback):
     """Hydra callback: claims the run or sweep directory before Hydra writes anything into it, and points
     `ckpt_path=last` at the newest run's checkpoint, resuming into that run's directory."""
 
@@ -73,9 +57,9 @@ class RunDirGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.get("ckpt_path") == "last":
             try:
-                ckpt = latest_resumable(self.runs_dir)
+                ckpt = newest(self.runs_dir, RESUMABLE)
             except MnistLitError as err:
-                raise SystemExit(f"error: {err}") from None
+                fail(f"ckpt_path=last: {err}")
             with read_write(config), open_dict(config):
                 config.ckpt_path = str(ckpt)
                 config.hydra.run.dir = str(ckpt.parent.parent)  # same run dir, so the same TensorBoard run
@@ -91,35 +75,29 @@ class RunDirGuard(Callback):
         try:
             claim_dir(run_dir, ckpt_path)
         except MnistLitError as err:
-            raise SystemExit(f"error: {err}") from None
+            fail(err)
+
+
+class InterruptCheckpoint(Callback):
+    """Saves `<dirpath>/<filename>.ckpt` when training stops on an exception: Ctrl-C, SIGTERM (a kill, a SLURM
+    pre-emption) or a crash. Lightning's OnExceptionCheckpoint does the same, but merely having it turns every
+    `fit(ckpt_path=None)` into a resume from "last": a fresh run would go looking for a checkpoint to continue.
+    With this one, a run resumes only from the ckpt_path it is given."""
+
+    def __init__(self, dirpath: str | os.PathLike, filename: str = "interrupted") -> None:
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)  # all of it: optimizer and loops too, to resume
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside its target, flushes it to disk, then renames it over
-    the target: a kill at any moment leaves either the old checkpoint or the new one, never a torn file.
-    (Lightning's own atomic save stages the file in the system temp dir, which may be another filesystem,
-    where the final move is a copy.)"""
+    """Lightning's checkpoint writer, through `checkpoints.atomic_write`. (Lightning's own atomic save stages the
+    file in the system temp dir, which may be another filesystem, where the final move is a copy.)"""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)  # after a failed save: no half-written file left behind
-
-
-def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    """Write `data` as JSON atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+        """Save `checkpoint` to `path` atomically."""
+        atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
 def log_hparams(logger: Logger, params: dict[str, Any], metrics: dict[str, Any]) -> None:

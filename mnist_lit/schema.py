@@ -4,7 +4,10 @@ Try it: python train.py optimizer.lr=abc   (refused while composing: not a float
         python train.py data.batch_size=-1 (refused by validate(), before the data is even read)
 
 Types are checked by Hydra when it composes (each YAML of data/, model/ and optimizer/ names its schema in its
-defaults list); ranges by `validate`, which builds the dataclasses and so runs their __post_init__ checks.
+defaults list). Ranges and choices are checked here and nowhere else, by `validate`, which builds each dataclass
+from the composed values and runs its `check`: here, because this is the one place that sees every setting before
+any work starts, and names it as the user wrote it. The classes that take these settings (the DataModule, the
+networks, the optimizers) trust them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
+from mnist_lit.data import LOADERS, NORMALIZATIONS
+from mnist_lit.idx import TRAIN_SIZE
 
 
 def _require(ok: bool, key: str, value: Any, rule: str) -> None:
@@ -43,7 +48,10 @@ class DataSchema:
 
     def check(self) -> None:
         _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "at least 1")
-        _require(self.val_size >= 1, "data.val_size", self.val_size, "at least 1")
+        # the validation split comes out of the official training set, and both parts must hold something
+        _require(1 <= self.val_size < TRAIN_SIZE, "data.val_size", self.val_size, f"between 1 and {TRAIN_SIZE - 1}")
+        _require(self.normalize in NORMALIZATIONS, "data.normalize", self.normalize, f"one of {sorted(NORMALIZATIONS)}")
+        _require(self.loader in LOADERS, "data.loader", self.loader, f"one of {list(LOADERS)}")
         _require(self.num_workers >= 0, "data.num_workers", self.num_workers, "0 or more")
         _require(0 <= self.aug_degrees <= 180, "data.aug_degrees", self.aug_degrees, "between 0 and 180")
         _require(0 <= self.aug_translate < 0.5, "data.aug_translate", self.aug_translate, "in [0, 0.5)")
@@ -139,13 +147,14 @@ def register() -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every range the schema knows, and the Trainer's run length; raises MnistLitError on the first."""
+    """Check every range and choice the schema knows, and the Trainer's run length; raises MnistLitError on the
+    first. A config without some of these nodes (evaluate.py has no model) is checked for what it has."""
     for key in ("data", "model", "optimizer"):
         node = cfg.get(key)
         if OmegaConf.is_config(node) and OmegaConf.get_type(node) not in (dict, None):
             OmegaConf.to_object(node).check()  # the dataclass, built from the composed values
-    trainer = cfg.trainer
-    if not trainer.get("fast_dev_run"):
+    trainer = cfg.get("trainer")
+    if trainer is not None and not trainer.get("fast_dev_run"):
         epochs = trainer.get("max_epochs")
         _require(epochs is None or epochs == -1 or epochs >= 1, "trainer.max_epochs", epochs, "at least 1 (or -1)")
 

@@ -6,6 +6,7 @@ Try it: python train.py -m optimizer=adam,sgd seed=1,2 trainer.max_epochs=1
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -17,6 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from mnist_lit.checkpoints import atomic_write
+from mnist_lit.cli import fail
 
 log = logging.getLogger(__name__)
 FAILED_FILE = "FAILED"  # in a job's run dir: the error that ended it
@@ -85,17 +89,14 @@ def markdown(rows: list[dict[str, Any]], metric: str) -> str:
 def write_summary(sweep_dir: str | os.PathLike, metric: str) -> list[dict[str, Any]]:
     """summary.csv and summary.md in the sweep dir, rewritten after every job."""
     rows = collect(sweep_dir, metric)
-    sweep_dir = Path(sweep_dir)
     fields = ["job", "status", metric, *[m for m in SUMMARY_METRICS if m != metric], "error", "overrides", "run_dir"]
-    # parallel launchers end jobs in several processes at once: write aside, then rename into place
-    tmp = sweep_dir / f".summary.{os.getpid()}"
-    with open(tmp.with_suffix(".csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.with_suffix(".md").write_text(markdown(rows, metric) + "\n")
-    os.replace(tmp.with_suffix(".csv"), sweep_dir / "summary.csv")
-    os.replace(tmp.with_suffix(".md"), sweep_dir / "summary.md")
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    # parallel launchers end jobs in several processes at once: each writes aside, then renames into place
+    atomic_write(Path(sweep_dir) / "summary.csv", lambda f: f.write(table.getvalue().encode()))
+    atomic_write(Path(sweep_dir) / "summary.md", lambda f: f.write((markdown(rows, metric) + "\n").encode()))
     return rows
 
 
@@ -118,4 +119,4 @@ class SweepSummary(Callback):
         print(f"\nSweep summary ({sweep_dir}/summary.md, summary.csv):\n{markdown(rows, config.optimized_metric)}")
         failed = [r["job"] for r in rows if r["status"] != "ok"]
         if failed and self.fail_on_error:
-            raise SystemExit(f"error: {len(failed)} of {len(rows)} jobs failed: {', '.join(failed)}")
+            fail(f"{len(failed)} of {len(rows)} jobs failed: {', '.join(failed)}")

@@ -1,18 +1,28 @@
-"""Every config group composes and its choices instantiate.  Run: pytest tests/test_config.py"""
+"""Every config group composes and its choices instantiate; bad values are refused before any work.
+
+Run: pytest tests/test_config.py
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf.errors import ValidationError
 
-from tests.conftest import ROOT, compose_cfg
+from mnist_lit import MnistLitError
+from mnist_lit.schema import validate
+from tests.conftest import ROOT, compose_cfg, run_cli
 
-GROUPS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir())
-CHOICES = [(g, f.stem) for g in GROUPS for f in sorted((ROOT / "conf" / g).glob("*.yaml"))]
+
+def choices(group: str) -> list[str]:
+    """The choices of a config group: one YAML each."""
+    return sorted(f.stem for f in (ROOT / "conf" / group).glob("*.yaml"))
+
+
+def model_of(cfg):
+    return instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
 
 
 def test_defaults(cfg_global):
@@ -28,50 +38,119 @@ def test_defaults(cfg_global):
     assert cfg_global.trainer.accelerator == "auto"
 
 
-def test_every_group_has_choices():
-    assert {"data", "model", "optimizer", "trainer", "logger", "callbacks"} <= set(GROUPS)
-    assert len(CHOICES) >= 12
+@pytest.mark.parametrize("choice", choices("data"))
+def test_data_choice_instantiates_a_datamodule(choice):
+    cfg = compose_cfg([f"data={choice}"])
+    validate(cfg)
+    assert instantiate(cfg.data).batch_size == cfg.data.batch_size
 
 
-@pytest.mark.parametrize(("group", "choice"), CHOICES, ids=[f"{g}={c}" for g, c in CHOICES])
-def test_choice_composes_and_instantiates(group, choice, tmp_path: Path):
-    cfg = compose_cfg([f"{group}={choice}"])
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp_path)
-    node = cfg.get(group)
-    if group == "model":
-        model = instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
-        assert model.hparams.arch == cfg.model.arch
-    elif group == "optimizer":
-        model = instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
-        configured = model.configure_optimizers()
-        optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
-        assert optimizer.defaults["lr"] == cfg.optimizer.lr
-    elif group == "trainer":
-        assert node.max_epochs >= 1
-        assert node._target_ == "lightning.pytorch.Trainer"
-    elif group == "callbacks":
-        assert all(instantiate(cb) is not None for cb in node.values())
-    elif group == "experiment":  # a preset over the whole config: everything it touches must instantiate
-        model = instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
-        assert instantiate(cfg.data) is not None
-        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    elif group == "hparams_search":  # it configures Hydra's sweeper: compose with the Hydra node to see it
-        hydra_cfg = compose_cfg([f"{group}={choice}"], with_hydra=True).hydra
-        assert hydra_cfg.mode.name == "MULTIRUN"
-        assert {"optimizer", "optimizer.lr", "data.batch_size", "model.dropout"} <= set(hydra_cfg.sweeper.params)
-        assert hydra_cfg.sweeper.direction == "maximize"
-    elif node:  # data, logger
+@pytest.mark.parametrize("choice", choices("model"))
+def test_model_choice_builds_its_network(choice):
+    cfg = compose_cfg([f"model={choice}"])
+    model = model_of(cfg)
+    assert model.hparams.arch == cfg.model.arch
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("choice", choices("optimizer"))
+def test_optimizer_choice_configures_its_optimizer(choice):
+    cfg = compose_cfg([f"optimizer={choice}"])
+    configured = model_of(cfg).configure_optimizers()
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    assert optimizer.defaults["lr"] == cfg.optimizer.lr
+    assert type(optimizer).__name__.lower() == choice
+
+
+@pytest.mark.parametrize("choice", choices("trainer"))
+def test_trainer_choice_is_lightning_trainer_arguments(choice):
+    node = compose_cfg([f"trainer={choice}"]).trainer
+    assert node._target_ == "lightning.pytorch.Trainer"
+    assert node.max_epochs >= 1
+
+
+@pytest.mark.parametrize("choice", choices("callbacks"))
+def test_callbacks_choice_instantiates_every_callback(choice, make_cfg):
+    cfg = make_cfg(f"callbacks={choice}")
+    assert all(instantiate(cb) is not None for cb in cfg.callbacks.values() if cb)
+
+
+@pytest.mark.parametrize("choice", choices("logger"))
+def test_logger_choice_instantiates_its_logger_or_none(choice, make_cfg):
+    node = make_cfg(f"logger={choice}").logger
+    assert (node is None) == (choice == "none")
+    if node is not None:
         assert instantiate(node) is not None
-    else:
-        assert choice == "none"
+
+
+@pytest.mark.parametrize("choice", choices("experiment"))
+def test_experiment_preset_instantiates_everything_it_touches(choice):
+    cfg = compose_cfg([f"experiment={choice}"])
+    validate(cfg)
+    assert instantiate(cfg.data) is not None
+    assert model_of(cfg)(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("choice", choices("hparams_search"))
+def test_hparams_search_configures_a_maximizing_sweep(choice):
+    hydra_cfg = compose_cfg([f"hparams_search={choice}"], with_hydra=True).hydra  # it configures Hydra's sweeper
+    assert hydra_cfg.mode.name == "MULTIRUN"
+    assert {"optimizer", "optimizer.lr", "data.batch_size", "model.dropout"} <= set(hydra_cfg.sweeper.params)
+    assert hydra_cfg.sweeper.direction == "maximize"
+
+
+def test_slurm_launcher_gives_one_task_per_gpu():
+    hydra_cfg = compose_cfg(["hydra/launcher=slurm", "trainer=ddp"], with_hydra=True).hydra
+    assert "SlurmLauncher" in hydra_cfg.launcher._target_
+    assert hydra_cfg.launcher.tasks_per_node == hydra_cfg.launcher.gpus_per_node
 
 
 def test_sgd_brings_step_lr():
     cfg = compose_cfg(["optimizer=sgd"])
-    model = instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
-    configured = model.configure_optimizers()
+    configured = model_of(cfg).configure_optimizers()
     scheduler = configured["lr_scheduler"]["scheduler"]
     assert type(scheduler).__name__ == "StepLR"
     assert (scheduler.step_size, scheduler.gamma) == (15, 0.1)
     assert configured["optimizer"].defaults["momentum"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=-1", "data.batch_size=-1 is invalid: it must be at least 1"),
+        ("data.val_size=0", "data.val_size=0 is invalid"),
+        ("data.val_size=60000", "data.val_size=60000 is invalid: it must be between 1 and 59999"),
+        ("data.normalize=zscore", "data.normalize=zscore is invalid: it must be one of"),
+        ("data.loader=dali", "data.loader=dali is invalid: it must be one of"),
+        ("data.num_workers=-2", "data.num_workers=-2 is invalid"),
+        ("data.aug_degrees=270", "data.aug_degrees=270.0 is invalid"),
+        ("model.dropout=1.5", "model.dropout=1.5 is invalid"),
+        ("model.depth=0", "model.depth=0 is invalid"),
+        ("model=deep_cnn model.channels=[1,2]", "model.channels=[1, 2] is invalid: it must be 4 conv widths"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
+        ("optimizer.lr=0", "optimizer.lr=0.0 is invalid"),
+        ("optimizer=sgd optimizer.momentum=2", "optimizer.momentum=2.0 is invalid"),
+    ],
+)
+def test_out_of_range_values_are_refused_in_one_line(override, message):
+    with pytest.raises(MnistLitError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate(compose_cfg(override.split()))
+
+
+def test_wrong_type_is_refused_while_composing():
+    with pytest.raises((ConfigCompositionException, ValidationError), match="optimizer.lr"):
+        compose_cfg(["optimizer.lr=abc"])
+
+
+def test_invalid_value_stops_the_cli_before_any_work(tmp_path):
+    proc = run_cli("train.py", "data.batch_size=-1", "hydra.run.dir=run", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "error: data.batch_size=-1 is invalid" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run" / "tensorboard").exists()
+
+
+def test_evaluate_validates_its_data_settings(tmp_path):
+    proc = run_cli("evaluate.py", "data.normalize=zscore", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "error: data.normalize=zscore is invalid" in proc.stderr

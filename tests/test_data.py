@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from mnist_lit import MnistLitError
-from mnist_lit.data import NORMALIZATIONS, MNISTDataModule, TensorBatches, load_split, read_idx
+from mnist_lit.batches import TensorBatches
+from mnist_lit.data import NORMALIZATIONS, MNISTDataModule
+from mnist_lit.idx import load_split, read_idx
 from tests.conftest import N_TEST, N_TRAIN, N_VAL, make_digits, make_mnist, write_idx
 
 
@@ -77,7 +79,7 @@ def test_split_is_fixed_disjoint_and_test_is_official(synthetic_root):
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
 def test_evaluation_serves_every_sample_in_order(batch_size):
     images, labels = (torch.from_numpy(a) for a in make_digits(50, seed=0))
-    batches = list(TensorBatches(images, labels.long(), batch_size, 0.0, 1.0))
+    batches = list(TensorBatches(images=images, labels=labels.long(), batch_size=batch_size, mean=0.0, std=1.0))
     assert len(batches) == -(-50 // batch_size)
     assert torch.equal(torch.cat([y for _, y in batches]), labels.long())
 
@@ -85,7 +87,10 @@ def test_evaluation_serves_every_sample_in_order(batch_size):
 def test_shuffled_batches_cover_every_sample_once():
     images, labels = (torch.from_numpy(a) for a in make_digits(50, seed=0))
     ids = torch.arange(50)
-    batches = TensorBatches(images, ids, 8, 0.0, 1.0, shuffle=True, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    batches = TensorBatches(
+        images=images, labels=ids, batch_size=8, mean=0.0, std=1.0, shuffle=True, generator=generator
+    )
     served = torch.cat([y for _, y in batches])
     assert sorted(served.tolist()) == list(range(50))
     assert served.tolist() != list(range(50))
@@ -113,8 +118,3 @@ def test_normalization_values(synthetic_root):
     x, _ = next(iter(dm.test_dataloader()))
     assert x.min().item() >= -1.0
     assert x.max().item() == pytest.approx(1.0)  # the synthetic bars are pure white
-
-
-def test_unknown_normalization_rejected():
-    with pytest.raises(MnistLitError, match="data.normalize"):
-        MNISTDataModule(normalize="zscore")

@@ -16,7 +16,7 @@ def test_forward_shape(arch, batchnorm):
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
-def test_cnn_matches_the_seeds_layout():
+def test_cnn_matches_the_reference_layout():
     net = CNN()
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
@@ -52,8 +52,6 @@ def test_net_settings_picks_constructor_args():
     [
         ("resnet", {}, "unknown model arch"),
         ("cnn", {"widht": 3}, "no setting"),
-        ("cnn", {"dropout": 1.5}, "dropout"),
-        ("deep_cnn", {"channels": [1, 2]}, "4 conv widths"),
     ],
 )
 def test_bad_settings_rejected(arch, settings, message):

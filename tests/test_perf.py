@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnist_lit.data import MNISTDataModule, RandomAffine, TensorBatches
+from mnist_lit.batches import RandomAffine, TensorBatches, warp
+from mnist_lit.data import MNISTDataModule
 from mnist_lit.perf import NVML_CUDA_CHECK, keep_freed_memory, plain_cuda_check_without_gpu, resolve_precision
-from tests.conftest import N_VAL, make_digits
+from tests.conftest import N_TRAIN, N_VAL, make_digits
 from train import train
 
 
@@ -82,7 +83,7 @@ def test_one_cycle_spans_the_whole_run(make_cfg, tmp_path):
     train(cfg)
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     (scheduler,) = ckpt["lr_schedulers"]
-    steps_per_epoch = -(-(320 - N_VAL) // 32)
+    steps_per_epoch = -(-(N_TRAIN - N_VAL) // 32)
     assert scheduler["total_steps"] == 2 * steps_per_epoch
     assert scheduler["last_epoch"] == 2 * steps_per_epoch  # stepped every batch, not every epoch
 
@@ -102,3 +103,21 @@ def test_in_place_compile_keeps_state_dict_keys():
     keys = list(net.state_dict())
     net.compile()  # what perf.compile=true does; compiling happens lazily, at the first forward
     assert list(net.state_dict()) == keys
+
+
+@pytest.mark.parametrize(
+    ("degrees", "zoom", "shift_px"), [(10.0, 1.0, (0, 0)), (-7.0, 1.1, (0, 0)), (0.0, 0.9, (2, -3))]
+)
+def test_torchvision_augmentation_warps_exactly_like_the_fast_path(degrees, zoom, shift_px):
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as tvf
+
+    x = torch.from_numpy(make_digits(4, seed=0)[0]).float().div(255).unsqueeze(1)
+    per_sample = [torch.full((4,), float(v)) for v in (degrees, zoom, shift_px[0] / 28, shift_px[1] / 28)]
+    fast = warp(x, *per_sample)
+    tv = tvf.affine(
+        x, angle=-degrees, translate=[-shift_px[0], -shift_px[1]], scale=zoom, shear=[0.0, 0.0],
+        interpolation=RandomAffine().torchvision().interpolation,
+    )  # fmt: skip
+    torch.testing.assert_close(fast, tv, atol=1e-5, rtol=0)
+    assert RandomAffine().torchvision().interpolation == InterpolationMode.BILINEAR

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnist_lit import MnistLitError
-from mnist_lit.predictor import Predictor, find_images, latest_checkpoint, load_picture, load_pictures
+from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.predictor import Predictor, find_images, load_picture, load_pictures
 from mnist_lit.preprocess import MAX_DETAIL, preprocess
 from tests.conftest import ROOT, run_cli
 
@@ -122,7 +122,7 @@ def test_checkpoint_of_another_model(tmp_path):
     torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}, "hyper_parameters": {"lr": 0.1}}, other)
     assert "not an mnist-lit checkpoint" in checkpoint_error(tmp_path, other)
     wrong_shapes = tmp_path / "wide.ckpt"
-    hp = {"arch": "cnn", "conv1": 8}
+    hp = {"arch": "cnn", "conv1": 8, "mean": 0.1307, "std": 0.3081}
     torch.save({"state_dict": {"net.features.0.weight": torch.zeros(3, 1, 3, 3)}, "hyper_parameters": hp}, wrong_shapes)
     assert "does not hold an mnist-lit network" in checkpoint_error(tmp_path, wrong_shapes)
 
@@ -135,8 +135,8 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
 
 
 def test_no_checkpoint_anywhere(tmp_path):
-    with pytest.raises(MnistLitError, match="no checkpoint found"):
-        latest_checkpoint(tmp_path)
+    with pytest.raises(MnistLitError, match=r"no checkpoint \(best.ckpt\) found"):
+        checkpoints.newest(tmp_path)
 
 
 def test_annotate_writes_side_by_side_and_never_overwrites(tmp_path, synthetic_ckpt):
@@ -189,7 +189,7 @@ def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_c
 @pytest.mark.slow
 def test_user_style_pictures_of_real_digits(real_run, tmp_path):
     from bench.user_digits import write_pictures
-    from mnist_lit.data import load_split
+    from mnist_lit.idx import load_split
     from tests.conftest import real_data_root
 
     images, labels = load_split(real_data_root(), "test")

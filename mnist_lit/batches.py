@@ -49,7 +49,7 @@ def warp(
     """Rotate, zoom and shift (in image sides) each image of (B, 1, H, W) by its own (B,) amounts, bilinearly; what
     moves in from outside is black, like MNIST's border. torchvision's affine(angle=-degrees, scale=zoom,
     translate=-shift * side, interpolation=BILINEAR) gives the same pixels for a rotation and zoom, and for a
-    shift; combined, torchvision shifts after rotating where this shifts before (the same ranges either way)."""
+    shift; combined, torchvision shifts after rotating and zooming, this before (the same ranges either way)."""
     angle = torch.deg2rad(degrees)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     # affine_grid maps output to input in [-1, 1] units, so a shift of t image sides is 2t

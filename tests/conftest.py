@@ -18,6 +18,8 @@ import mnist_lit.schema  # noqa: F401  (registers the config schemas, as train.p
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_TEST, N_VAL = 320, 160, 64  # synthetic sizes: a few batches of each split
+# a one-batch run of every stage on CPU, as a user's smoke test; with data.root, it trains on the synthetic data
+FAST = ("trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.devices=1", f"data.val_size={N_VAL}")
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -10,11 +11,11 @@ import threading
 import time
 
 import pytest
+from PIL import Image
 
 from mnist_lit import cli
-from tests.conftest import N_VAL, ROOT, run_cli
+from tests.conftest import FAST, ROOT, make_digits, run_cli
 
-FAST = ("trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.devices=1", f"data.val_size={N_VAL}")
 # a proxy on a closed local port: torchvision's download fails at once without any traffic leaving the machine
 OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "no_proxy": ""}
 
@@ -72,7 +73,7 @@ def test_default_run_dir_and_no_overwrite(tmp_path, synthetic_root):
     assert (run / ".hydra" / "config.yaml").read_text() == config  # refused before Hydra wrote anything
 
 
-def test_multirun_gives_each_job_its_own_dir(tmp_path, synthetic_root):
+def test_multirun_gives_each_job_its_own_dir_and_a_summary(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep"
     proc = run_cli(
         "train.py", "-m", "optimizer=adam,sgd", "seed=1,2", f"data.root={synthetic_root}",
@@ -88,6 +89,16 @@ def test_multirun_gives_each_job_its_own_dir(tmp_path, synthetic_root):
         overrides = (job / ".hydra" / "overrides.yaml").read_text()
         seen.add(tuple(line for line in overrides.splitlines() if "optimizer=" in line or "seed=" in line))
     assert len(seen) == 4
+
+    with open(sweep / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    assert {r["status"] for r in rows} == {"ok"}
+    values = [float(r["val/acc_best"]) for r in rows]
+    assert values == sorted(values, reverse=True)  # best first
+    assert {r["run_dir"] for r in rows} == {str(job) for job in jobs}
+    assert (sweep / "summary.md").read_text().count("\n") == 6  # header, rule, 4 rows
+    assert "Sweep summary" in proc.stdout
 
     again = run_cli("train.py", "-m", "seed=1", f"hydra.sweep.dir={sweep}", *FAST, cwd=tmp_path)
     assert_one_line_error(again, "already holds a run")
@@ -167,3 +178,18 @@ def test_entry_points_import_without_full_collections_and_collect_again_after(sc
     assert full_collections == "0"  # with the collector on, importing train ran seven
     assert frozen != "0"  # and what the imports made stays out of later collections
     assert "leaked" not in proc.stderr  # a normal exit unfreezes them: triton's bindings report leaks otherwise
+
+
+NOISE = ("Warning", "warn(", "Tip")  # what a warning or an advert looks like on the console
+
+
+def test_default_commands_print_no_warnings(tmp_path, synthetic_root, synthetic_ckpt):
+    trained = run_cli("train.py", f"data.root={synthetic_root}", *FAST, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    picture = tmp_path / "digit.png"
+    Image.fromarray(make_digits(1, seed=0)[0][0]).save(picture)
+    predicted = run_cli("predict.py", f"image={picture}", f"ckpt={synthetic_ckpt}", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    for proc in (trained, predicted):
+        output = proc.stdout + proc.stderr
+        assert not [word for word in NOISE if word in output], output

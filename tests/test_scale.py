@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from mnist_lit.runs import AtomicCheckpointIO
-from tests.conftest import N_VAL, ROOT, run_cli
+from tests.conftest import N_TEST, N_VAL, ROOT, run_cli
 
 CPU = (
     "trainer.accelerator=cpu",
@@ -85,7 +85,7 @@ def test_ddp_cpu_one_run_directory(tmp_path, synthetic_root):
     metrics = json.loads((runs[0] / "metrics.json").read_text())
     assert metrics["epochs"] == 1
     support = [int(line.split(",")[1]) for line in (runs[0] / "report" / "per_class.csv").read_text().splitlines()[1:]]
-    assert sum(support) == 160  # the test set split across 2 ranks, synced back whole: none twice, none lost
+    assert sum(support) == N_TEST  # the test set split across 2 ranks, synced back whole: none twice, none lost
 
 
 def _train_until_checkpoint(tmp_path, synthetic_root, epochs: int) -> subprocess.Popen:

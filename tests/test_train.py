@@ -8,8 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnist_lit import MnistLitError
-from mnist_lit.models import build_net, net_settings
+from mnist_lit import MnistLitError, checkpoints
 from mnist_lit.module import MNISTLitModule
 from tests.conftest import N_TRAIN, N_VAL
 from train import train
@@ -97,8 +96,7 @@ def test_checkpoint_loads_without_hydra(make_cfg, tmp_path):
     ckpt = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
     assert (hp["mean"], hp["std"]) == (0.1307, 0.3081)
-    net = build_net(hp["arch"], **net_settings(hp["arch"], hp)).eval()
-    net.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+    net = checkpoints.network(ckpt)
     with torch.no_grad():
         torch.testing.assert_close(net(x), module(x))
     assert hp["optimizer"]["_target_"] == "torch.optim.adam.Adam"

@@ -1,0 +1,84 @@
+"""Finding, reading and writing checkpoints; a fresh run never resumes.  Run: pytest tests/test_checkpoints.py"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.module import MNISTLitModule
+from train import train
+
+
+def touch_ckpt(path, mtime: float):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_newest_takes_the_latest_written_among_runs_and_sweeps(tmp_path):
+    touch_ckpt(tmp_path / "runs/a/checkpoints/best.ckpt", 100)
+    newest = touch_ckpt(tmp_path / "multiruns/s/3/checkpoints/best.ckpt", 300)
+    touch_ckpt(tmp_path / "runs/b/checkpoints/last.ckpt", 400)  # not a best.ckpt
+    assert checkpoints.newest(tmp_path) == newest
+    resumable = touch_ckpt(tmp_path / "runs/c/checkpoints/interrupted.ckpt", 500)
+    assert checkpoints.newest(tmp_path, checkpoints.RESUMABLE) == resumable
+
+
+def test_newest_in_a_folder_with_glob_characters(tmp_path):
+    root = tmp_path / "exp[1]"
+    found = touch_ckpt(root / "runs/a/checkpoints/best.ckpt", 100)
+    assert checkpoints.newest(root) == found
+
+
+def test_existing_names_the_setting_it_came_from(tmp_path):
+    with pytest.raises(MnistLitError, match=r"ckpt_path=.*nope.ckpt does not exist"):
+        checkpoints.existing(tmp_path / "nope.ckpt", "ckpt_path")
+
+
+def test_read_and_rebuild_give_the_trained_network(synthetic_ckpt):
+    ckpt = checkpoints.read(synthetic_ckpt)
+    assert checkpoints.normalization(ckpt) == (0.1307, 0.3081)
+    net = checkpoints.network(ckpt, synthetic_ckpt)
+    assert not net.training  # dropout off
+    module = MNISTLitModule.load_from_checkpoint(synthetic_ckpt, map_location="cpu").eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), module(x))
+
+
+def test_checkpoint_without_normalization_is_not_ours(tmp_path, synthetic_ckpt):
+    ckpt = torch.load(synthetic_ckpt, weights_only=True)
+    del ckpt["hyper_parameters"]["mean"]
+    torch.save(ckpt, tmp_path / "x.ckpt")
+    with pytest.raises(MnistLitError, match="not an mnist-lit checkpoint"):
+        checkpoints.read(tmp_path / "x.ckpt")
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    checkpoints.write_json(target, {"test/acc": 0.5})
+
+    def broken(f):
+        f.write(b'{"half')
+        raise OSError("disk full, say")
+
+    with pytest.raises(OSError, match="disk full"):
+        checkpoints.atomic_write(target, broken)
+    assert json.loads(target.read_text()) == {"test/acc": 0.5}
+    assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left behind
+
+
+def test_a_fresh_run_never_resumes_a_checkpoint_it_finds(make_cfg, tmp_path):
+    first = train(make_cfg("trainer.max_epochs=2", run_dir=tmp_path / "old"))
+    assert first["epochs"] == 2
+    fresh_dir = tmp_path / "fresh"
+    shutil.copytree(tmp_path / "old" / "checkpoints", fresh_dir / "checkpoints")  # last.ckpt lies there
+    shutil.copy(fresh_dir / "checkpoints" / "last.ckpt", fresh_dir / "checkpoints" / "interrupted.ckpt")
+    fresh = train(make_cfg("trainer.max_epochs=1", run_dir=fresh_dir))
+    assert fresh["epochs"] == 1  # trained one epoch from scratch; a resume would have stopped at epoch 2

@@ -14,6 +14,7 @@ import hydra
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -35,9 +36,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)  # before any work: a bad value costs nothing
     run_dir = Path(cfg.run_dir)
     ckpt_path = str(existing(cfg.ckpt_path, "ckpt_path")) if cfg.ckpt_path else None  # a resume, or a fresh run
-    L.seed_everything(cfg.seed, workers=True)
-
     datamodule = instantiate(cfg.data)
+    if rank_zero_only.rank == 0:  # missing data is found (or fetched) before the Trainer says anything
+        datamodule.prepare_data()  # fit() calls it again, on one process per node, behind a barrier: a no-op then
+    L.seed_everything(cfg.seed, workers=True)
     model = instantiate(
         cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, mean=datamodule.mean, std=datamodule.std
     )

@@ -1,6 +1,6 @@
-"""Mean test accuracy over seeds for one training setup.
+"""Mean test accuracy over several random seeds for one training setup.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --seeds 1 2 3 -- optimizer=sgd trainer.max_epochs=20
+Run: DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --seed 1 2 3 -- optimizer=sgd trainer.max_epochs=20
 Each seed is a normal `python train.py` run under outputs/bench/; the table goes to stdout.
 """
 
@@ -31,7 +31,7 @@ def run_seed(seed: int, overrides: list[str], out: Path) -> dict:
 def main() -> None:
     """Parse arguments, run every seed, print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seed", type=int, nargs="+", default=[1, 2, 3], help="one run per seed")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench" / time.strftime("%Y-%m-%d_%H-%M-%S"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides passed to train.py")
     args = parser.parse_args()
@@ -42,7 +42,7 @@ def main() -> None:
     print(f"train.py {' '.join(args.overrides) or '(defaults)'}")
     print("| seed | test acc | best val acc | epochs | wall-clock |")
     print("|---:|---:|---:|---:|---:|")
-    for seed in args.seeds:
+    for seed in args.seed:
         m = run_seed(seed, args.overrides, args.out)
         rows.append(m)
         acc, best = 100 * m["test/acc"], 100 * m["val/acc_best"]

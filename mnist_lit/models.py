@@ -32,7 +32,26 @@ def _stage(c_in: int, c_out: int, depth: int, batchnorm: bool) -> list[nn.Module
     return [m for i in range(depth) for m in _conv(c_out if i else c_in, c_out, batchnorm, pool=i == depth - 1)]
 
 
-class CNN(nn.Module):
+def _classifier(features: int, hidden: tuple[int, ...], dropout: float) -> nn.Sequential:
+    """Flatten, then one Linear-ReLU-Dropout per hidden width, then the 10 logits."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width_in, width in zip((features, *hidden), hidden):
+        layers += [nn.Linear(width_in, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+    return nn.Sequential(*layers, nn.Linear(hidden[-1], NUM_CLASSES))
+
+
+class _ConvNet(nn.Module):
+    """Convolutional `features`, then a `classifier` head; the subclasses build the two."""
+
+    features: nn.Sequential
+    classifier: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 10) for images (B, 1, 28, 28)."""
+        return self.classifier(self.features(x))
+
+
+class CNN(_ConvNet):
     """The reference CNN: conv32 -> pool -> conv64 -> pool -> fc128 -> dropout -> fc10.
     depth=2 doubles each conv (conv-conv-pool, VGG style) for more capacity at 4x the compute."""
 
@@ -50,20 +69,10 @@ class CNN(nn.Module):
             *_stage(1, conv1, depth, batchnorm),  # (B, 1, 28, 28) -> (B, conv1, 14, 14)
             *_stage(conv1, conv2, depth, batchnorm),  # -> (B, conv2, 7, 7)
         )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),  # (B, conv2, 7, 7) -> (B, conv2 * 49)
-            nn.Linear(conv2 * 7 * 7, fc),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(fc, NUM_CLASSES),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, 10) for images (B, 1, 28, 28)."""
-        return self.classifier(self.features(x))
+        self.classifier = _classifier(conv2 * 7 * 7, (fc,), dropout)  # (B, conv2 * 49) -> (B, 10)
 
 
-class DeepCNN(nn.Module):
+class DeepCNN(_ConvNet):
     """The larger reference net: conv 32-64-128-256 with three poolings, then fc 4096 -> fc 50 -> 10."""
 
     def __init__(
@@ -82,20 +91,7 @@ class DeepCNN(nn.Module):
             *_conv(c2, c3, batchnorm, pool=True),  # -> (B, c3, 7, 7)
             *_conv(c3, c4, batchnorm, pool=True),  # -> (B, c4, 3, 3), floor of 7 / 2
         )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),  # (B, c4, 3, 3) -> (B, c4 * 9)
-            nn.Linear(c4 * 3 * 3, fc1),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(fc1, fc2),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(fc2, NUM_CLASSES),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, 10) for images (B, 1, 28, 28)."""
-        return self.classifier(self.features(x))
+        self.classifier = _classifier(c4 * 3 * 3, (fc1, fc2), dropout)  # (B, c4 * 9) -> (B, 10)
 
 
 ARCHS: dict[str, type[nn.Module]] = {"cnn": CNN, "deep_cnn": DeepCNN}

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
@@ -26,12 +27,17 @@ STAGES = ("train", "val", "test")
 DEFAULT_MEAN, DEFAULT_STD = NORMALIZATIONS["mnist"]
 
 
-def partial_to_config(fn: Any) -> Any:
-    """A functools.partial as the Hydra config that rebuilds it; anything else unchanged."""
-    if not isinstance(fn, functools.partial):
-        return fn
-    target = f"{fn.func.__module__}.{fn.func.__qualname__}"
-    return {"_target_": target, "_partial_": True, **fn.keywords}
+def plain(value: Any) -> Any:
+    """A hyperparameter as plain Python data: a functools.partial as the Hydra config that rebuilds it, an OmegaConf
+    node (a list setting such as deep_cnn's `channels` arrives as a ListConfig) as lists and dicts."""
+    if isinstance(value, functools.partial):
+        target = f"{value.func.__module__}.{value.func.__qualname__}"
+        return {"_target_": target, "_partial_": True, **plain(value.keywords)}
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
 
 
 class MNISTLitModule(L.LightningModule):
@@ -142,8 +148,7 @@ class MNISTLitModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make_scheduler(optimizer=optimizer)}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # partials would be pickled as code; plain dicts keep the file loadable with torch.load(weights_only=True)
-        hparams = checkpoint["hyper_parameters"]
-        for key in ("optimizer", "scheduler"):
-            hparams[key] = partial_to_config(hparams.get(key))
+        # partials and OmegaConf nodes would be pickled as objects; plain data keeps the file loadable with
+        # torch.load(weights_only=True)
+        checkpoint["hyper_parameters"] = {k: plain(v) for k, v in checkpoint["hyper_parameters"].items()}
         checkpoint["precision"] = str(self.trainer.precision)  # evaluate.py reproduces the test numbers with it

@@ -5,14 +5,15 @@ Try it: python train.py optimizer.lr=abc   (refused while composing: not a float
 
 Types are checked by Hydra when it composes (each YAML of data/, model/ and optimizer/ names its schema in its
 defaults list). Ranges and choices are checked here and nowhere else, by `validate`, which builds each dataclass
-from the composed values and runs its `check`: here, because this is the one place that sees every setting before
-any work starts, and names it as the user wrote it. The classes that take these settings (the DataModule, the
-networks, the optimizers) trust them.
+from the composed values and checks each field against the Rule declared beside it: here, because this is the
+one place that sees every setting before any work starts, and names it as the user wrote it. The classes that
+take these settings (the DataModule, the networks, the optimizers) trust them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -23,9 +24,29 @@ from mnist_lit.data import LOADERS, NORMALIZATIONS
 from mnist_lit.idx import TRAIN_SIZE
 
 
-def _require(ok: bool, key: str, value: Any, rule: str) -> None:
-    if not ok:
-        raise MnistLitError(f"{key}={value} is invalid: it must be {rule}")
+@dataclass(frozen=True)
+class Rule:
+    """What a setting's value must be: a test, and how the error message says it."""
+
+    holds: Callable[[Any], bool]
+    says: str
+
+
+def ruled(rule: Rule, default: Any = MISSING) -> Any:
+    """A schema field whose value must keep `rule` (required in the YAML unless given a default)."""
+    return field(default=default, metadata={"rule": rule})
+
+
+AT_LEAST_1 = Rule(lambda v: v >= 1, "at least 1")
+NON_NEGATIVE = Rule(lambda v: v >= 0, "0 or more")
+POSITIVE = Rule(lambda v: v > 0, "a positive number")
+FRACTION = Rule(lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def one_of(choices: Iterable[str]) -> Rule:
+    """A Rule that takes only the named choices."""
+    allowed = sorted(choices)
+    return Rule(lambda v: v in allowed, f"one of {allowed}")
 
 
 @dataclass
@@ -34,77 +55,48 @@ class DataSchema:
 
     _target_: str = MISSING
     root: str = MISSING
-    batch_size: int = MISSING
-    val_size: int = MISSING
+    batch_size: int = ruled(AT_LEAST_1)
+    # the validation split comes out of the official training set, and both parts must hold something
+    val_size: int = ruled(Rule(lambda v: 1 <= v < TRAIN_SIZE, f"between 1 and {TRAIN_SIZE - 1}"))
     split_seed: int = MISSING
-    normalize: str = MISSING
-    loader: str = MISSING
-    num_workers: int = MISSING
+    normalize: str = ruled(one_of(NORMALIZATIONS))
+    loader: str = ruled(one_of(LOADERS))
+    num_workers: int = ruled(NON_NEGATIVE)
     download: bool = MISSING
     augment: bool = MISSING
-    aug_degrees: float = MISSING
-    aug_translate: float = MISSING
-    aug_scale: float = MISSING
-
-    def check(self) -> None:
-        _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "at least 1")
-        # the validation split comes out of the official training set, and both parts must hold something
-        _require(1 <= self.val_size < TRAIN_SIZE, "data.val_size", self.val_size, f"between 1 and {TRAIN_SIZE - 1}")
-        _require(self.normalize in NORMALIZATIONS, "data.normalize", self.normalize, f"one of {sorted(NORMALIZATIONS)}")
-        _require(self.loader in LOADERS, "data.loader", self.loader, f"one of {list(LOADERS)}")
-        _require(self.num_workers >= 0, "data.num_workers", self.num_workers, "0 or more")
-        _require(0 <= self.aug_degrees <= 180, "data.aug_degrees", self.aug_degrees, "between 0 and 180")
-        _require(0 <= self.aug_translate < 0.5, "data.aug_translate", self.aug_translate, "in [0, 0.5)")
-        _require(0 <= self.aug_scale < 1, "data.aug_scale", self.aug_scale, "in [0, 1)")
+    aug_degrees: float = ruled(Rule(lambda v: 0 <= v <= 180, "between 0 and 180"))
+    aug_translate: float = ruled(Rule(lambda v: 0 <= v < 0.5, "in [0, 0.5)"))  # of the image side: half is gone
+    aug_scale: float = ruled(FRACTION)
 
 
 @dataclass
 class NetSchema:
     """What every model/*.yaml has."""
 
+    dropout: float = ruled(FRACTION)
     _target_: str = MISSING
     arch: str = MISSING
-    dropout: float = MISSING
     batchnorm: bool = MISSING
-
-    def check(self) -> None:
-        _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "in [0, 1)")
-
-
-def _widths(key: str, widths: list[int]) -> None:
-    for w in widths:
-        _require(w >= 1, key, widths if len(widths) > 1 else w, "positive")
 
 
 @dataclass
 class CNNSchema(NetSchema):
     """model/cnn.yaml"""
 
-    conv1: int = MISSING
-    conv2: int = MISSING
-    fc: int = MISSING
-    depth: int = MISSING
-
-    def check(self) -> None:
-        super().check()
-        for key in ("conv1", "conv2", "fc", "depth"):
-            _widths(f"model.{key}", [getattr(self, key)])
+    conv1: int = ruled(AT_LEAST_1)
+    conv2: int = ruled(AT_LEAST_1)
+    fc: int = ruled(AT_LEAST_1)
+    depth: int = ruled(AT_LEAST_1)
 
 
 @dataclass
 class DeepCNNSchema(NetSchema):
     """model/deep_cnn.yaml"""
 
-    channels: list[int] = MISSING
-    fc1: int = MISSING
-    fc2: int = MISSING
-
-    def check(self) -> None:
-        super().check()
-        _require(len(self.channels) == 4, "model.channels", list(self.channels), "4 conv widths")
-        _widths("model.channels", list(self.channels))
-        _widths("model.fc1", [self.fc1])
-        _widths("model.fc2", [self.fc2])
+    # four stages: the head's input size (channels[-1] x 3 x 3) assumes three poolings after the first conv
+    channels: list[int] = ruled(Rule(lambda v: len(v) == 4 and min(v) >= 1, "4 conv widths, each at least 1"))
+    fc1: int = ruled(AT_LEAST_1)
+    fc2: int = ruled(AT_LEAST_1)
 
 
 @dataclass
@@ -113,12 +105,8 @@ class OptimizerSchema:
 
     _target_: str = MISSING
     _partial_: bool = True
-    lr: float = MISSING
-    weight_decay: float = 0.0
-
-    def check(self) -> None:
-        _require(self.lr > 0, "optimizer.lr", self.lr, "a positive number")
-        _require(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, "0 or more")
+    lr: float = ruled(POSITIVE)
+    weight_decay: float = ruled(NON_NEGATIVE, default=0.0)
 
 
 @dataclass
@@ -128,11 +116,16 @@ class AdamSchema(OptimizerSchema):
 
 @dataclass
 class SGDSchema(OptimizerSchema):
-    momentum: float = 0.0
+    momentum: float = ruled(FRACTION, default=0.0)
 
-    def check(self) -> None:
-        super().check()
-        _require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "in [0, 1)")
+
+def check(key: str, schema: Any) -> None:
+    """Raise MnistLitError, naming `key.field=value`, for the first field of `schema` that breaks its rule."""
+    for spec in fields(schema):
+        rule, value = spec.metadata.get("rule"), getattr(schema, spec.name)
+        if rule is not None and not rule.holds(value):
+            shown = list(value) if isinstance(value, (list, tuple)) else value
+            raise MnistLitError(f"{key}.{spec.name}={shown} is invalid: it must be {rule.says}")
 
 
 def register() -> None:
@@ -152,11 +145,12 @@ def validate(cfg: DictConfig) -> None:
     for key in ("data", "model", "optimizer"):
         node = cfg.get(key)
         if OmegaConf.is_config(node) and OmegaConf.get_type(node) not in (dict, None):
-            OmegaConf.to_object(node).check()  # the dataclass, built from the composed values
+            check(key, OmegaConf.to_object(node))  # the dataclass, built from the composed values
     trainer = cfg.get("trainer")
     if trainer is not None and not trainer.get("fast_dev_run"):
         epochs = trainer.get("max_epochs")
-        _require(epochs is None or epochs == -1 or epochs >= 1, "trainer.max_epochs", epochs, "at least 1 (or -1)")
+        if not (epochs is None or epochs == -1 or epochs >= 1):  # -1: no limit, as Lightning takes it
+            raise MnistLitError(f"trainer.max_epochs={epochs} is invalid: it must be at least 1 (or -1)")
 
 
 register()

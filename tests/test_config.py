@@ -127,6 +127,8 @@ def test_sgd_brings_step_lr():
         ("model.dropout=1.5", "model.dropout=1.5 is invalid"),
         ("model.depth=0", "model.depth=0 is invalid"),
         ("model=deep_cnn model.channels=[1,2]", "model.channels=[1, 2] is invalid: it must be 4 conv widths"),
+        ("model=deep_cnn model.channels=[8,0,8,8]", "model.channels=[8, 0, 8, 8] is invalid"),
+        ("model.conv1=0", "model.conv1=0 is invalid: it must be at least 1"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
         ("optimizer.lr=0", "optimizer.lr=0.0 is invalid"),
         ("optimizer=sgd optimizer.momentum=2", "optimizer.momentum=2.0 is invalid"),

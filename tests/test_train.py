@@ -88,8 +88,15 @@ def test_missing_ckpt_path_is_a_clear_error(make_cfg, tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-def test_checkpoint_loads_without_hydra(make_cfg, tmp_path):
-    metrics = train(make_cfg(*SHORT, "model.conv1=8", "model.conv2=16", "model.fc=24"))
+NARROW = {  # small widths of each model choice, so that a checkpoint test trains in seconds
+    "cnn": ("model.conv1=8", "model.conv2=16", "model.fc=24"),
+    "deep_cnn": ("model.channels=[4,8,8,8]", "model.fc1=32", "model.fc2=16"),
+}
+
+
+@pytest.mark.parametrize("model", sorted(NARROW))
+def test_checkpoint_loads_without_hydra(make_cfg, tmp_path, model):
+    metrics = train(make_cfg(*SHORT, f"model={model}", *NARROW[model]))
     x = torch.randn(4, 1, 28, 28)
     module = MNISTLitModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu").eval()
     # the code-free path predict.py takes: plain tensors and settings, no pickled objects

@@ -29,7 +29,7 @@ from mnist_lit.preprocess import normalize  # noqa: E402
 
 
 def plain_resize_accuracy(predictor: Predictor, paths: list[Path], labels: list[int]) -> float:
-    """The seeds' approach: greyscale, resize to 28x28, normalize, classify."""
+    """The plain approach: greyscale, resize to 28x28, normalize, classify."""
     x = np.stack(
         [
             normalize(np.asarray(Image.open(p).convert("L").resize((28, 28)), np.uint8), predictor.mean, predictor.std)

@@ -1,4 +1,4 @@
-"""The plain-PyTorch reference, written the way the seed scripts are: torchvision MNIST, ToTensor + Normalize per
+"""The plain-PyTorch reference, written the way a typical MNIST tutorial is: torchvision MNIST, ToTensor + Normalize per
 item, a DataLoader with 2 worker processes, batch 64, the same CNN and Adam. bench/speed.py times it against
 train.py; run alone: DATA_DIR=../shared/data .venv/bin/python bench/reference_plain.py --epochs 2
 """
@@ -18,7 +18,7 @@ from torchvision import datasets, transforms
 
 
 class Net(nn.Module):
-    """The seeds' CNN: conv32 -> pool -> conv64 -> pool -> fc128 -> dropout 0.25 -> fc10."""
+    """The reference CNN: conv32 -> pool -> conv64 -> pool -> fc128 -> dropout 0.25 -> fc10."""
 
     def __init__(self) -> None:
         super().__init__()

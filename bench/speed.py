@@ -1,6 +1,6 @@
 """Training speed on this machine: the plain-PyTorch reference against train.py, back to back, then the speedrun.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/speed.py --epochs 2 --repeats 3 --speedrun-seeds 1 2 3 4 5
+Run: DATA_DIR=../shared/data .venv/bin/python bench/speed.py --epochs 2 --repeats 3 --speedrun-seed 1 2 3 4 5
 Prints markdown tables (the README's figures come from here) and names the CPU or GPU used. The machine's speed
 drifts, so the two sides run as --repeats back-to-back pairs and the ratio is the median of the pairs' ratios.
 """
@@ -56,7 +56,7 @@ def epoch_seconds(run_dir: Path) -> float | None:
     return (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
 
 
-REFERENCE = "plain PyTorch (seed style, 2 workers)"
+REFERENCE = "plain PyTorch (torchvision DataLoader, 2 workers)"
 
 
 def run_reference(epochs: int) -> dict:
@@ -94,7 +94,7 @@ def main() -> None:
     """Reference vs train.py for --epochs, then experiment=speedrun for each seed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--speedrun-seeds", type=int, nargs="*", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--speedrun-seed", type=int, nargs="*", default=[1, 2, 3, 4, 5])
     parser.add_argument("--repeats", type=int, default=3, help="back-to-back pairs, alternating which goes first")
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
@@ -116,11 +116,11 @@ def main() -> None:
                 runs[side].append(sides[side](i))
         print_comparison(args.epochs, runs)
 
-        if args.speedrun_seeds:
+        if args.speedrun_seed:
             print("\n| `python train.py experiment=speedrun` | wall-clock, start-up included | test acc |")
             print("|---|---:|---:|")
             speedruns = []
-            for seed in args.speedrun_seeds:
+            for seed in args.speedrun_seed:
                 m = run_train(["experiment=speedrun", f"seed={seed}"], out / f"speedrun{seed}")
                 speedruns.append(m)
                 print(f"| seed {seed} | {m['wall_s']:.1f} s | {100 * m['test/acc']:.2f}% |", flush=True)

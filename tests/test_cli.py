@@ -55,7 +55,7 @@ def test_corrupt_idx_is_a_clear_error(tmp_path, synthetic_root):
     assert_one_line_error(proc, str(images), "truncated or corrupt")
 
 
-def test_missing_ckpt_path_is_a_clear_error(tmp_path, synthetic_root):
+def test_missing_ckpt_path_is_one_line_on_the_console(tmp_path, synthetic_root):
     proc = run_cli("train.py", f"data.root={synthetic_root}", "ckpt_path=nope/last.ckpt", *FAST, cwd=tmp_path)
     assert_one_line_error(proc, "ckpt_path=nope/last.ckpt does not exist")
 

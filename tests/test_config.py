@@ -25,7 +25,7 @@ def model_of(cfg):
     return instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
 
 
-def test_defaults(cfg_global):
+def test_default_config_is_the_reference_cnn_with_adam_for_10_epochs(cfg_global):
     assert cfg_global.seed == 42
     assert cfg_global.ckpt_path is None
     assert cfg_global.data.batch_size == 64

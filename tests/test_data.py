@@ -13,7 +13,7 @@ from mnist_lit.idx import load_split, read_idx
 from tests.conftest import N_TEST, N_TRAIN, N_VAL, make_digits, make_mnist, write_idx
 
 
-def test_read_idx_roundtrip(tmp_path):
+def test_read_idx_gives_back_the_written_array(tmp_path):
     images, _ = make_digits(5, seed=3)
     tensor = read_idx(write_idx(tmp_path / "x-idx3-ubyte", images))
     assert tensor.dtype == torch.uint8
@@ -112,7 +112,7 @@ def test_fast_path_matches_torchvision_path(synthetic_root, normalize):
             assert torch.equal(yf, yt)
 
 
-def test_normalization_values(synthetic_root):
+def test_pm1_scaling_spans_minus_one_to_one(synthetic_root):
     dm = MNISTDataModule(root=str(synthetic_root), val_size=N_VAL, normalize="pm1", batch_size=N_TEST)
     dm.setup("test")
     x, _ = next(iter(dm.test_dataloader()))

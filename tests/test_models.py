@@ -11,7 +11,7 @@ from mnist_lit.models import ARCHS, CNN, build_net, net_settings
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 @pytest.mark.parametrize("batchnorm", [False, True])
-def test_forward_shape(arch, batchnorm):
+def test_networks_give_ten_logits_per_image(arch, batchnorm):
     net = build_net(arch, batchnorm=batchnorm).eval()
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
@@ -34,7 +34,7 @@ def test_widths_and_dropout_override():
     assert linears[0].out_features == 32
 
 
-def test_deep_cnn_widths():
+def test_deep_cnn_has_its_reference_widths():
     net = build_net("deep_cnn")
     convs = [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     linears = [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
@@ -54,6 +54,6 @@ def test_net_settings_picks_constructor_args():
         ("cnn", {"widht": 3}, "no setting"),
     ],
 )
-def test_bad_settings_rejected(arch, settings, message):
+def test_unknown_arch_or_setting_is_refused(arch, settings, message):
     with pytest.raises(MnistLitError, match=message):
         build_net(arch, **settings)

@@ -35,7 +35,7 @@ def test_augmentation_only_on_training_batches(synthetic_root):
     assert train_loader.augment is not None
 
 
-def test_precision_auto():
+def test_auto_precision_is_fp32_on_cpu():
     assert resolve_precision("32-true", "cpu") == "32-true"
     assert resolve_precision("auto", "cpu") == "32-true"
     if not torch.cuda.is_available():
@@ -73,7 +73,7 @@ def test_nvml_cuda_check_is_dropped_only_without_a_gpu(monkeypatch, setting, gpu
 
 
 @pytest.mark.parametrize("experiment", ["speedrun", "best"])
-def test_presets_run(make_cfg, experiment):
+def test_presets_run_one_batch_of_each_stage(make_cfg, experiment):
     metrics = train(make_cfg(f"experiment={experiment}", "trainer.fast_dev_run=true"))
     assert 0.0 <= metrics["test/acc"] <= 1.0
 

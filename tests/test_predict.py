@@ -66,7 +66,7 @@ def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_c
     assert "Traceback" not in proc.stderr
 
 
-def test_table_with_default_checkpoint(tmp_path, synthetic_ckpt):
+def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
     output_root = synthetic_ckpt.parents[3]  # <root>/runs/<run>/checkpoints/best.ckpt
     picture = digit_picture(tmp_path / "one.png")
     proc = run_cli("predict.py", f"image={picture}", f"output_root={output_root}", "topk=2", cwd=tmp_path)
@@ -83,7 +83,7 @@ def test_table_with_default_checkpoint(tmp_path, synthetic_ckpt):
     ("spec", "message"),
     [("missing.png", "no such file or folder"), ("empty", "folder has no images"), ("*.gif", "no file matches")],
 )
-def test_bad_image_specs(tmp_path, spec, message):
+def test_bad_image_specs_get_one_line_errors(tmp_path, spec, message):
     (tmp_path / "empty").mkdir()
     paths, failed = find_images(str(tmp_path / spec))
     assert paths == []
@@ -107,17 +107,17 @@ def checkpoint_error(tmp_path, ckpt) -> str:
     return line
 
 
-def test_missing_checkpoint(tmp_path):
+def test_missing_checkpoint_is_refused_in_one_line(tmp_path):
     assert "does not exist" in checkpoint_error(tmp_path, tmp_path / "nope.ckpt")
 
 
-def test_corrupt_checkpoint(tmp_path, synthetic_ckpt):
+def test_corrupt_checkpoint_is_refused_in_one_line(tmp_path, synthetic_ckpt):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(synthetic_ckpt.read_bytes()[:5000])
     assert "not a readable checkpoint" in checkpoint_error(tmp_path, bad)
 
 
-def test_checkpoint_of_another_model(tmp_path):
+def test_checkpoint_of_another_model_is_refused(tmp_path):
     other = tmp_path / "resnet.ckpt"
     torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}, "hyper_parameters": {"lr": 0.1}}, other)
     assert "not an mnist-lit checkpoint" in checkpoint_error(tmp_path, other)

@@ -124,7 +124,7 @@ def test_fit_box_keeps_aspect_ratio():
     assert wide.shape == (BOX // 2, BOX)
 
 
-def test_centre_by_mass():
+def test_centre_of_mass_lands_at_mnists_centre():
     box = np.zeros((20, 10), np.float32)
     box[4:10] = 1.0  # mass in the upper rows: the box must sit low to centre it
     field = centre_by_mass(box)

@@ -42,7 +42,7 @@ def test_images_and_hparams_in_tensorboard(run):
     assert "hp/test/acc" in scalars
 
 
-def test_report_files(run):
+def test_report_files_are_complete_and_count_every_test_image(run):
     run_dir, metrics = run
     report = run_dir / "report"
     for name in ("curves.png", "confusion_matrix.png", "misclassified.png"):

@@ -17,14 +17,8 @@ import torch
 import yaml
 
 from mnist_lit.runs import AtomicCheckpointIO
-from tests.conftest import N_TEST, N_VAL, ROOT, run_cli
+from tests.conftest import N_TEST, N_VAL, ROOT, run_cli, synthetic_overrides
 
-CPU = (
-    "trainer.accelerator=cpu",
-    "trainer.devices=1",
-    f"data.val_size={N_VAL}",
-    "callbacks.progress_bar.refresh_rate=0",
-)
 GRID_SEARCH = """\
 # @package _global_
 # the real optuna preset, narrowed so that (with this sampler seed) one of the three trials fails and two do not
@@ -49,8 +43,8 @@ def test_optuna_search_survives_a_failed_trial(tmp_path, synthetic_root):
     (extra / "grid.yaml").write_text(GRID_SEARCH.replace("SEED", "1"))
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "train.py", "-m", f"--config-dir={tmp_path / 'conf'}", "hparams_search=grid", f"data.root={synthetic_root}",
-        f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", *CPU, cwd=tmp_path,
+        "train.py", "-m", f"--config-dir={tmp_path / 'conf'}", "hparams_search=grid",
+        f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", *synthetic_overrides(synthetic_root), cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Best parameters" in proc.stdout + proc.stderr
@@ -67,8 +61,8 @@ def test_joblib_launcher_with_dataloader_workers(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep"
     proc = run_cli(
         "train.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "data.loader=torchvision",
-        "data.num_workers=1", "trainer.fast_dev_run=true", f"data.root={synthetic_root}", f"hydra.sweep.dir={sweep}",
-        *CPU, cwd=tmp_path,
+        "data.num_workers=1", "trainer.fast_dev_run=true", f"hydra.sweep.dir={sweep}",
+        *synthetic_overrides(synthetic_root), cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all((sweep / str(i) / "metrics.json").is_file() for i in range(2))
@@ -90,7 +84,7 @@ def test_ddp_cpu_one_run_directory(tmp_path, synthetic_root):
 
 def _train_until_checkpoint(tmp_path, synthetic_root, epochs: int) -> subprocess.Popen:
     cmd = [
-        sys.executable, str(ROOT / "train.py"), f"trainer.max_epochs={epochs}", f"data.root={synthetic_root}", *CPU,
+        sys.executable, str(ROOT / "train.py"), f"trainer.max_epochs={epochs}", *synthetic_overrides(synthetic_root),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -110,8 +104,8 @@ def test_sigkill_then_resume_finishes_the_planned_epochs(tmp_path, synthetic_roo
     assert not (run / "metrics.json").exists()  # it really died mid-run
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # intact, not torn
     assert last["epoch"] < epochs - 1
-    resumed = run_cli("train.py", "ckpt_path=last", f"trainer.max_epochs={epochs}", f"data.root={synthetic_root}", *CPU,
-                      cwd=tmp_path)  # fmt: skip
+    overrides = synthetic_overrides(synthetic_root)
+    resumed = run_cli("train.py", "ckpt_path=last", f"trainer.max_epochs={epochs}", *overrides, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [p.name for p in (tmp_path / "outputs" / "runs").iterdir()] == [run.name]  # resumed in place
     assert json.loads((run / "metrics.json").read_text())["epochs"] == epochs

@@ -25,7 +25,7 @@ def scalars(run_dir, tag: str) -> list[tuple[int, float]]:
 
 @pytest.mark.parametrize("model", ["cnn", "deep_cnn"])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_fast_dev_run(make_cfg, model, optimizer, tmp_path):
+def test_every_model_and_optimizer_runs_one_batch_of_each_stage(make_cfg, model, optimizer, tmp_path):
     metrics = train(make_cfg(f"model={model}", f"optimizer={optimizer}", "trainer.fast_dev_run=true"))
     assert 0.0 <= metrics["test/acc"] <= 1.0
     assert metrics["test/loss"] > 0
@@ -57,7 +57,7 @@ def test_step_loss_is_logged_every_n_steps(make_cfg, tmp_path):
     assert [step for step, _ in scalars(tmp_path / "run", "train/loss_step")] == expected
 
 
-def test_best_checkpoint_is_tested(make_cfg, tmp_path):
+def test_the_best_checkpoint_is_the_one_tested(make_cfg, tmp_path):
     metrics = train(make_cfg("trainer.max_epochs=2"))
     best = torch.load(metrics["best_ckpt"], weights_only=True)
     assert best["callbacks"]  # the ModelCheckpoint wrote it, with its monitor state
@@ -110,7 +110,7 @@ def test_checkpoint_loads_without_hydra(make_cfg, tmp_path, model):
     assert module.configure_optimizers().defaults["lr"] == 1e-3  # and it can train again
 
 
-def test_logger_none_and_csv(make_cfg, tmp_path):
+def test_logger_none_writes_no_events_and_csv_writes_metrics(make_cfg, tmp_path):
     train(make_cfg(*SHORT, "logger=none", run_dir=tmp_path / "none"))
     assert not (tmp_path / "none" / "tensorboard").exists()
     train(make_cfg(*SHORT, "logger=csv", run_dir=tmp_path / "csv"))

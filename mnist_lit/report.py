@@ -145,9 +145,11 @@ class RunReport(Callback):
         self._misclassified: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history}  # in checkpoints: a resumed run's curves start at epoch 1
+        """What checkpoints keep of the report: the history, so that a resumed run's curves start at epoch 1."""
+        return {"history": self.history}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the history back from a checkpoint being resumed."""
         self.history = {int(k): dict(v) for k, v in state_dict.get("history", {}).items()}
 
     def on_train_batch_start(

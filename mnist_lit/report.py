@@ -191,8 +191,10 @@ class RunReport(Callback):
         dataloader_idx: int = 0,
     ) -> None:  # fmt: skip
         x, y = batch
+        if sum(len(m[0]) for m in self._misclassified) >= MAX_MISCLASSIFIED:
+            return  # the grid is full: no host sync for the remaining batches
         wrong = outputs != y  # outputs: the predicted digits (B,) that the module's test_step returns
-        if wrong.any() and sum(len(m[0]) for m in self._misclassified) < MAX_MISCLASSIFIED:
+        if wrong.any():
             shown = unnormalize(x[wrong, 0], pl_module.hparams.mean, pl_module.hparams.std)  # (b, 28, 28)
             self._misclassified.append((shown.cpu(), outputs[wrong].cpu(), y[wrong].cpu()))
 

@@ -29,6 +29,10 @@ def predict(cfg: DictConfig) -> int:
         raise MnistLitError(f"format={cfg.format} is not one of {list(FORMATS)}")
     if not 1 <= int(cfg.topk) <= 10 or int(cfg.batch_size) < 1:
         raise MnistLitError("topk must be 1-10 and batch_size at least 1")
+    if cfg.not_digit != "auto" and not (isinstance(cfg.not_digit, (int, float)) and 0 <= cfg.not_digit <= 1):
+        raise MnistLitError(f"not_digit={cfg.not_digit} is invalid: it must be auto or a probability in [0, 1]")
+    if not (isinstance(cfg.unsure, (int, float)) and 0 <= cfg.unsure <= 1):
+        raise MnistLitError(f"unsure={cfg.unsure} is invalid: it must be a probability gap in [0, 1]")
     ckpt = cfg.ckpt or checkpoints.newest(cfg.output_root)
     if not cfg.ckpt:
         print(f"using checkpoint {ckpt}", file=sys.stderr)
@@ -37,7 +41,8 @@ def predict(cfg: DictConfig) -> int:
     paths, failed = find_images(str(cfg.image))
     workers = (os.cpu_count() or 1) if cfg.workers == "auto" else int(cfg.workers)
     predictions = failed + load_pictures(paths, workers)
-    predictor.classify(predictions, batch_size=int(cfg.batch_size))
+    thresholds = predictor.thresholds(cfg.not_digit, float(cfg.unsure))
+    predictor.classify(predictions, thresholds, batch_size=int(cfg.batch_size))
 
     if cfg.format == "jsonl":
         print("\n".join(p.to_json() for p in predictions))

@@ -1,4 +1,5 @@
-"""Mean test accuracy over several random seeds for one training setup.
+"""Mean test accuracy, and calibration error before and after temperature scaling, over several random seeds for
+one training setup.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --seed 1 2 3 -- optimizer=sgd trainer.max_epochs=20
 Each seed is a normal `python train.py` run under outputs/bench/; the table goes to stdout.
@@ -40,16 +41,22 @@ def main() -> None:
 
     rows = []
     print(f"train.py {' '.join(args.overrides) or '(defaults)'}")
-    print("| seed | test acc | best val acc | epochs | wall-clock |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| seed | test acc | best val acc | ECE before | ECE after | epochs | wall-clock |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for seed in args.seed:
         m = run_seed(seed, args.overrides, args.out)
         rows.append(m)
         acc, best = 100 * m["test/acc"], 100 * m["val/acc_best"]
-        print(f"| {seed} | {acc:.2f}% | {best:.2f}% | {m['epochs']} | {m['wall_s']:.0f} s |", flush=True)
+        print(
+            f"| {seed} | {acc:.2f}% | {best:.2f}% | {m['test/ece_raw']:.4f} | {m['test/ece']:.4f} | "
+            f"{m['epochs']} | {m['wall_s']:.0f} s |",
+            flush=True,
+        )
     accs = [100 * m["test/acc"] for m in rows]
     spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
-    print(f"| mean | {statistics.mean(accs):.2f}%{spread} | | | {statistics.mean(m['wall_s'] for m in rows):.0f} s |")
+    ece_raw, ece = (statistics.mean(m[k] for m in rows) for k in ("test/ece_raw", "test/ece"))
+    wall = statistics.mean(m["wall_s"] for m in rows)
+    print(f"| mean | {statistics.mean(accs):.2f}%{spread} | | {ece_raw:.4f} | {ece:.4f} | | {wall:.0f} s |")
 
 
 if __name__ == "__main__":

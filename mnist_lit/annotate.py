@@ -10,10 +10,21 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
+from mnist_lit.answer import NOT_A_DIGIT, UNSURE, Answer
 from mnist_lit.predictor import Prediction
 
 PANEL = 224  # px: each half of the annotated picture
 CAPTION = 28  # px: the strip under the panels
+
+
+def caption_of(answer: Answer) -> str:
+    """The verdict in words: "7 (99.1%)", "unsure: 4 (55.0%) or 9", "not a digit (97.0%)"."""
+    shown = f"({100 * answer.confidence:.1f}%)"
+    if answer.verdict == NOT_A_DIGIT:
+        return f"not a digit {shown}"
+    if answer.verdict == UNSURE:
+        return f"unsure: {answer.digit} {shown} or {answer.alternative}"
+    return f"{answer.digit} {shown}"
 
 
 def annotate(pred: Prediction, out_dir: str | os.PathLike) -> Path:
@@ -34,7 +45,7 @@ def annotate(pred: Prediction, out_dir: str | os.PathLike) -> Path:
     canvas.paste(board, ((PANEL - picture.width) // 2, (PANEL - picture.height) // 2))
     model_input = Image.fromarray(pred.pixels).resize((PANEL, PANEL), Image.Resampling.NEAREST)
     canvas.paste(model_input.convert("RGB"), (PANEL, 0))
-    caption = f"predicted {pred.digit}  ({100 * pred.probs[pred.digit]:.1f}%)"
+    caption = caption_of(pred.answer)
     ImageDraw.Draw(canvas).text((8, PANEL + 8), f"{caption}   model input: 28x28", fill="black")
     target = out_dir / f"{Path(pred.image).stem}.pred.png"
     n = 1

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mnist_lit import MnistLitError
+from mnist_lit.answer import Calibration
 from mnist_lit.models import build_net, net_settings
 
 BEST = "best.ckpt"  # the best epoch by val/acc: what predict.py and evaluate.py use
@@ -60,6 +61,14 @@ def normalization(ckpt: dict[str, Any]) -> tuple[float, float]:
     """(mean, std) that the checkpoint's network expects its [0, 1] input to be normalized with."""
     hp = ckpt["hyper_parameters"]
     return float(hp["mean"]), float(hp["std"])
+
+
+def calibration(ckpt: dict[str, Any]) -> Calibration:
+    """The temperature and rejection threshold fitted when the checkpoint was trained; older checkpoints have
+    neither: T = 1, and no rejection unless the network has its not-a-digit output."""
+    stored = ckpt.get("calibration") or {}
+    threshold = stored.get("not_digit") if ckpt["hyper_parameters"].get("not_digit") else None
+    return Calibration(float(stored.get("temperature", 1.0)), None if threshold is None else float(threshold))
 
 
 def network(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:

@@ -32,12 +32,13 @@ def _stage(c_in: int, c_out: int, depth: int, batchnorm: bool) -> list[nn.Module
     return [m for i in range(depth) for m in _conv(c_out if i else c_in, c_out, batchnorm, pool=i == depth - 1)]
 
 
-def _classifier(features: int, hidden: tuple[int, ...], dropout: float) -> nn.Sequential:
-    """Flatten, then one Linear-ReLU-Dropout per hidden width, then the 10 logits."""
+def _classifier(features: int, hidden: tuple[int, ...], dropout: float, not_digit: bool) -> nn.Sequential:
+    """Flatten, then one Linear-ReLU-Dropout per hidden width, then the 10 digit logits (and, with `not_digit`, an
+    11th: "this is not a digit")."""
     layers: list[nn.Module] = [nn.Flatten()]
     for width_in, width in zip((features, *hidden), hidden):
         layers += [nn.Linear(width_in, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-    return nn.Sequential(*layers, nn.Linear(hidden[-1], NUM_CLASSES))
+    return nn.Sequential(*layers, nn.Linear(hidden[-1], NUM_CLASSES + not_digit))
 
 
 class _ConvNet(nn.Module):
@@ -47,7 +48,7 @@ class _ConvNet(nn.Module):
     classifier: nn.Sequential
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, 10) for images (B, 1, 28, 28)."""
+        """Logits (B, 10), or (B, 11) with the not-a-digit output, for images (B, 1, 28, 28)."""
         return self.classifier(self.features(x))
 
 
@@ -63,13 +64,14 @@ class CNN(_ConvNet):
         dropout: float = 0.25,
         batchnorm: bool = False,
         depth: int = 1,
+        not_digit: bool = False,
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(
             *_stage(1, conv1, depth, batchnorm),  # (B, 1, 28, 28) -> (B, conv1, 14, 14)
             *_stage(conv1, conv2, depth, batchnorm),  # -> (B, conv2, 7, 7)
         )
-        self.classifier = _classifier(conv2 * 7 * 7, (fc,), dropout)  # (B, conv2 * 49) -> (B, 10)
+        self.classifier = _classifier(conv2 * 7 * 7, (fc,), dropout, not_digit)  # (B, conv2 * 49) -> (B, 10)
 
 
 class DeepCNN(_ConvNet):
@@ -82,6 +84,7 @@ class DeepCNN(_ConvNet):
         fc2: int = 50,
         dropout: float = 0.25,
         batchnorm: bool = False,
+        not_digit: bool = False,
     ) -> None:
         super().__init__()
         c1, c2, c3, c4 = channels
@@ -91,7 +94,7 @@ class DeepCNN(_ConvNet):
             *_conv(c2, c3, batchnorm, pool=True),  # -> (B, c3, 7, 7)
             *_conv(c3, c4, batchnorm, pool=True),  # -> (B, c4, 3, 3), floor of 7 / 2
         )
-        self.classifier = _classifier(c4 * 3 * 3, (fc1, fc2), dropout)  # (B, c4 * 9) -> (B, 10)
+        self.classifier = _classifier(c4 * 3 * 3, (fc1, fc2), dropout, not_digit)  # (B, c4 * 9) -> (B, 10)
 
 
 ARCHS: dict[str, type[nn.Module]] = {"cnn": CNN, "deep_cnn": DeepCNN}

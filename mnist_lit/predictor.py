@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.answer import NOT_A_DIGIT, Answer, Thresholds, answers
 from mnist_lit.preprocess import MAX_DETAIL, NoInkError, normalize, preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -29,24 +30,18 @@ MAX_PIXELS = 50_000_000  # refuse decompression bombs rather than exhausting mem
 
 @dataclass
 class Prediction:
-    """The outcome for one picture: a digit with its probabilities, or an error message."""
+    """The outcome for one picture: its answer (mnist_lit.answer), or an error message."""
 
     image: str
     pixels: np.ndarray | None = None  # the 28x28 uint8 input the model saw
-    probs: list[float] = field(default_factory=list)
+    answer: Answer | None = None
     error: str | None = None
 
-    @property
-    def digit(self) -> int:
-        """The most probable class."""
-        return int(np.argmax(self.probs))
-
     def to_json(self) -> str:
-        """One JSON line: image, digit, confidence, probs; or image and error."""
-        if self.error:
+        """One JSON line: image and the answer's fields (verdict, digit, confidence, probs, ...); or image and error."""
+        if self.error or self.answer is None:
             return json.dumps({"image": self.image, "error": self.error})
-        probs = [round(p, 6) for p in self.probs]
-        return json.dumps({"image": self.image, "digit": self.digit, "confidence": probs[self.digit], "probs": probs})
+        return json.dumps({"image": self.image, **self.answer.fields()})
 
 
 def find_images(spec: str) -> tuple[list[str], list[Prediction]]:
@@ -102,21 +97,28 @@ class Predictor:
         self.device = resolve_device(device)
         ckpt = checkpoints.read(self.path)
         self.mean, self.std = checkpoints.normalization(ckpt)
+        self.calibration = checkpoints.calibration(ckpt)
         # NHWC: oneDNN's convolutions are faster on CPU in this layout, as in training
         self.net = checkpoints.network(ckpt, self.path).to(self.device, memory_format=torch.channels_last)
 
+    def thresholds(self, not_digit: float | str | None, unsure: float) -> Thresholds:
+        """The settings as Thresholds: not_digit `auto` takes the checkpoint's own, chosen on its validation data."""
+        if not_digit == "auto":
+            return Thresholds(self.calibration.not_digit, unsure)
+        return Thresholds(None if not_digit is None else float(not_digit), unsure)
+
     @torch.inference_mode()
-    def classify(self, predictions: Iterable[Prediction], batch_size: int = 256) -> None:
-        """Fill in `probs` of every prediction that has pixels, `batch_size` pictures per forward pass."""
+    def classify(self, predictions: Iterable[Prediction], thresholds: Thresholds, batch_size: int = 256) -> None:
+        """Fill in the answer of every prediction that has pixels, `batch_size` pictures per forward pass."""
         todo = [p for p in predictions if p.pixels is not None]
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             # (B, 1, 28, 28), normalized exactly as the training data was
             x = torch.from_numpy(np.stack([normalize(p.pixels, self.mean, self.std) for p in chunk]))
             x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-            probs = torch.softmax(self.net(x).float(), dim=1).cpu().numpy()
-            for p, row in zip(chunk, probs):
-                p.probs = row.tolist()
+            logits = self.net(x).float().cpu().numpy()
+            for p, answer in zip(chunk, answers(logits, self.calibration, thresholds)):
+                p.answer = answer
 
 
 def resolve_device(device: str) -> torch.device:
@@ -132,14 +134,17 @@ def resolve_device(device: str) -> torch.device:
 
 
 def format_table(predictions: Sequence[Prediction], topk: int) -> str:
-    """A human-readable table: file, digit, confidence and the top-k classes."""
-    rows = [("image", "digit", "confidence", f"top-{topk}")]
+    """A human-readable table: file, verdict, digit, confidence and the top-k digits."""
+    rows = [("image", "verdict", "digit", "confidence", f"top-{topk} digits")]
     for p in predictions:
-        if p.error:
-            rows.append((p.image, "-", "-", f"error: {p.error}"))
+        if p.error or p.answer is None:
+            rows.append((p.image, "error", "-", "-", str(p.error)))
             continue
-        order = np.argsort(p.probs)[::-1][:topk]
-        top = ", ".join(f"{k} {100 * p.probs[k]:.1f}%" for k in order)
-        rows.append((p.image, str(p.digit), f"{100 * p.probs[p.digit]:.1f}%", top))
+        a = p.answer
+        order = np.argsort(a.probs)[::-1][:topk]
+        top = ", ".join(f"{k} {100 * a.probs[k]:.1f}%" for k in order)
+        digit = "-" if a.digit is None else str(a.digit)
+        rows.append((p.image, a.verdict, digit, f"{100 * a.confidence:.1f}%", top))
     width = max(len(r[0]) for r in rows)
-    return "\n".join(f"{r[0]:<{width}}  {r[1]:>5}  {r[2]:>10}  {r[3]}" for r in rows)
+    verdict = max(len(NOT_A_DIGIT), len("verdict"))
+    return "\n".join(f"{r[0]:<{width}}  {r[1]:<{verdict}}  {r[2]:>5}  {r[3]:>10}  {r[4]}" for r in rows)

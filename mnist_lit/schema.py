@@ -77,6 +77,7 @@ class NetSchema:
     _target_: str = MISSING
     arch: str = MISSING
     batchnorm: bool = MISSING
+    negatives: float = ruled(Rule(lambda v: 0 <= v <= 1, "between 0 and 1"), default=0.0)
 
 
 @dataclass

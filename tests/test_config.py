@@ -5,6 +5,8 @@ Run: pytest tests/test_config.py
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
@@ -22,7 +24,10 @@ def choices(group: str) -> list[str]:
 
 
 def model_of(cfg):
-    return instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
+    model = instantiate(cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler)
+    # a whole-run scheduler is sized from the Trainer: a stand-in with the run's length
+    model._trainer = SimpleNamespace(estimated_stepping_batches=100)
+    return model
 
 
 def test_default_config_is_the_reference_cnn_with_adam_for_10_epochs(cfg_global):
@@ -33,7 +38,7 @@ def test_default_config_is_the_reference_cnn_with_adam_for_10_epochs(cfg_global)
     assert cfg_global.model.arch == "cnn"
     assert cfg_global.optimizer._target_ == "torch.optim.Adam"
     assert cfg_global.optimizer.lr == 1e-3
-    assert cfg_global.scheduler is None
+    assert cfg_global.scheduler._target_ == "torch.optim.lr_scheduler.CosineAnnealingLR"
     assert cfg_global.trainer.max_epochs == 10
     assert cfg_global.trainer.accelerator == "auto"
 
@@ -45,12 +50,13 @@ def test_data_choice_instantiates_a_datamodule(choice):
     assert instantiate(cfg.data).batch_size == cfg.data.batch_size
 
 
+@pytest.mark.parametrize("negatives", [0.0, 0.125])
 @pytest.mark.parametrize("choice", choices("model"))
-def test_model_choice_builds_its_network(choice):
-    cfg = compose_cfg([f"model={choice}"])
+def test_model_choice_builds_its_network_with_a_not_a_digit_output_when_taught_one(choice, negatives):
+    cfg = compose_cfg([f"model={choice}", f"model.negatives={negatives}"])
     model = model_of(cfg)
     assert model.hparams.arch == cfg.model.arch
-    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 11 if negatives else 10)
 
 
 @pytest.mark.parametrize("choice", choices("optimizer"))
@@ -88,7 +94,7 @@ def test_experiment_preset_instantiates_everything_it_touches(choice):
     cfg = compose_cfg([f"experiment={choice}"])
     validate(cfg)
     assert instantiate(cfg.data) is not None
-    assert model_of(cfg)(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert model_of(cfg)(torch.zeros(2, 1, 28, 28)).shape == (2, 11)  # every preset keeps the not-a-digit output
 
 
 @pytest.mark.parametrize("choice", choices("hparams_search"))

@@ -52,11 +52,16 @@ def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_c
     assert sorted(rows) == ["a.png", "b.jpg", "blank.png", "cut.png", "notes.png"]  # sorted folder, no .txt
     for name in ("a.png", "b.jpg"):
         row = rows[name]
-        assert set(row) == {"image", "digit", "confidence", "probs"}
+        assert set(row) - {"alternative"} == {"image", "verdict", "digit", "confidence", "probs", "not_digit"}
         assert len(row["probs"]) == 10
         assert sum(row["probs"]) == pytest.approx(1.0, abs=1e-4)
-        assert row["digit"] == int(np.argmax(row["probs"]))
-        assert row["confidence"] == max(row["probs"])
+        if row["verdict"] == "not a digit":
+            assert row["digit"] is None
+            assert row["confidence"] == row["not_digit"]
+        else:
+            assert row["verdict"] in ("digit", "unsure")
+            assert row["digit"] == int(np.argmax(row["probs"]))
+            assert row["confidence"] == max(row["probs"])
     assert "not an image" in rows["notes.png"]["error"]
     assert "truncated" in rows["cut.png"]["error"]
     assert "blank" in rows["blank.png"]["error"]
@@ -73,7 +78,7 @@ def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
     assert proc.returncode == 0, proc.stderr
     assert f"using checkpoint {synthetic_ckpt}" in proc.stderr
     header, row = proc.stdout.strip().splitlines()
-    assert header.split()[:3] == ["image", "digit", "confidence"]
+    assert header.split()[:4] == ["image", "verdict", "digit", "confidence"]
     assert "top-2" in header
     assert row.startswith(str(picture))
     assert row.count("%") == 3  # the confidence and two top-k entries
@@ -195,7 +200,73 @@ def test_user_style_pictures_of_real_digits(real_run, tmp_path):
     images, labels = load_split(real_data_root(), "test")
     paths = write_pictures(images[:300].numpy(), labels[:300].tolist(), tmp_path / "user", seed=3)
     predictions = load_pictures([str(p) for p in paths], workers=2)
-    Predictor(real_run["best_ckpt"]).classify(predictions)
+    predictor = Predictor(real_run["best_ckpt"])
+    predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
     truth = labels[:300].tolist()
-    accuracy = np.mean([not p.error and p.digit == y for p, y in zip(predictions, truth)])
+    # a digit rejected as "not a digit" counts as wrong
+    accuracy = np.mean([not p.error and p.answer.digit == y for p, y in zip(predictions, truth)])
     assert accuracy >= 0.93  # one epoch of training; the 10-epoch model scores >= 97% (README)
+
+
+def test_a_checkpoint_from_before_calibration_still_predicts(tmp_path):
+    from mnist_lit.models import CNN, net_settings
+
+    net = CNN()  # 10 outputs, no calibration, no not-a-digit output: how checkpoints used to be
+    hp = {"arch": "cnn", "mean": 0.1307, "std": 0.3081, **net_settings("cnn", {"conv1": 32, "conv2": 64})}
+    old = tmp_path / "old.ckpt"
+    torch.save({"hyper_parameters": hp, "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, old)
+    picture = digit_picture(tmp_path / "p.png")
+    proc = run_cli("predict.py", f"image={picture}", f"ckpt={old}", "format=jsonl", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["verdict"] in ("digit", "unsure")
+    assert isinstance(row["digit"], int)
+    assert "not_digit" not in row
+
+
+def drawn(path, draw_on) -> str:
+    """A picture drawn by `draw_on(ImageDraw)` in black on a white 200x200 sheet, saved at `path`."""
+    img = Image.new("RGB", (200, 200), "white")
+    draw_on(ImageDraw.Draw(img))
+    img.save(path)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_a_clear_digit_is_a_digit_and_a_1_growing_into_a_7_passes_through_unsure(real_run, tmp_path):
+    from mnist_lit.idx import load_split
+    from tests.conftest import real_data_root
+
+    predictor = Predictor(real_run["best_ckpt"])
+    thresholds = predictor.thresholds("auto", unsure=0.5)
+    images, labels = load_split(real_data_root(), "test")
+    seven = tmp_path / "seven.png"
+    Image.fromarray(255 - images[int((labels == 7).nonzero()[0])].numpy()).resize((112, 112)).save(seven)
+    # a 1 that grows a top bar: somewhere between a 1 and a 7 the network must hesitate between them
+    morphs = [
+        drawn(tmp_path / f"morph{n}.png", lambda d, n=n: (
+            d.line([(100, 180), (120, 30)], fill="black", width=10),
+            d.line([(120 - 3 * n, 30), (120, 30)], fill="black", width=10),
+        ))
+        for n in range(0, 31)
+    ]  # fmt: skip
+    predictions = load_pictures([str(seven), *morphs], workers=1)
+    predictor.classify(predictions, thresholds)
+    first, *rest = (p.answer for p in predictions)
+    assert (first.verdict, first.digit) == ("digit", 7)
+    assert any(a.verdict == "unsure" and {a.digit, a.alternative} == {1, 7} for a in rest), [
+        (a.verdict, a.digit, round(a.confidence, 2)) for a in rest
+    ]
+
+
+def test_not_a_digit_is_an_answer_with_no_digit_and_exit_0(synthetic_ckpt, tmp_path):
+    picture = digit_picture(tmp_path / "p.png")
+    # not_digit=0: any picture with the least chance of holding no digit is rejected
+    proc = run_cli(
+        "predict.py", f"image={picture}", f"ckpt={synthetic_ckpt}", "format=jsonl", "not_digit=0", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["verdict"] == "not a digit"
+    assert row["digit"] is None
+    assert row["confidence"] == row["not_digit"] > 0

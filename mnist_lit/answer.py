@@ -1,0 +1,91 @@
+"""The answer for one picture, read from the network's logits: a verdict ("digit", "unsure" or "not a digit"), the
+digit, a calibrated confidence and the probabilities. predict.py, serve.py and export.py all answer through here,
+so they always agree. numpy only: torch-free prediction uses it too.
+
+Try it: python predict.py image=path/to/pictures/ format=jsonl
+
+- "not a digit": the network's 11th output (trained on generated letters, symbols and scribbles) gives the
+  picture a probability of holding no digit above `not_digit`. Networks without that output never say it.
+- "unsure": a digit, but the runner-up's calibrated probability is within `unsure` of the winner's.
+- "digit": otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mnist_lit import NUM_CLASSES
+
+DIGIT, UNSURE, NOT_A_DIGIT = "digit", "unsure", "not a digit"
+VERDICTS = (DIGIT, UNSURE, NOT_A_DIGIT)
+ROUND = 6  # decimals of the probabilities in an answer
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a checkpoint's logits are read, fitted on its validation split when it was trained."""
+
+    temperature: float = 1.0  # divides the digit logits
+    not_digit: float | None = None  # the recommended rejection threshold; None: the network cannot reject
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When an answer says "not a digit" or "unsure" (conf/predict.yaml)."""
+
+    not_digit: float | None = None  # reject above this probability of no digit; None: never
+    unsure: float = 0.0  # unsure when the top two digit probabilities are closer than this
+
+
+@dataclass
+class Answer:
+    """One picture's answer."""
+
+    verdict: str
+    digit: int | None  # None for "not a digit"
+    confidence: float  # the probability of the verdict: of `digit`, or of holding no digit
+    probs: list[float]  # calibrated, per digit, given that the picture holds one
+    alternative: int | None = None  # the runner-up digit, when "unsure"
+    not_digit: float | None = None  # the probability that the picture holds no digit, when the network has one
+
+    def fields(self) -> dict[str, Any]:
+        """The answer as JSON-ready fields: verdict, digit, confidence, probs, and alternative / not_digit if set."""
+        out: dict[str, Any] = {
+            "verdict": self.verdict,
+            "digit": self.digit,
+            "confidence": round(self.confidence, ROUND),
+            "probs": [round(p, ROUND) for p in self.probs],
+        }
+        if self.alternative is not None:
+            out["alternative"] = self.alternative
+        if self.not_digit is not None:
+            out["not_digit"] = round(self.not_digit, ROUND)
+        return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) logits, in float64 so that tiny probabilities stay exact."""
+    z = logits.astype(np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def answers(logits: np.ndarray, calibration: Calibration, thresholds: Thresholds) -> list[Answer]:
+    """One Answer per row of (N, 10) or (N, 11) logits."""
+    probs = softmax(logits[:, :NUM_CLASSES] / calibration.temperature)
+    has_output = logits.shape[1] > NUM_CLASSES
+    no_digit = softmax(logits)[:, NUM_CLASSES] if has_output else np.zeros(len(logits))
+    out = []
+    for row, p_none in zip(probs, no_digit):
+        first, second = (int(k) for k in np.argsort(row)[::-1][:2])
+        shown = float(p_none) if has_output else None
+        if has_output and thresholds.not_digit is not None and p_none > thresholds.not_digit:
+            out.append(Answer(NOT_A_DIGIT, None, float(p_none), row.tolist(), not_digit=shown))
+        elif row[first] - row[second] < thresholds.unsure:
+            out.append(Answer(UNSURE, first, float(row[first]), row.tolist(), alternative=second, not_digit=shown))
+        else:
+            out.append(Answer(DIGIT, first, float(row[first]), row.tolist(), not_digit=shown))
+    return out

@@ -1,0 +1,82 @@
+"""Honest confidences: temperature scaling fitted on the validation split, the "not a digit" threshold chosen there,
+and the reliability diagram's bins.
+
+Try it: pytest tests/test_calibration.py
+
+Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks") divides the logits by one
+number T > 0, fitted by minimizing the negative log-likelihood of held-out labels: T > 1 softens an overconfident
+network, T < 1 sharpens a timid one. It never changes which digit wins, so accuracy is untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mnist_lit import NUM_CLASSES
+
+LBFGS_STEPS = 50  # one parameter, a convex objective in log T: LBFGS converges in a handful
+LOG_T_BOUND = 5.0  # T stays within [e^-5, e^5]; a fit that runs off is a degenerate validation set
+THRESHOLD_GRID = torch.linspace(-8.0, 8.0, 161)  # candidate thresholds, in log-odds of "not a digit"
+RELIABILITY_BINS = 15
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The T that minimizes the NLL of softmax(logits / T) for (N, C) logits and (N,) labels."""
+    if len(labels) == 0:
+        return 1.0
+    # called from validation hooks, under Lightning's inference mode: its tensors must be copied out of it
+    with torch.inference_mode(False), torch.enable_grad():
+        logits, labels = logits.detach().float().cpu().clone(), labels.detach().cpu().long().clone()
+        log_t = torch.zeros(1, requires_grad=True)  # T = exp(log_t) stays positive without a constraint
+        optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=LBFGS_STEPS, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(logits / log_t.exp(), labels)
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    return float(log_t.detach().clamp(-LOG_T_BOUND, LOG_T_BOUND).exp())
+
+
+def not_digit_probability(logits: torch.Tensor) -> torch.Tensor:
+    """(N,) the network's probability that each picture is no digit, from (N, 11) logits (the 11th: not a digit)."""
+    return torch.softmax(logits.float(), dim=1)[:, NUM_CLASSES]
+
+
+def choose_threshold(digit_scores: torch.Tensor, negative_scores: torch.Tensor) -> float:
+    """The "not a digit" probability above which a picture is rejected: of the thresholds that best separate the
+    validation digits from the generated negatives (most digits accepted plus most negatives rejected), the middle
+    one in log-odds, so that pictures unlike either set are judged by the widest margin the data allows."""
+    if len(digit_scores) == 0 or len(negative_scores) == 0:
+        return 0.5
+    to_logodds = lambda p: torch.logit(p.float().cpu().clamp(1e-7, 1 - 1e-7))  # noqa: E731
+    digits, negatives = to_logodds(digit_scores), to_logodds(negative_scores)
+    accepted = (digits[None, :] <= THRESHOLD_GRID[:, None]).float().mean(1)
+    rejected = (negatives[None, :] > THRESHOLD_GRID[:, None]).float().mean(1)
+    score = accepted + rejected
+    best = THRESHOLD_GRID[score >= score.max() - 1e-6]
+    return float(torch.sigmoid(best.median()))
+
+
+def reliability(confidences: torch.Tensor, correct: torch.Tensor, bins: int = RELIABILITY_BINS) -> list[dict]:
+    """Per equal-width confidence bin (as torchmetrics' calibration error bins them): its count, mean confidence
+    and accuracy; empty bins are left out."""
+    confidences, correct = confidences.float().cpu(), correct.float().cpu()
+    index = torch.clamp((confidences * bins).ceil().long() - 1, 0, bins - 1)  # (lo, hi] bins, as torchmetrics
+    rows = []
+    for b in range(bins):
+        mask = index == b
+        count = int(mask.sum())
+        if count:
+            rows.append(
+                {
+                    "bin": (b / bins, (b + 1) / bins),
+                    "count": count,
+                    "confidence": float(confidences[mask].mean()),
+                    "accuracy": float(correct[mask].mean()),
+                }
+            )
+    return rows

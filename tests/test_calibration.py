@@ -1,0 +1,48 @@
+"""Temperature scaling, the rejection threshold, the reliability bins.  Run: pytest tests/test_calibration.py"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mnist_lit.calibration import choose_threshold, fit_temperature, not_digit_probability, reliability
+
+
+@pytest.mark.parametrize("true_t", [0.5, 1.0, 2.5])
+def test_temperature_fit_recovers_a_known_temperature(true_t):
+    g = torch.Generator().manual_seed(0)
+    calibrated = torch.randn(20000, 10, generator=g) * 3  # logits whose softmax is the truth
+    labels = torch.multinomial(torch.softmax(calibrated, 1), 1, generator=g).squeeze(1)
+    # a network that is overconfident (T > 1) or timid (T < 1) by true_t
+    assert fit_temperature(calibrated * true_t, labels) == pytest.approx(true_t, rel=0.05)
+
+
+def test_threshold_lies_between_digits_and_negatives():
+    digits = torch.full((100,), 0.01)
+    negatives = torch.full((100,), 0.99)
+    threshold = choose_threshold(digits, negatives)
+    assert 0.01 < threshold < 0.99
+    assert threshold == pytest.approx(0.5, abs=0.05)  # the middle of the separating range, in log-odds
+
+
+def test_threshold_trades_off_overlapping_scores():
+    digits = torch.cat([torch.full((990,), 0.001), torch.full((10,), 0.9)])  # a few digits look unlike digits
+    negatives = torch.cat([torch.full((900,), 0.999), torch.full((100,), 0.2)])  # some negatives pass as digits
+    threshold = choose_threshold(digits, negatives)
+    assert 0.001 < threshold < 0.2  # rejecting the 100 negatives costs fewer digits (none) than it gains
+
+
+def test_not_digit_probability_is_the_eleventh_softmax_output():
+    logits = torch.tensor([[0.0] * 10 + [100.0], [100.0] + [0.0] * 10])
+    assert not_digit_probability(logits).tolist() == pytest.approx([1.0, 0.0])
+
+
+def test_reliability_bins_count_every_prediction_once():
+    confidences = torch.tensor([0.05, 0.5, 0.51, 0.99, 1.0])
+    correct = torch.tensor([0, 1, 0, 1, 1])
+    rows = reliability(confidences, correct, bins=10)
+    assert sum(r["count"] for r in rows) == 5
+    top = rows[-1]
+    assert top["bin"] == (0.9, 1.0)
+    assert top["count"] == 2
+    assert top["accuracy"] == 1.0

@@ -19,7 +19,7 @@ from mnist_lit.data import NORMALIZATIONS, MNISTDataModule
 from mnist_lit.module import MNISTLitModule
 from mnist_lit.report import RunReport, per_class_rows
 
-REPORT_FILES = ("confusion_matrix.png", "misclassified.png", "per_class.csv")
+REPORT_FILES = ("confusion_matrix.png", "misclassified.png", "per_class.csv", "reliability.png")
 
 
 def normalization_name(mean: float, std: float) -> str:
@@ -34,13 +34,15 @@ def evaluate_checkpoint(
     ckpt_path: str | os.PathLike, make_datamodule: Callable[..., MNISTDataModule], out: str | os.PathLike | None,
     accelerator: str = "auto", precision: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Test the checkpoint; returns test/loss, test/acc and the confusion matrix; writes the report files to `out`."""
+    """Test the checkpoint; returns test/loss, test/acc, the calibration errors, the share of digits accepted (for
+    a network that can answer "not a digit") and the confusion matrix; writes the report files to `out`."""
     if out is not None and any((Path(out) / name).exists() for name in REPORT_FILES):
         raise MnistLitError(f"{out} already holds a report; choose another out=")
     ckpt = checkpoints.read(ckpt_path)  # the file's one read
     try:
         model = MNISTLitModule(**ckpt["hyper_parameters"])
         model.load_state_dict(ckpt["state_dict"])
+        model.on_load_checkpoint(ckpt)  # its temperature and rejection threshold
     except (MnistLitError, RuntimeError, TypeError) as err:
         raise MnistLitError(f"{ckpt_path} does not hold an mnist-lit model: {str(err).splitlines()[0]}") from None
     datamodule = make_datamodule(normalize=normalization_name(*checkpoints.normalization(ckpt)))
@@ -53,12 +55,24 @@ def evaluate_checkpoint(
     )  # fmt: skip
     metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     confusion = model.test_confusion.compute().cpu().numpy()  # computed at the test's end; this returns that result
-    return {"test/loss": metrics["test/loss"], "test/acc": metrics["test/acc"], "confusion": confusion}
+    keys = ("test/loss", "test/acc", "test/ece_raw", "test/ece", "test/accept")
+    return {
+        **{k: metrics[k] for k in keys if k in metrics},
+        "temperature": model.calibration["temperature"],
+        "confusion": confusion,
+    }
 
 
 def describe(result: dict[str, Any]) -> str:
     """Loss, accuracy, the per-class table and the confusion matrix as text."""
-    lines = [f"test loss {result['test/loss']:.4f}   test accuracy {100 * result['test/acc']:.2f}%", ""]
+    lines = [
+        f"test loss {result['test/loss']:.4f}   test accuracy {100 * result['test/acc']:.2f}%",
+        f"calibration error (ECE, 15 bins) {result['test/ece_raw']:.4f} raw, {result['test/ece']:.4f} with "
+        f"temperature {result['temperature']:.3f}",
+    ]
+    if "test/accept" in result:
+        lines.append(f'digits accepted (not answered "not a digit") {100 * result["test/accept"]:.2f}%')
+    lines.append("")
     lines.append("digit  support  correct  accuracy")
     for row in per_class_rows(result["confusion"]):
         lines.append(f"{row['digit']:>5}  {row['support']:>7}  {row['correct']:>7}  {100 * row['accuracy']:>7.2f}%")

@@ -21,7 +21,7 @@ from torchmetrics import CatMetric, MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError, MulticlassConfusionMatrix
 
 from mnist_lit import NUM_CLASSES, negatives
-from mnist_lit.batches import RandomAffine, unnormalize
+from mnist_lit.batches import unnormalize
 from mnist_lit.calibration import choose_threshold, fit_temperature, not_digit_probability
 from mnist_lit.data import NORMALIZATIONS
 from mnist_lit.models import build_net
@@ -29,11 +29,10 @@ from mnist_lit.models import build_net
 STAGES = ("train", "val", "test")
 DEFAULT_MEAN, DEFAULT_STD = NORMALIZATIONS["mnist"]
 NOT_DIGIT = NUM_CLASSES  # the class index of the 11th output
-BANK_SIZE = 4096  # negatives made once per fit; each training step draws from them and warps what it draws
+BANK_SIZE = 4096  # negatives made once per fit; each training step draws from them
 VAL_NEGATIVES = 1024  # a fixed set, made alike on every DDP rank, for choosing the rejection threshold
 VAL_NEGATIVES_SEED = 20170706  # fixed apart from `seed`: every run chooses its threshold on the same pictures
 OVERLAP_SHARE = 0.25  # of each step's negatives: two of the batch's own digits drawn over each other
-NEGATIVE_WARP = RandomAffine(degrees=20.0, translate=0.06, scale=0.1)  # so the bank never repeats itself
 REFILL_STEPS = 32  # training steps' worth of negatives made at once
 EVAL_CHUNK = 512  # validation negatives per forward pass
 ECE_BINS = 15
@@ -116,8 +115,8 @@ class MNISTLitModule(L.LightningModule):
 
     def make_negatives(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized non-digits (K, 1, 28, 28) to train beside the batch x (B, 1, 28, 28), K = negatives * B:
-        warped pictures from the bank, and pairs of digits drawn over each other. They are made for REFILL_STEPS
-        steps at a time: a few large tensor ops cost far less than many small ones."""
+        pictures from the bank, and pairs of the batch's digits drawn over each other. They are made for
+        REFILL_STEPS steps at a time: a few large tensor ops cost far less than many small ones."""
         k = max(1, round(self.hparams.negatives * len(x)))
         if self.pending is None or len(self.pending) < k:
             if self.bank is None:  # once per process, on its device
@@ -127,8 +126,8 @@ class MNISTLitModule(L.LightningModule):
             pairs = round(count * OVERLAP_SHARE)
             drawn = self.bank[torch.randint(len(self.bank), (count - pairs,)).to(x.device)]
             mean, std = self.hparams.mean, self.hparams.std
-            digits = unnormalize(x, mean, std).repeat(-(-pairs // len(x)), 1, 1, 1)[:pairs]
-            made = torch.cat([NEGATIVE_WARP(drawn), negatives.fit_field(negatives.overlaps(digits))])
+            digits = unnormalize(x, mean, std).repeat(-(-pairs // len(x)), 1, 1, 1)[:pairs].float()
+            made = torch.cat([drawn, negatives.fit_field(negatives.overlaps(negatives.lift(digits)))])
             self.pending = (made[torch.randperm(count).to(x.device)] - mean) / std
         out, self.pending = self.pending[:k], self.pending[k:]
         return out.to(x.dtype)
@@ -139,15 +138,6 @@ class MNISTLitModule(L.LightningModule):
             f"{stage}/loss": self.metrics[f"{stage}_loss"].compute(),
             f"{stage}/acc": self.metrics[f"{stage}_acc"].compute(),
         }
-
-    def redraw(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """x (B, 1, 28, 28) with its first k digits put through the negatives' wobble, stroke and layout steps:
-        otherwise the network tells negatives from digits by the traces those steps leave (softer edges), not by
-        their shapes, and real pictures of non-digits, which never went through them, pass as digits."""
-        mean, std = self.hparams.mean, self.hparams.std
-        pixels = unnormalize(x[:k], mean, std)
-        redrawn = negatives.fit_field(negatives.distort(pixels, None))
-        return torch.cat([((redrawn - mean) / std).to(x.dtype), x[k:]])
 
     def _log_epoch(self, stage: str) -> torch.Tensor:
         metrics = self.epoch_metrics(stage)
@@ -160,7 +150,6 @@ class MNISTLitModule(L.LightningModule):
         extra = None
         if self.hparams.negatives:
             extra = self.make_negatives(batch[0])
-            batch = (self.redraw(batch[0], len(extra)), batch[1])
         loss, _ = self._step(batch, "train", extra)
         # Lightning writes step values every `log_every_n_steps` only (so no host sync per step), but each
         # self.log() call still costs bookkeeping, a noticeable share of a small CNN's step on CPU: log only
@@ -207,7 +196,8 @@ class MNISTLitModule(L.LightningModule):
 
     def calibrate(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Fit the temperature to the validation digits' logits (N, 10 or 11) and, for a network with the 11th
-        output, choose the rejection threshold between those digits and the generated validation negatives."""
+        output, choose the rejection threshold on those digits and log how many generated validation negatives it
+        rejects."""
         self.calibration["temperature"] = fit_temperature(logits[:, :NUM_CLASSES], labels)
         self.log("val/temperature", self.calibration["temperature"])
         if not self.hparams.negatives:
@@ -218,7 +208,7 @@ class MNISTLitModule(L.LightningModule):
             self.val_negatives = (made - self.hparams.mean) / self.hparams.std
         negative_logits = torch.cat([self(chunk) for chunk in self.val_negatives.split(EVAL_CHUNK)])
         digit_scores, negative_scores = not_digit_probability(logits), not_digit_probability(negative_logits)
-        threshold = choose_threshold(digit_scores, negative_scores)
+        threshold = choose_threshold(digit_scores)
         self.calibration["not_digit"] = threshold
         self.log_dict(
             {

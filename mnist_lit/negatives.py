@@ -3,9 +3,12 @@ symbols rendered from the fonts matplotlib ships, scribbles, polygons, grids and
 
 Try it: python -m mnist_lit.negatives outputs/negatives.png
 
-Everything comes out as the model sees a user's picture after mnist_lit.preprocess: white strokes on black, the
-ink's bounding box scaled to a 20 px longer side, centred by mass in 28x28. A bank is made once, in batches on
-the training device; each training step draws from it and warps what it draws (mnist_lit.module).
+They must differ from digits in shape only. A network rewards any cheaper difference: negatives with softer
+edges than MNIST's taught an earlier version to reject blurry pictures and to accept every crisp letter. So
+everything is made the way MNIST itself was: drawn in binary ink on a canvas SUPERSAMPLE times the field's
+resolution, bent there, then reduced by area averaging into a 20 px box centred by mass in 28x28, which is also
+what mnist_lit.preprocess makes of a user's picture. Digits used for overlaps (and, in mnist_lit.module, the
+digits that train beside the negatives) go through the same steps.
 Letters that people write like digits (O and 0, l and 1, S and 5, ...) are left out: they would teach the
 network to reject real digits. The families that bench/not_digits.py scores are partly held out from these.
 """
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_lit import IMAGE_SIZE
-from mnist_lit.preprocess import BOX, COM_CENTRE, centre_by_mass, fit_box
+from mnist_lit.preprocess import BOX, COM_CENTRE
 
 # fonts bundled with matplotlib (a core dependency): DejaVu only; STIX and Computer Modern are held out
 FONTS = (
@@ -34,10 +37,17 @@ FONTS = (
 LETTERS = "ACEFHJKLMNPRUVWXYacdefhkmnprtuvwxy"
 # nor the symbols that look like one: θ Θ φ Φ σ δ ∂ (0, 6, 8), ε ζ ξ β § (3, 5, 8)
 SYMBOLS = "#$%&*+<=>?@^{}~αγηλμπψωΓΔΛΞΠΣΨΩ∞∫√≈≠±÷×∑∇∈∉∩∪⊂⊃∧∨¬∀∃€£¥¶©®♠♣♦♪"
-FONT_PX = 64  # glyphs are drawn this big, then reduced to the 20 px box (anti-aliased, like MNIST)
-CANVAS = 40  # side of the canvas that strokes are drawn on before being fitted into the 28x28 field
-SPLATS_PER_SEGMENT = 32  # points drawn along each segment: under a pixel apart on the canvas
-INK_THRESHOLD = 0.2  # pixels brighter than this count as ink for the bounding box
+SUPERSAMPLE = 3  # canvas pixels per field pixel: binary ink averaged over 3x3 gives MNIST-like grey edges
+HI = IMAGE_SIZE * SUPERSAMPLE  # the drawing canvas's side (84)
+FILL = 0.7  # share of the canvas side that a drawing spans, leaving room to rotate and bend it
+FONT_PX = 96  # glyphs are drawn this big, then scaled to FILL * HI and thresholded
+SPLATS_PER_SEGMENT = 64  # points drawn along each segment: close enough that the widened line has no gaps
+MNIST_PEN = 2.35 * SUPERSAMPLE  # MNIST's mean stroke width (preprocess.MNIST_STROKE) in canvas pixels
+PEN_RANGE = (0.5, 1.25)  # strokes are drawn this many times MNIST_PEN wide
+WARP_DEGREES = 25.0  # rotation of each drawing before it is laid out
+ELASTIC = 0.1  # largest elastic displacement, in canvas halves
+CHUNK = 512  # drawings made per tensor op; bounds memory at (CHUNK, 1, HI, HI)
+FAMILIES = {"glyphs": 0.3, "scribbles": 0.2, "shapes": 0.2, "compositions": 0.2, "dust": 0.1}  # shares of a bank
 MIN_ASPECT = 0.4  # strokes and shapes are at least this wide for their height (or the other way round)
 
 
@@ -50,68 +60,80 @@ def font_dir() -> Path:
 
 
 def render_glyph(char: str, font: ImageFont.FreeTypeFont) -> np.ndarray | None:
-    """One character as a (28, 28) float32 field in [0, 1] laid out like MNIST; None if the font lacks it."""
+    """One character as binary ink (HI, HI) bool, its longer side FILL * HI, centred; None if the font lacks it."""
+    if font.getmask(char).getbbox() is None:  # no glyph: the font would draw an empty box or nothing
+        return None
     img = Image.new("L", (2 * FONT_PX, 2 * FONT_PX), 0)
     ImageDraw.Draw(img).text((FONT_PX // 2, FONT_PX // 4), char, fill=255, font=font)
-    ink = np.asarray(img, np.float32) / 255.0
-    rows, cols = np.flatnonzero(ink.max(axis=1) > INK_THRESHOLD), np.flatnonzero(ink.max(axis=0) > INK_THRESHOLD)
-    if len(rows) < 2 or len(cols) < 2:
+    box = img.getbbox()
+    if box is None or min(box[2] - box[0], box[3] - box[1]) < 2:
         return None
-    box = fit_box(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], BOX)
-    return np.clip(centre_by_mass(box), 0.0, 1.0)
+    crop = img.crop(box)
+    scale = FILL * HI / max(crop.size)
+    size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
+    ink = np.asarray(crop.resize(size, Image.Resampling.BILINEAR)) >= 128
+    out = np.zeros((HI, HI), bool)
+    top, left = (HI - size[1]) // 2, (HI - size[0]) // 2
+    out[top : top + size[1], left : left + size[0]] = ink
+    return out
 
 
 @cache
 def glyphs() -> torch.Tensor:
-    """(G, 1, 28, 28) every LETTERS and SYMBOLS character in every FONTS face that has it; rendered once."""
+    """(G, 1, HI, HI) bool: every LETTERS and SYMBOLS character in every FONTS face that has it; rendered once."""
     out = []
     for name in FONTS:
         font = ImageFont.truetype(str(font_dir() / name), FONT_PX)
         for char in LETTERS + SYMBOLS:
-            if font.getmask(char).getbbox() is None:  # no glyph: the font would draw an empty box or nothing
-                continue
-            field = render_glyph(char, font)
-            if field is not None:
-                out.append(field)
+            ink = render_glyph(char, font)
+            if ink is not None:
+                out.append(ink)
     return torch.from_numpy(np.stack(out))[:, None]
 
 
-def _uniform(n: int, lo: float, hi: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return (torch.rand(n, generator=generator) * (hi - lo) + lo).to(device)
 
 
-def rasterize(points: torch.Tensor, pen: torch.Tensor, width: torch.Tensor, side: int = CANVAS) -> torch.Tensor:
-    """Polylines as anti-aliased strokes: points (N, P, 2) in [0, 1]^2 (x, y), pen (N, P - 1) True where a segment
-    is drawn, width (N,) in pixels (1-5) -> (N, 1, side, side) in [0, 1]. Dense points along each segment are
-    splatted bilinearly into a hairline, which max-pooling thickens: O(points + pixels), not their product."""
+def widen(ink: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Grow (N, 1, H, W) binary ink by steps (N,) pixels on every side (negative: shrink), alternating square and
+    cross neighbourhoods so that a dot grows into an octagon rather than a square."""
+    sign = torch.where(steps > 0, 1.0, -1.0).to(ink).view(-1, 1, 1, 1)  # shrinking ink = growing the paper
+    for step in range(1, int(steps.abs().max().item()) + 1 if len(steps) else 1):
+        grown = sign * _grow(sign * ink, square=step % 2 == 1)
+        ink = torch.where((steps.abs() >= step).view(-1, 1, 1, 1), grown, ink)
+    return ink
+
+
+def _grow(ink: torch.Tensor, square: bool) -> torch.Tensor:
+    """Max over each pixel's 3x3 (square) or 4-neighbour (cross) neighbourhood, as shifted maxima: several times
+    cheaper than max_pool2d on CPU."""
+    p = F.pad(ink, (1, 1, 1, 1))
+    across = torch.maximum(torch.maximum(p[..., :, :-2], p[..., :, 2:]), p[..., :, 1:-1])  # (N, 1, H + 2, W)
+    if square:
+        return torch.maximum(torch.maximum(across[..., :-2, :], across[..., 2:, :]), across[..., 1:-1, :])
+    return torch.maximum(torch.maximum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]), across[..., 1:-1, :])
+
+
+def rasterize(points: torch.Tensor, pen: torch.Tensor, width: torch.Tensor, side: int = HI) -> torch.Tensor:
+    """Polylines as binary strokes: points (N, P, 2) in [0, 1]^2 (x, y), pen (N, P - 1) True where a segment is
+    drawn, width (N,) in pixels -> (N, 1, side, side) in {0, 1}. Dense points along each segment mark a hairline,
+    which `widen` thickens: O(points + pixels), not their product."""
     n = points.shape[0]
     t = torch.linspace(0, 1, SPLATS_PER_SEGMENT, device=points.device).view(1, 1, -1, 1)
     a, b = points[:, :-1, None], points[:, 1:, None]  # (N, S, 1, 2) segment ends
-    dense = (a + t * (b - a)).reshape(n, -1, 2) * side - 0.5  # (N, S * M, 2) in pixel-centre units
+    dense = ((a + t * (b - a)).reshape(n, -1, 2) * side).floor().long()  # (N, S * M, 2) pixel indices
     drawn = pen[..., None].expand(-1, -1, SPLATS_PER_SEGMENT).reshape(n, -1)
-    base = dense.floor()
-    frac = dense - base
+    x, y = dense[..., 0], dense[..., 1]
+    inside = drawn & (x >= 0) & (x < side) & (y >= 0) & (y < side)
     hairline = torch.zeros(n, side * side, device=points.device)
-    for dx in (0, 1):
-        for dy in (0, 1):
-            x, y = base[..., 0] + dx, base[..., 1] + dy
-            weight = (frac[..., 0] if dx else 1 - frac[..., 0]) * (frac[..., 1] if dy else 1 - frac[..., 1])
-            inside = drawn & (x >= 0) & (x < side) & (y >= 0) & (y < side)
-            index = (y.clamp(0, side - 1) * side + x.clamp(0, side - 1)).long()
-            hairline.scatter_reduce_(1, index, torch.where(inside, weight, 0.0), reduce="amax")
-    ink = (hairline.view(n, 1, side, side) * 2).clamp(0, 1)  # a segment between pixel centres lights both halves
-    # widen by whole pixels per max-pool, then blend for the fraction: (N,) widths in 1-5 px
-    grown = [ink]
-    for _ in range(2):
-        grown.append(F.max_pool2d(grown[-1], 3, stride=1, padding=1))
-    level = ((width - 1) / 2).clamp(0, 2).view(n, 1, 1, 1)
-    thin, mid, thick = grown
-    ink = torch.where(level < 1, thin + level * (mid - thin), mid + (level - 1) * (thick - mid))
-    return F.avg_pool2d(ink, 3, stride=1, padding=1, count_include_pad=False).mul(1.5).clamp(0, 1)  # soft edges
+    index = y.clamp(0, side - 1) * side + x.clamp(0, side - 1)
+    hairline.scatter_reduce_(1, index, inside.float(), reduce="amax")
+    return widen(hairline.view(n, 1, side, side), ((width - 1) / 2).round().long())
 
 
 def scribbles(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Random-walk pen strokes that turn smoothly: doodles, loops and zigzags of 1-3 strokes, (N, 1, 40, 40)."""
+    """Random-walk pen strokes that turn smoothly: doodles, loops and zigzags of 1-3 strokes, (N, 1, HI, HI) binary."""
     steps, strokes = 36, int(torch.randint(1, 4, (1,), generator=generator))
     per = steps // strokes
     turn = torch.randn(n, steps, generator=generator) * torch.rand(n, 1, generator=generator) * 1.2
@@ -129,7 +151,7 @@ def scribbles(n: int, generator: torch.Generator, device: torch.device) -> torch
 
 
 def shapes(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Polygons (3-6 corners, some with a diagonal), grids and hatching, (N, 1, 40, 40)."""
+    """Polygons (3-6 corners, some with a diagonal), grids and hatching, (N, 1, HI, HI) binary."""
     kind = torch.randint(0, 3, (n,), generator=generator)
     points, pen = torch.zeros(n, 16, 2), torch.zeros(n, 15, dtype=torch.bool)
     for i in range(n):
@@ -162,7 +184,54 @@ def shapes(n: int, generator: torch.Generator, device: torch.device) -> torch.Te
     return _draw(points, pen, generator, device)
 
 
-def _draw(points: torch.Tensor, pen: torch.Tensor, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def compositions(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The way doodles are built: an outline (an ellipse, a lumpy or polygonal ring) with 2-4 short marks inside it
+    or well clear of it, like a face, a sun or a labelled box; (N, 1, HI, HI) binary. Never a bare ring: a 0."""
+    ring, marks, per_mark = 25, 4, 4
+    t = torch.linspace(0, 2 * math.pi, ring).expand(n, ring)
+    lobes = torch.randint(3, 7, (n, 1), generator=generator)
+    radius = 1 + torch.rand(n, 1, generator=generator) * 0.2 * torch.cos(
+        lobes * t + torch.rand(n, 1, generator=generator) * 6
+    )
+    axes = 0.6 + 0.4 * torch.rand(n, 1, 2, generator=generator)
+    outline = torch.stack([t.cos(), t.sin()], -1) * radius[..., None] * axes  # (N, ring, 2)
+    # each mark: a start inside (radius < 0.55) or outside (1.3-1.6), then a few short steps that turn smoothly
+    outside = torch.rand(n, marks, 1, generator=generator) < 0.3
+    distance = torch.where(outside, 1.3 + 0.3 * torch.rand(n, marks, 1, generator=generator),
+                           0.55 * torch.rand(n, marks, 1, generator=generator))  # fmt: skip
+    angle = torch.rand(n, marks, 1, generator=generator) * 2 * math.pi
+    start = torch.cat([angle.cos(), angle.sin()], -1) * distance * axes  # (N, marks, 2)
+    heading = torch.rand(n, marks, 1, generator=generator) * 2 * math.pi + torch.cumsum(
+        torch.randn(n, marks, per_mark - 1, generator=generator) * 0.5, -1
+    )
+    length = 0.02 + 0.12 * torch.rand(n, marks, 1, generator=generator)  # from a dot to a short dash or arc
+    steps = torch.stack([heading.cos(), heading.sin()], -1) * length[..., None]  # (N, marks, per_mark - 1, 2)
+    strokes = torch.cat([start[:, :, None], start[:, :, None] + torch.cumsum(steps, 2)], 2)  # (N, marks, per_mark, 2)
+    used = torch.arange(marks).view(1, marks, 1) < torch.randint(2, marks + 1, (n, 1, 1), generator=generator)
+    strokes = torch.where(used[..., None], strokes, strokes[:, :1, :1])  # unused marks collapse onto the first
+    points = torch.cat([outline, strokes.reshape(n, -1, 2)], 1)
+    drawn_mark = torch.cat([torch.zeros(n, marks, 1, dtype=torch.bool), used.expand(n, marks, per_mark - 1)], 2)
+    pen = torch.cat([torch.ones(n, ring - 1, dtype=torch.bool), drawn_mark.reshape(n, -1)], 1)  # pen up between
+    return _draw(points, pen, generator, device)
+
+
+def dust(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """4-24 specks scattered over the picture: dirt, or a faint texture that preprocessing stretched into ink;
+    (N, 1, HI, HI) binary."""
+    specks = 24
+    centre = torch.rand(n, specks, 1, 2, generator=generator)
+    tail = (torch.rand(n, specks, 1, 2, generator=generator) - 0.5) * 0.06
+    points = torch.cat([centre, centre + tail], 2).reshape(n, -1, 2)
+    used = torch.arange(specks).view(1, specks) < torch.randint(4, specks + 1, (n, 1), generator=generator)
+    pen = torch.stack([used, torch.zeros_like(used)], -1).reshape(n, -1)[:, :-1]  # each speck, then a jump
+    points = torch.where(used.repeat_interleave(2, 1)[..., None], points, centre[:, :1, 0])  # unused: on the first
+    return _draw(points, pen, generator, device, pen_range=(0.3, 1.0))
+
+
+def _draw(
+    points: torch.Tensor, pen: torch.Tensor, generator: torch.Generator, device: torch.device,
+    pen_range: tuple[float, float] = PEN_RANGE,
+) -> torch.Tensor:  # fmt: skip
     """Squeeze the points into the canvas (keeping the aspect ratio, random tilt) and rasterize them."""
     n = points.shape[0]
     angle = torch.rand(n, generator=generator) * 2 * math.pi
@@ -173,88 +242,98 @@ def _draw(points: torch.Tensor, pen: torch.Tensor, generator: torch.Generator, d
     extent = (hi - lo).clamp_min(1e-3)
     # a thin sliver would be scaled up into a stroke like a 1: stretch the short side to MIN_ASPECT of the long
     longest = extent.amax(-1, keepdim=True)
-    points = (points - (lo + hi) / 2) * (torch.maximum(extent, MIN_ASPECT * longest) / extent) / longest * 0.75 + 0.5
-    width = torch.rand(n, generator=generator) * 2.5 + 1.5  # canvas pixels; fitted to the field, about 1-3 px
-    return rasterize(points.to(device), pen.to(device), width.to(device))
+    points = (points - (lo + hi) / 2) * (torch.maximum(extent, MIN_ASPECT * longest) / extent) / longest * FILL + 0.5
+    width = MNIST_PEN * _uniform(n, *pen_range, generator, device)
+    return torch.cat(
+        [rasterize(*part) for part in zip(*(v.split(CHUNK) for v in (points.to(device), pen.to(device), width)))]
+    )
 
 
-def overlaps(digits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pairs of digits (N, 1, 28, 28) in [0, 1] drawn over each other, a few pixels apart: (N, 1, 40, 40)."""
-    n = digits.shape[0]
-    pad = (CANVAS - IMAGE_SIZE) // 2
-    first = F.pad(digits, (pad,) * 4)
-    partner = F.pad(digits[torch.randperm(n, generator=generator).to(digits.device)], (pad,) * 4)
-    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.25  # up to 10 px of the 40 px canvas
+def lift(digits: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28) digits in [0, 1] -> binary ink (N, 1, HI, HI): the pen strokes that MNIST averaged down."""
+    return (F.interpolate(digits, size=(HI, HI), mode="bilinear", align_corners=False) >= 0.5).to(digits.dtype)
+
+
+def overlaps(ink: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pairs of digits (N, 1, HI, HI) of binary ink drawn over each other, a few pixels apart; the partner is shrunk
+    a little and may stick out of the canvas, so that some pairs hold only a piece of it."""
+    n = ink.shape[0]
+    partner = ink[torch.randperm(n, generator=generator).to(ink.device)]
     theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta.to(digits), list(first.shape), align_corners=False)
-    return torch.maximum(first, F.grid_sample(partner, grid, align_corners=False))
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 + torch.rand(n, generator=generator) * 0.4  # >1: the partner is smaller
+    theta[:, :, 2] = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.6  # up to 30% of the canvas either way
+    grid = F.affine_grid(theta.to(ink), list(ink.shape), align_corners=False)
+    return torch.maximum(ink, F.grid_sample(partner, grid, mode="nearest", align_corners=False))
 
 
-def fit_field(canvas: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) ink in [0, 1] -> (N, 1, 28, 28) as preprocess lays a picture out: the ink's bounding box
-    scaled to a 20 px longer side, its centre of mass at MNIST's centre."""
-    n, _, h, w = canvas.shape
-    ink = canvas[:, 0] > INK_THRESHOLD
-    ys, xs = torch.arange(h, device=canvas.device), torch.arange(w, device=canvas.device)
+def distort(ink: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bend each drawing of binary ink (N, 1, HI, HI): a rotation, an elastic wobble (a smooth random displacement
+    field), and thicker or thinner strokes; the result is binary ink again."""
+    n, device = ink.shape[0], ink.device
+    angle = torch.deg2rad(_uniform(n, -WARP_DEGREES, WARP_DEGREES, generator, device))
+    theta = torch.stack(
+        [torch.stack([angle.cos(), -angle.sin(), 0 * angle], 1), torch.stack([angle.sin(), angle.cos(), 0 * angle], 1)],
+        1,
+    )
+    strength = _uniform(n, 0.0, ELASTIC, generator, device).view(n, 1, 1, 1)
+    field = torch.randn(n, 2, 4, 4, generator=generator).to(ink) * strength
+    field = F.interpolate(field, size=ink.shape[-2:], mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+    grid = F.affine_grid(theta.to(ink), list(ink.shape), align_corners=False) + field
+    bent = (F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).to(ink)
+    # a canvas pixel more or less on each side: strokes up to 2/3 of a field pixel thinner or thicker
+    return widen(bent, torch.randint(-1, 2, (n,), generator=generator).to(device))
 
-    def span(mask: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lo = torch.where(mask, idx, idx.numel()).amin(1)
-        hi = torch.where(mask, idx, -1).amax(1)
-        return lo.float(), (hi - lo + 1).clamp_min(1).float()
 
-    top, height = span(ink.any(2), ys)
-    left, width = span(ink.any(1), xs)
-    scale = BOX / torch.maximum(height, width)  # field pixels per canvas pixel
-    mass = canvas[:, 0].sum((1, 2)).clamp_min(1e-6)
-    cy = (canvas[:, 0].sum(2) * ys).sum(1) / mass
-    cx = (canvas[:, 0].sum(1) * xs).sum(1) / mass
-    # field pixel u shows canvas pixel c + (u - COM_CENTRE) / scale; in affine_grid's [-1, 1] units (centres of
-    # pixel i at (2i + 1) / size - 1) that is an affine map of the output coordinate
-    theta = torch.zeros(n, 2, 3, device=canvas.device)
+def fit_field(ink: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) binary ink -> (N, 1, 28, 28) in [0, 1] as preprocess lays a picture out: the ink's bounding box
+    scaled to a 20 px longer side, its centre of mass at MNIST's centre, each field pixel the average of the ink
+    under it (sampled SUPERSAMPLE x SUPERSAMPLE times)."""
+    n, _, h, w = ink.shape
+    mask = ink[:, 0] > 0.5
+    ys, xs = torch.arange(h, device=ink.device), torch.arange(w, device=ink.device)
+
+    def span(along: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        lo = torch.where(along, idx, idx.numel()).amin(1)
+        hi = torch.where(along, idx, -1).amax(1)
+        return (hi - lo + 1).clamp_min(1).float()
+
+    scale = BOX / torch.maximum(span(mask.any(2), ys), span(mask.any(1), xs))  # field pixels per canvas pixel
+    mass = ink[:, 0].sum((1, 2)).clamp_min(1e-6)
+    cy = (ink[:, 0].sum(2) * ys).sum(1) / mass
+    cx = (ink[:, 0].sum(1) * xs).sum(1) / mass
+    # field coordinate f (pixel centres at integers) shows canvas coordinate c + (f - COM_CENTRE) / scale; in
+    # affine_grid's [-1, 1] units (pixel i's centre at (2i + 1) / size - 1) that is an affine map
+    theta = torch.zeros(n, 2, 3, device=ink.device)
     theta[:, 0, 0] = IMAGE_SIZE / (scale * w)
     theta[:, 1, 1] = IMAGE_SIZE / (scale * h)
     offset = (IMAGE_SIZE / 2 - 0.5 - COM_CENTRE) / scale  # canvas pixels between the field's middle and its COM
     theta[:, 0, 2] = (2 * (cx + offset) + 1) / w - 1
     theta[:, 1, 2] = (2 * (cy + offset) + 1) / h - 1
-    # downscaling by up to 2x: a light blur first stands in for the area averaging preprocess does
-    soft = F.avg_pool2d(canvas, 3, stride=1, padding=1, count_include_pad=False) if h > IMAGE_SIZE else canvas
-    blend = (1 - torch.clamp(scale, max=1)).view(n, 1, 1, 1)
-    source = canvas * (1 - blend) + soft * blend
-    grid = F.affine_grid(theta, [n, 1, IMAGE_SIZE, IMAGE_SIZE], align_corners=False)
-    field = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return (field / field.amax((2, 3), keepdim=True).clamp_min(1e-6)).clamp(0, 1)
+    size = IMAGE_SIZE * SUPERSAMPLE
+    grid = F.affine_grid(theta.to(ink), [n, 1, size, size], align_corners=False)
+    fine = F.grid_sample(ink, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return F.avg_pool2d(fine, SUPERSAMPLE)
 
 
-def distort(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Elastic wobble (a smooth random displacement field) and thicker or thinner strokes, per image."""
-    n = x.shape[0]
-    strength = _uniform(n, 0.0, 0.12, generator, x.device).view(n, 1, 1, 1)  # displacement, in image halves
-    field = torch.randn(n, 2, 4, 4, generator=generator).to(x) * strength
-    field = F.interpolate(field, size=x.shape[-2:], mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
-    eye = torch.eye(2, 3, device=x.device).expand(n, 2, 3)
-    grid = F.affine_grid(eye, list(x.shape), align_corners=False) + field
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    amount = _uniform(n, -0.5, 0.6, generator, x.device).view(n, 1, 1, 1)
-    thick = F.max_pool2d(x, 3, stride=1, padding=1)
-    thin = -F.max_pool2d(-x, 3, stride=1, padding=1)
-    return torch.where(amount > 0, x + amount * (thick - x), x + amount * (x - thin))
+def canvases(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`count` drawings (count, 1, HI, HI) of binary ink, as uint8, in random order, from each family its FAMILIES
+    share: letters and symbols, scribbles, shapes, compositions and dust."""
+    device = torch.device(device)
+    sizes = [round(count * share) for share in FAMILIES.values()]
+    sizes[0] += count - sum(sizes)
+    letters = glyphs()
+    picked = letters[torch.randint(len(letters), (sizes[0],), generator=generator)].to(device)
+    # type has one pen and no tremor: each glyph is turned, bent and re-inked like a letter written by hand
+    drawn = [torch.cat([distort(part.float(), generator) for part in picked.split(CHUNK)])]
+    for family, size in zip((scribbles, shapes, compositions, dust), sizes[1:]):
+        drawn.append(family(size, generator, device) > 0.5)
+    out = torch.cat([d.to(torch.uint8) for d in drawn])
+    return out[torch.randperm(count, generator=generator).to(device)]
 
 
 def make(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
-    """`count` negatives (count, 1, 28, 28) in [0, 1]: a third each letters and symbols, scribbles, and shapes."""
-    device = torch.device(device)
-    parts = [count // 3, count // 3, count - 2 * (count // 3)]
-    letters = glyphs().to(device)
-    picked = letters[torch.randint(len(letters), (parts[0],), generator=generator).to(device)]
-    canvases = [
-        F.pad(picked, ((CANVAS - IMAGE_SIZE) // 2,) * 4),
-        scribbles(parts[1], generator, device),
-        shapes(parts[2], generator, device),
-    ]
-    out = torch.cat([fit_field(distort(c, generator)) for c in canvases])
-    return out[torch.randperm(count, generator=generator).to(device)]
+    """`count` negatives (count, 1, 28, 28) in [0, 1], laid out as the model sees a picture."""
+    return torch.cat([fit_field(part.float()) for part in canvases(count, generator, device).split(CHUNK)])
 
 
 def main() -> None:

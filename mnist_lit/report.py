@@ -1,4 +1,5 @@
-"""What a run shows besides scalars: digit grids, curves, the confusion matrix, per-class accuracy; in TensorBoard
+"""What a run shows besides scalars: digit grids, curves, the confusion matrix, per-class accuracy, the reliability
+diagram; in TensorBoard
 and as files in <run dir>/report/. Figures are drawn with matplotlib's object API (no pyplot, no display).
 
 Try it: python train.py trainer.max_epochs=2 && ls outputs/runs/*/report
@@ -17,9 +18,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image, ImageDraw
+from torchmetrics.utilities.data import dim_zero_cat
 
 from mnist_lit import IMAGE_SIZE
 from mnist_lit.batches import unnormalize
+from mnist_lit.calibration import reliability
 
 GRID_COLS = 16
 TILE_SCALE = 3  # each 28x28 digit is drawn 84x84
@@ -92,6 +95,29 @@ def confusion_image(confusion: np.ndarray) -> Image.Image:
     return _to_image(fig)
 
 
+def reliability_image(curves: dict[str, tuple[torch.Tensor, torch.Tensor, float]]) -> Image.Image:
+    """Accuracy against confidence per confidence bin, one curve per name -> (confidences, correct, ECE); a
+    calibrated model lies on the diagonal. Beside it, how many test digits each bin holds."""
+    fig = _figure(10, 4.5)
+    diagram, counts = fig.subplots(1, 2)
+    diagram.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    for name, (confidences, correct, ece) in curves.items():
+        rows = reliability(confidences, correct)
+        diagram.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o",
+                     label=f"{name} (ECE {ece:.4f})")  # fmt: skip
+        counts.plot([r["confidence"] for r in rows], [r["count"] for r in rows], marker="o", label=name)
+    diagram.set_xlabel("confidence (mean of the bin)")
+    diagram.set_ylabel("accuracy")
+    diagram.set_title("reliability")
+    counts.set_yscale("log")  # nearly every digit sits in the top bin; the rest must stay visible
+    counts.set_xlabel("confidence (mean of the bin)")
+    counts.set_title("test digits per bin")
+    for ax in (diagram, counts):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _to_image(fig)
+
+
 def per_class_rows(confusion: np.ndarray) -> list[dict[str, Any]]:
     """Per digit: how many test images, how many right, the accuracy."""
     support = confusion.sum(axis=1)
@@ -103,11 +129,15 @@ def per_class_rows(confusion: np.ndarray) -> list[dict[str, Any]]:
 
 
 def write_test_report(out_dir: str | os.PathLike, test: dict[str, Any]) -> dict[str, Image.Image]:
-    """confusion_matrix.png, misclassified.png and per_class.csv from RunReport's `test_report`; returns the
-    two pictures by name, so that they can also go to TensorBoard without being drawn twice."""
+    """confusion_matrix.png, misclassified.png, reliability.png and per_class.csv from RunReport's `test_report`;
+    returns the pictures by name, so that they can also go to TensorBoard without being drawn twice."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures = {"confusion_matrix": confusion_image(test["confusion"]), "misclassified": misclassified_image(test)}
+    figures = {
+        "confusion_matrix": confusion_image(test["confusion"]),
+        "misclassified": misclassified_image(test),
+        "reliability": reliability_image(test["reliability"]),
+    }
     for name, img in figures.items():
         img.save(out / f"{name}.png")
     with open(out / "per_class.csv", "w", newline="") as f:
@@ -204,7 +234,13 @@ class RunReport(Callback):
         images, preds, trues = (p[:MAX_MISCLASSIFIED] for p in parts)
         # computed (and synced across DDP ranks) by the module at the epoch's end; compute() returns that result
         confusion = pl_module.test_confusion.compute().cpu().numpy()
-        self.test_report = {"confusion": confusion, "misclassified": (images, preds.long(), trues.long())}
+        curves = {
+            name: (dim_zero_cat(metric.confidences), dim_zero_cat(metric.accuracies), float(metric.compute()))
+            for name, metric in (("raw", pl_module.test_ece_raw), ("temperature-scaled", pl_module.test_ece))
+        }
+        self.test_report = {
+            "confusion": confusion, "misclassified": (images, preds.long(), trues.long()), "reliability": curves,
+        }  # fmt: skip
         if not trainer.is_global_zero:
             return
         figures = write_test_report(self.dirpath, self.test_report)

@@ -17,19 +17,14 @@ def test_temperature_fit_recovers_a_known_temperature(true_t):
     assert fit_temperature(calibrated * true_t, labels) == pytest.approx(true_t, rel=0.05)
 
 
-def test_threshold_lies_between_digits_and_negatives():
-    digits = torch.full((100,), 0.01)
-    negatives = torch.full((100,), 0.99)
-    threshold = choose_threshold(digits, negatives)
-    assert 0.01 < threshold < 0.99
-    assert threshold == pytest.approx(0.5, abs=0.05)  # the middle of the separating range, in log-odds
+def test_threshold_accepts_the_chosen_share_of_validation_digits():
+    digits = torch.linspace(0.0, 0.999, 1000)  # the probabilities of "not a digit" that 1000 digits got
+    threshold = choose_threshold(digits, accept=0.99)
+    assert (digits <= threshold).float().mean() == pytest.approx(0.99, abs=0.0011)
 
 
-def test_threshold_trades_off_overlapping_scores():
-    digits = torch.cat([torch.full((990,), 0.001), torch.full((10,), 0.9)])  # a few digits look unlike digits
-    negatives = torch.cat([torch.full((900,), 0.999), torch.full((100,), 0.2)])  # some negatives pass as digits
-    threshold = choose_threshold(digits, negatives)
-    assert 0.001 < threshold < 0.2  # rejecting the 100 negatives costs fewer digits (none) than it gains
+def test_threshold_without_validation_digits_is_a_coin_flip():
+    assert choose_threshold(torch.zeros(0)) == 0.5
 
 
 def test_not_digit_probability_is_the_eleventh_softmax_output():

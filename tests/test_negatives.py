@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -30,20 +31,57 @@ def test_the_same_generator_seed_makes_the_same_negatives():
 
 
 @pytest.mark.parametrize("char", ["K", "?", "#"])
-def test_glyphs_render_from_the_bundled_fonts(char):
+def test_glyphs_render_from_the_bundled_fonts_as_binary_ink(char):
     from PIL import ImageFont
 
     font = ImageFont.truetype(str(negatives.font_dir() / negatives.FONTS[0]), negatives.FONT_PX)
-    field = negatives.render_glyph(char, font)
-    assert field is not None
-    assert field.shape == (28, 28)
-    assert field.max() > 0.9
+    ink = negatives.render_glyph(char, font)
+    assert ink is not None
+    assert ink.shape == (negatives.HI, negatives.HI)
+    assert ink.dtype == bool
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    longer = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    assert longer == pytest.approx(negatives.FILL * negatives.HI, abs=2)
+
+
+def test_a_glyph_the_font_lacks_renders_as_none():
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(str(negatives.font_dir() / "DejaVuSansMono.ttf"), negatives.FONT_PX)
+    assert negatives.render_glyph("\U0001f600", font) is None  # no emoji in DejaVu Sans Mono
 
 
 def test_overlapping_digits_hold_both_digits_ink():
     digits = torch.zeros(2, 1, 28, 28)
     digits[0, 0, 4:24, 13:15] = 1  # a bar
     digits[1, 0, 13:15, 4:24] = 1  # a dash
-    both = negatives.overlaps(digits, torch.Generator().manual_seed(0))
-    assert both.shape == (2, 1, 40, 40)
-    assert both.sum() > digits.sum() * 1.5  # each picture holds its own digit and most of its partner
+    ink = negatives.lift(digits)
+    both = negatives.overlaps(ink, torch.Generator().manual_seed(0))
+    assert both.shape == (2, 1, negatives.HI, negatives.HI)
+    assert both.sum() > ink.sum() * 1.3  # each picture holds its own digit and much of its (smaller) partner
+
+
+def grey_share(pictures: torch.Tensor) -> float:
+    """Of the pixels with ink, the share that are neither background nor full ink: how soft the edges are."""
+    ink = pictures > 0.1
+    return float(((pictures < 0.9) & ink).sum() / ink.sum())
+
+
+def test_negatives_have_edges_as_soft_as_mnist_digits(real_data_root):
+    from mnist_lit.idx import load_split
+
+    images, _ = load_split(real_data_root, "train")
+    digits = images[:2000].float() / 255
+    made = negatives.make(1024, torch.Generator().manual_seed(0))
+    # the network must tell them apart by shape: with blurrier (or crisper) edges it would learn the edges
+    assert grey_share(made) == pytest.approx(grey_share(digits), abs=0.1)
+
+
+@pytest.mark.parametrize("family", ["scribbles", "shapes", "compositions", "dust"])
+def test_each_family_draws_binary_ink_that_fills_the_canvas(family):
+    ink = getattr(negatives, family)(16, torch.Generator().manual_seed(1), torch.device("cpu"))
+    assert ink.shape == (16, 1, negatives.HI, negatives.HI)
+    assert set(ink.unique().tolist()) <= {0.0, 1.0}
+    has = ink[:, 0] > 0
+    span = torch.maximum(has.any(1).sum(1), has.any(2).sum(1)).float()
+    assert (span > 0.5 * negatives.HI).all()  # spread over the canvas, not a dot in a corner

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnist_lit.evaluation import REPORT_FILES
 from tests.conftest import FAST, N_TEST, run_cli
 from train import train
 
@@ -45,7 +46,7 @@ def test_images_and_hparams_in_tensorboard(run):
 def test_report_files_are_complete_and_count_every_test_image(run):
     run_dir, metrics = run
     report = run_dir / "report"
-    for name in ("curves.png", "confusion_matrix.png", "misclassified.png"):
+    for name in ("curves.png", "confusion_matrix.png", "misclassified.png", "reliability.png"):
         with Image.open(report / name) as img:
             img.verify()  # a complete, valid PNG
         with Image.open(report / name) as img:
@@ -69,7 +70,9 @@ def test_evaluate_matches_metrics_json(run, synthetic_root, tmp_path):
     assert loss == pytest.approx(metrics["test/loss"], abs=1e-4)
     assert acc == pytest.approx(metrics["test/acc"], abs=1e-4)
     assert "confusion matrix" in proc.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "misclassified.png", "per_class.csv"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    ece = next(x for x in proc.stdout.splitlines() if x.startswith("calibration error"))
+    assert f"{metrics['test/ece_raw']:.4f} raw, {metrics['test/ece']:.4f}" in ece
     again = run_cli("evaluate.py", *args, cwd=tmp_path)  # the report is not overwritten
     assert again.returncode != 0
     assert "already holds a report" in again.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -107,7 +108,8 @@ def test_checkpoint_loads_without_hydra(make_cfg, tmp_path, model):
     with torch.no_grad():
         torch.testing.assert_close(net(x), module(x))
     assert hp["optimizer"]["_target_"] == "torch.optim.adam.Adam"
-    assert module.configure_optimizers().defaults["lr"] == 1e-3  # and it can train again
+    module._trainer = SimpleNamespace(estimated_stepping_batches=100)  # the cosine schedule is sized from it
+    assert module.configure_optimizers()["optimizer"].defaults["lr"] == 1e-3  # and it can train again
 
 
 def test_logger_none_writes_no_events_and_csv_writes_metrics(make_cfg, tmp_path):

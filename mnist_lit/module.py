@@ -33,6 +33,8 @@ BANK_SIZE = 4096  # negatives made once per fit; each training step draws from t
 VAL_NEGATIVES = 1024  # a fixed set, made alike on every DDP rank, for choosing the rejection threshold
 VAL_NEGATIVES_SEED = 20170706  # fixed apart from `seed`: every run chooses its threshold on the same pictures
 OVERLAP_SHARE = 0.25  # of each step's negatives: two of the batch's own digits drawn over each other
+STROKE_CHANGES = (-2, -1, -1, 1)  # canvas pixels (1/3 of a field pixel) off each side of a restroked digit's strokes
+MIN_INK_KEPT = 0.3  # a digit thinned to less than this share of its ink is kept as it was
 REFILL_STEPS = 32  # training steps' worth of negatives made at once
 EVAL_CHUNK = 512  # validation negatives per forward pass
 ECE_BINS = 15
@@ -76,7 +78,7 @@ class MNISTLitModule(L.LightningModule):
         # and "not_digit" is the probability above which a picture is rejected
         self.calibration: dict[str, float] = {"temperature": 1.0}
         self.bank: torch.Tensor | None = None
-        self.pending: torch.Tensor | None = None
+        self.pending: tuple[torch.Tensor, ...] | None = None
         self.val_negatives: torch.Tensor | None = None
         self.metrics = nn.ModuleDict()
         for stage in STAGES:
@@ -113,12 +115,14 @@ class MNISTLitModule(L.LightningModule):
         self.metrics[f"{stage}_acc"].update(digits[:, :NUM_CLASSES], y)  # which digit, of the pictures of digits
         return loss, digits
 
-    def make_negatives(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized non-digits (K, 1, 28, 28) to train beside the batch x (B, 1, 28, 28), K = negatives * B:
-        pictures from the bank, and pairs of the batch's digits drawn over each other. They are made for
-        REFILL_STEPS steps at a time: a few large tensor ops cost far less than many small ones."""
+    def make_extra(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For the batch x (B, 1, 28, 28), y (B,): K = negatives * B normalized non-digits (pictures from the bank,
+        and pairs of the batch's digits drawn over each other), and K digits redrawn with thinner or thicker
+        strokes, with their labels, to stand in for K of the batch's. Without those, stroke width would be a cue:
+        MNIST's strokes are even, scribbles' are not, and a thin-penned digit would be answered "not a digit".
+        Both are made for REFILL_STEPS steps at a time: a few large tensor ops cost far less than many small ones."""
         k = max(1, round(self.hparams.negatives * len(x)))
-        if self.pending is None or len(self.pending) < k:
+        if self.pending is None or len(self.pending[0]) < k:
             if self.bank is None:  # once per process, on its device
                 generator = torch.Generator().manual_seed(torch.initial_seed())
                 self.bank = negatives.make(BANK_SIZE, generator, x.device)
@@ -126,11 +130,27 @@ class MNISTLitModule(L.LightningModule):
             pairs = round(count * OVERLAP_SHARE)
             drawn = self.bank[torch.randint(len(self.bank), (count - pairs,)).to(x.device)]
             mean, std = self.hparams.mean, self.hparams.std
-            digits = unnormalize(x, mean, std).repeat(-(-pairs // len(x)), 1, 1, 1)[:pairs].float()
-            made = torch.cat([drawn, negatives.fit_field(negatives.overlaps(negatives.lift(digits)))])
-            self.pending = (made[torch.randperm(count).to(x.device)] - mean) / std
-        out, self.pending = self.pending[:k], self.pending[k:]
-        return out.to(x.dtype)
+            repeats = -(-count // len(x))
+            digits = negatives.lift(unnormalize(x, mean, std).float().repeat(repeats, 1, 1, 1)[:count])
+            made = torch.cat([drawn, negatives.fit_field(negatives.overlaps(digits[:pairs]))])
+            # the digits' own augmentation too (data.augment): resampling softens edges, and negatives without it
+            # would be told apart by their crisper edges
+            augment = getattr(getattr(self.trainer, "datamodule", None), "augment", None)
+            if augment is not None:
+                made = augment(made)
+            change = torch.tensor(STROKE_CHANGES, device=x.device)[torch.randint(len(STROKE_CHANGES), (count,))]
+            restroked = negatives.widen(digits, change)
+            kept = restroked.sum((1, 2, 3)) >= MIN_INK_KEPT * digits.sum((1, 2, 3))  # thinning must not erase it
+            restroked = negatives.fit_field(torch.where(kept.view(-1, 1, 1, 1), restroked, digits))
+            order = torch.randperm(count).to(x.device)
+            self.pending = (
+                (made[order] - mean) / std,
+                (restroked - mean) / std,
+                y.repeat(repeats)[:count],
+            )
+        out = tuple(part[:k] for part in self.pending)
+        self.pending = tuple(part[k:] for part in self.pending)
+        return out[0].to(x.dtype), out[1].to(x.dtype), out[2]
 
     def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         """The stage's loss and accuracy over the epoch so far (torchmetrics caches the result until reset)."""
@@ -149,7 +169,9 @@ class MNISTLitModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         extra = None
         if self.hparams.negatives:
-            extra = self.make_negatives(batch[0])
+            x, y = batch
+            extra, restroked, labels = self.make_extra(x, y)
+            batch = (torch.cat([restroked, x[len(extra) :]]), torch.cat([labels, y[len(extra) :]]))
         loss, _ = self._step(batch, "train", extra)
         # Lightning writes step values every `log_every_n_steps` only (so no host sync per step), but each
         # self.log() call still costs bookkeeping, a noticeable share of a small CNN's step on CPU: log only

@@ -43,11 +43,12 @@ FILL = 0.7  # share of the canvas side that a drawing spans, leaving room to rot
 FONT_PX = 96  # glyphs are drawn this big, then scaled to FILL * HI and thresholded
 SPLATS_PER_SEGMENT = 64  # points drawn along each segment: close enough that the widened line has no gaps
 MNIST_PEN = 2.35 * SUPERSAMPLE  # MNIST's mean stroke width (preprocess.MNIST_STROKE) in canvas pixels
-PEN_RANGE = (0.5, 1.25)  # strokes are drawn this many times MNIST_PEN wide
+PEN_RANGE = (0.4, 1.25)  # strokes are drawn this many times MNIST_PEN wide
 WARP_DEGREES = 25.0  # rotation of each drawing before it is laid out
 ELASTIC = 0.1  # largest elastic displacement, in canvas halves
 CHUNK = 512  # drawings made per tensor op; bounds memory at (CHUNK, 1, HI, HI)
 FAMILIES = {"glyphs": 0.3, "scribbles": 0.2, "shapes": 0.2, "compositions": 0.2, "dust": 0.1}  # shares of a bank
+FAINT_DUST = 0.25  # the faintest dust, as a share of full ink
 MIN_ASPECT = 0.4  # strokes and shapes are at least this wide for their height (or the other way round)
 
 
@@ -280,16 +281,16 @@ def distort(ink: torch.Tensor, generator: torch.Generator | None = None) -> torc
     field = F.interpolate(field, size=ink.shape[-2:], mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
     grid = F.affine_grid(theta.to(ink), list(ink.shape), align_corners=False) + field
     bent = (F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).to(ink)
-    # a canvas pixel more or less on each side: strokes up to 2/3 of a field pixel thinner or thicker
-    return widen(bent, torch.randint(-1, 2, (n,), generator=generator).to(device))
+    # up to two canvas pixels more or less on each side: strokes up to 4/3 of a field pixel thinner or thicker
+    return widen(bent, torch.randint(-2, 3, (n,), generator=generator).to(device))
 
 
 def fit_field(ink: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) binary ink -> (N, 1, 28, 28) in [0, 1] as preprocess lays a picture out: the ink's bounding box
-    scaled to a 20 px longer side, its centre of mass at MNIST's centre, each field pixel the average of the ink
-    under it (sampled SUPERSAMPLE x SUPERSAMPLE times)."""
+    """(N, 1, H, W) ink, 0 where there is none -> (N, 1, 28, 28) on the same scale, laid out as preprocess lays
+    out a picture: the ink's bounding box scaled to a 20 px longer side, its centre of mass at MNIST's centre,
+    each field pixel the average of the ink under it (sampled SUPERSAMPLE x SUPERSAMPLE times)."""
     n, _, h, w = ink.shape
-    mask = ink[:, 0] > 0.5
+    mask = ink[:, 0] > 0
     ys, xs = torch.arange(h, device=ink.device), torch.arange(w, device=ink.device)
 
     def span(along: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -316,8 +317,8 @@ def fit_field(ink: torch.Tensor) -> torch.Tensor:
 
 
 def canvases(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
-    """`count` drawings (count, 1, HI, HI) of binary ink, as uint8, in random order, from each family its FAMILIES
-    share: letters and symbols, scribbles, shapes, compositions and dust."""
+    """`count` drawings (count, 1, HI, HI) of ink as uint8 (255: full ink), in random order, from each family its
+    FAMILIES share: letters and symbols, scribbles, shapes, compositions and dust."""
     device = torch.device(device)
     sizes = [round(count * share) for share in FAMILIES.values()]
     sizes[0] += count - sum(sizes)
@@ -326,14 +327,16 @@ def canvases(count: int, generator: torch.Generator, device: torch.device | str 
     # type has one pen and no tremor: each glyph is turned, bent and re-inked like a letter written by hand
     drawn = [torch.cat([distort(part.float(), generator) for part in picked.split(CHUNK)])]
     for family, size in zip((scribbles, shapes, compositions, dust), sizes[1:]):
-        drawn.append(family(size, generator, device) > 0.5)
-    out = torch.cat([d.to(torch.uint8) for d in drawn])
+        drawn.append(family(size, generator, device))
+    # dust is often faint: the grain of a photo of blank paper, which preprocessing stretched into specks
+    drawn[-1] *= _uniform(sizes[-1], FAINT_DUST, 1.0, generator, device).view(-1, 1, 1, 1)
+    out = torch.cat([(d * 255).round().to(torch.uint8) for d in drawn])
     return out[torch.randperm(count, generator=generator).to(device)]
 
 
 def make(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
     """`count` negatives (count, 1, 28, 28) in [0, 1], laid out as the model sees a picture."""
-    return torch.cat([fit_field(part.float()) for part in canvases(count, generator, device).split(CHUNK)])
+    return torch.cat([fit_field(part.float() / 255) for part in canvases(count, generator, device).split(CHUNK)])
 
 
 def main() -> None:

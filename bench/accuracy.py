@@ -29,6 +29,11 @@ def run_seed(seed: int, overrides: list[str], out: Path) -> dict:
     return metrics
 
 
+def accepted(metrics: dict) -> str:
+    """The share of test digits not answered "not a digit", or a dash for a network that cannot say it."""
+    return f"{100 * metrics['test/accept']:.2f}%" if "test/accept" in metrics else "-"
+
+
 def main() -> None:
     """Parse arguments, run every seed, print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,14 +46,14 @@ def main() -> None:
 
     rows = []
     print(f"train.py {' '.join(args.overrides) or '(defaults)'}")
-    print("| seed | test acc | best val acc | ECE before | ECE after | epochs | wall-clock |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| seed | test acc | best val acc | ECE before | ECE after | accepted as digits | epochs | wall-clock |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for seed in args.seed:
         m = run_seed(seed, args.overrides, args.out)
         rows.append(m)
         acc, best = 100 * m["test/acc"], 100 * m["val/acc_best"]
         print(
-            f"| {seed} | {acc:.2f}% | {best:.2f}% | {m['test/ece_raw']:.4f} | {m['test/ece']:.4f} | "
+            f"| {seed} | {acc:.2f}% | {best:.2f}% | {m['test/ece_raw']:.4f} | {m['test/ece']:.4f} | {accepted(m)} | "
             f"{m['epochs']} | {m['wall_s']:.0f} s |",
             flush=True,
         )
@@ -56,7 +61,7 @@ def main() -> None:
     spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
     ece_raw, ece = (statistics.mean(m[k] for m in rows) for k in ("test/ece_raw", "test/ece"))
     wall = statistics.mean(m["wall_s"] for m in rows)
-    print(f"| mean | {statistics.mean(accs):.2f}%{spread} | | {ece_raw:.4f} | {ece:.4f} | | {wall:.0f} s |")
+    print(f"| mean | {statistics.mean(accs):.2f}%{spread} | | {ece_raw:.4f} | {ece:.4f} | | | {wall:.0f} s |")
 
 
 if __name__ == "__main__":

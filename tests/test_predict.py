@@ -270,3 +270,19 @@ def test_not_a_digit_is_an_answer_with_no_digit_and_exit_0(synthetic_ckpt, tmp_p
     assert row["verdict"] == "not a digit"
     assert row["digit"] is None
     assert row["confidence"] == row["not_digit"] > 0
+
+
+@pytest.mark.slow
+def test_a_grid_and_a_face_are_not_digits(real_run, tmp_path):
+    predictor = Predictor(real_run["best_ckpt"])
+    grid = drawn(tmp_path / "grid.png", lambda d: [
+        d.line([(40 + 40 * i, 30), (40 + 40 * i, 190)], fill="black", width=9) for i in range(4)
+    ] + [d.line([(30, 40 + 40 * i), (190, 40 + 40 * i)], fill="black", width=9) for i in range(4)])  # fmt: skip
+    face = drawn(tmp_path / "face.png", lambda d: (
+        d.ellipse([15, 15, 185, 185], outline="black", width=9),
+        d.ellipse([60, 60, 80, 80], fill="black"), d.ellipse([120, 60, 140, 80], fill="black"),
+        d.arc([55, 70, 145, 150], 20, 160, fill="black", width=9),
+    ))  # fmt: skip
+    predictions = load_pictures([grid, face], workers=1)
+    predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
+    assert [(p.answer.verdict, p.answer.digit) for p in predictions] == [("not a digit", None)] * 2

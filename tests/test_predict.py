@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -273,16 +274,13 @@ def test_not_a_digit_is_an_answer_with_no_digit_and_exit_0(synthetic_ckpt, tmp_p
 
 
 @pytest.mark.slow
-def test_a_grid_and_a_face_are_not_digits(real_run, tmp_path):
+def test_a_grid_and_a_star_are_not_digits(real_run, tmp_path):
     predictor = Predictor(real_run["best_ckpt"])
     grid = drawn(tmp_path / "grid.png", lambda d: [
         d.line([(40 + 40 * i, 30), (40 + 40 * i, 190)], fill="black", width=9) for i in range(4)
     ] + [d.line([(30, 40 + 40 * i), (190, 40 + 40 * i)], fill="black", width=9) for i in range(4)])  # fmt: skip
-    face = drawn(tmp_path / "face.png", lambda d: (
-        d.ellipse([15, 15, 185, 185], outline="black", width=9),
-        d.ellipse([60, 60, 80, 80], fill="black"), d.ellipse([120, 60, 140, 80], fill="black"),
-        d.arc([55, 70, 145, 150], 20, 160, fill="black", width=9),
-    ))  # fmt: skip
-    predictions = load_pictures([grid, face], workers=1)
+    tips = [(100 + 85 * math.sin(4 * math.pi * k / 5), 105 - 85 * math.cos(4 * math.pi * k / 5)) for k in range(6)]
+    star = drawn(tmp_path / "star.png", lambda d: d.line(tips, fill="black", width=9, joint="curve"))
+    predictions = load_pictures([grid, star], workers=1)
     predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
     assert [(p.answer.verdict, p.answer.digit) for p in predictions] == [("not a digit", None)] * 2

@@ -131,7 +131,8 @@ class MNISTLitModule(L.LightningModule):
             drawn = self.bank[torch.randint(len(self.bank), (count - pairs,)).to(x.device)]
             mean, std = self.hparams.mean, self.hparams.std
             repeats = -(-count // len(x))
-            digits = negatives.lift(unnormalize(x, mean, std).float().repeat(repeats, 1, 1, 1)[:count])
+            # lifted once per batch digit, then repeated: lifting is per picture, so the copies come out the same
+            digits = negatives.lift(unnormalize(x, mean, std).float()).repeat(repeats, 1, 1, 1)[:count]
             made = torch.cat([drawn, negatives.fit_field(negatives.overlaps(digits[:pairs]))])
             # the digits' own augmentation too (data.augment): resampling softens edges, and negatives without it
             # would be told apart by their crisper edges

@@ -99,11 +99,18 @@ def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None, de
 def widen(ink: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     """Grow (N, 1, H, W) binary ink by steps (N,) pixels on every side (negative: shrink), alternating square and
     cross neighbourhoods so that a dot grows into an octagon rather than a square."""
-    sign = torch.where(steps > 0, 1.0, -1.0).to(ink).view(-1, 1, 1, 1)  # shrinking ink = growing the paper
-    for step in range(1, int(steps.abs().max().item()) + 1 if len(steps) else 1):
-        grown = sign * _grow(sign * ink, square=step % 2 == 1)
-        ink = torch.where((steps.abs() >= step).view(-1, 1, 1, 1), grown, ink)
-    return ink
+    if not len(steps):
+        return ink
+    # sorted by how far each grows, step s works on the prefix that still needs it, not on all N
+    order = torch.argsort(steps.abs(), descending=True)
+    ink, size = ink[order], steps.abs()[order]
+    sign = torch.where(steps[order] > 0, 1.0, -1.0).to(ink).view(-1, 1, 1, 1)  # shrinking ink = growing the paper
+    needing = (size.view(-1, 1) >= torch.arange(1, int(size[0]) + 1, device=size.device)).sum(0).tolist()
+    for step, m in enumerate(needing, start=1):
+        ink[:m] = sign[:m] * _grow(sign[:m] * ink[:m], square=step % 2 == 1)
+    out = torch.empty_like(ink)
+    out[order] = ink
+    return out
 
 
 def _grow(ink: torch.Tensor, square: bool) -> torch.Tensor:
@@ -255,6 +262,17 @@ def lift(digits: torch.Tensor) -> torch.Tensor:
     return (F.interpolate(digits, size=(HI, HI), mode="bilinear", align_corners=False) >= 0.5).to(digits.dtype)
 
 
+def affine_grid(theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """F.affine_grid(theta, (N, C, H, W), align_corners=False) for theta (N, 2, 3): the sampling grid (N, H, W, 2).
+    Built by broadcasting, because affine_grid's batched matmul costs several times the grid_sample that uses it."""
+    h, w = size
+    # pixel i's centre in [-1, 1] units
+    xs = ((2 * torch.arange(w, device=theta.device, dtype=theta.dtype) + 1) / w - 1).view(1, 1, w, 1)
+    ys = ((2 * torch.arange(h, device=theta.device, dtype=theta.dtype) + 1) / h - 1).view(1, h, 1, 1)
+    rows = theta.transpose(1, 2).unsqueeze(1)  # (N, 1, 3, 2): the x, y and 1 columns of theta, as rows
+    return (xs * rows[:, :, 0:1] + rows[:, :, 2:3]) + ys * rows[:, :, 1:2]  # one full-size add, (N, H, W, 2)
+
+
 def overlaps(ink: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Pairs of digits (N, 1, HI, HI) of binary ink drawn over each other, a few pixels apart; the partner is shrunk
     a little and may stick out of the canvas, so that some pairs hold only a piece of it."""
@@ -263,7 +281,7 @@ def overlaps(ink: torch.Tensor, generator: torch.Generator | None = None) -> tor
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = 1 + torch.rand(n, generator=generator) * 0.4  # >1: the partner is smaller
     theta[:, :, 2] = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.6  # up to 30% of the canvas either way
-    grid = F.affine_grid(theta.to(ink), list(ink.shape), align_corners=False)
+    grid = affine_grid(theta.to(ink), ink.shape[-2:])
     return torch.maximum(ink, F.grid_sample(partner, grid, mode="nearest", align_corners=False))
 
 
@@ -279,7 +297,7 @@ def distort(ink: torch.Tensor, generator: torch.Generator | None = None) -> torc
     strength = _uniform(n, 0.0, ELASTIC, generator, device).view(n, 1, 1, 1)
     field = torch.randn(n, 2, 4, 4, generator=generator).to(ink) * strength
     field = F.interpolate(field, size=ink.shape[-2:], mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
-    grid = F.affine_grid(theta.to(ink), list(ink.shape), align_corners=False) + field
+    grid = affine_grid(theta.to(ink), ink.shape[-2:]) + field
     bent = (F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).to(ink)
     # up to two canvas pixels more or less on each side: strokes up to 4/3 of a field pixel thinner or thicker
     return widen(bent, torch.randint(-2, 3, (n,), generator=generator).to(device))
@@ -290,7 +308,7 @@ def fit_field(ink: torch.Tensor) -> torch.Tensor:
     out a picture: the ink's bounding box scaled to a 20 px longer side, its centre of mass at MNIST's centre,
     each field pixel the average of the ink under it (sampled SUPERSAMPLE x SUPERSAMPLE times)."""
     n, _, h, w = ink.shape
-    mask = ink[:, 0] > 0
+    rows, cols = ink[:, 0].sum(2), ink[:, 0].sum(1)  # (N, H), (N, W); ink is never negative: > 0 means "has ink"
     ys, xs = torch.arange(h, device=ink.device), torch.arange(w, device=ink.device)
 
     def span(along: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -298,12 +316,9 @@ def fit_field(ink: torch.Tensor) -> torch.Tensor:
         hi = torch.where(along, idx, -1).amax(1)
         return (hi - lo + 1).clamp_min(1).float()
 
-    scale = BOX / torch.maximum(span(mask.any(2), ys), span(mask.any(1), xs))  # field pixels per canvas pixel
-    mass = ink[:, 0].sum((1, 2)).clamp_min(1e-6)
-    cy = (ink[:, 0].sum(2) * ys).sum(1) / mass
-    cx = (ink[:, 0].sum(1) * xs).sum(1) / mass
-    # field coordinate f (pixel centres at integers) shows canvas coordinate c + (f - COM_CENTRE) / scale; in
-    # affine_grid's [-1, 1] units (pixel i's centre at (2i + 1) / size - 1) that is an affine map
+    scale = BOX / torch.maximum(span(rows > 0, ys), span(cols > 0, xs))  # field pixels per canvas pixel
+    mass = rows.sum(1).clamp_min(1e-6)
+    cy, cx = (rows * ys).sum(1) / mass, (cols * xs).sum(1) / mass
     theta = torch.zeros(n, 2, 3, device=ink.device)
     theta[:, 0, 0] = IMAGE_SIZE / (scale * w)
     theta[:, 1, 1] = IMAGE_SIZE / (scale * h)
@@ -311,7 +326,7 @@ def fit_field(ink: torch.Tensor) -> torch.Tensor:
     theta[:, 0, 2] = (2 * (cx + offset) + 1) / w - 1
     theta[:, 1, 2] = (2 * (cy + offset) + 1) / h - 1
     size = IMAGE_SIZE * SUPERSAMPLE
-    grid = F.affine_grid(theta.to(ink), [n, 1, size, size], align_corners=False)
+    grid = affine_grid(theta.to(ink), (size, size))
     fine = F.grid_sample(ink, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return F.avg_pool2d(fine, SUPERSAMPLE)
 

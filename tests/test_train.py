@@ -58,6 +58,13 @@ def test_step_loss_is_logged_every_n_steps(make_cfg, tmp_path):
     assert [step for step, _ in scalars(tmp_path / "run", "train/loss_step")] == expected
 
 
+def test_a_run_without_validation_tests_without_a_rejection_threshold(make_cfg, tmp_path):
+    # the threshold is chosen on validation; with none, the test has no "accepted" share to report
+    metrics = train(make_cfg("trainer.max_epochs=1", "trainer.limit_val_batches=0"))
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert "test/accept" not in metrics
+
+
 def test_the_best_checkpoint_is_the_one_tested(make_cfg, tmp_path):
     metrics = train(make_cfg("trainer.max_epochs=2"))
     best = torch.load(metrics["best_ckpt"], weights_only=True)

@@ -21,8 +21,8 @@ after_imports()
 FORMATS = ("table", "jsonl")
 
 
-def predict(cfg: DictConfig) -> int:
-    """Predict every picture named by cfg.image; returns the exit status (1 if any picture failed)."""
+def check(cfg: DictConfig) -> None:
+    """Refuse settings that cannot work, before the checkpoint is loaded."""
     if not cfg.image:
         raise MnistLitError("give the pictures: image=FILE, image=FOLDER or image='GLOB'")
     if cfg.format not in FORMATS:
@@ -33,14 +33,21 @@ def predict(cfg: DictConfig) -> int:
         raise MnistLitError(f"not_digit={cfg.not_digit} is invalid: it must be auto or a probability in [0, 1]")
     if not (isinstance(cfg.unsure, (int, float)) and 0 <= cfg.unsure <= 1):
         raise MnistLitError(f"unsure={cfg.unsure} is invalid: it must be a probability gap in [0, 1]")
+
+
+def predict(cfg: DictConfig) -> int:
+    """Predict every picture named by cfg.image; returns the exit status (1 if any picture failed)."""
+    check(cfg)
     ckpt = cfg.ckpt or checkpoints.newest(cfg.output_root)
     if not cfg.ckpt:
         print(f"using checkpoint {ckpt}", file=sys.stderr)
     predictor = Predictor(ckpt, device=str(cfg.device))
 
-    paths, failed = find_images(str(cfg.image))
+    found = find_images(str(cfg.image))
+    if found.skipped_line():
+        print(found.skipped_line(), file=sys.stderr)
     workers = (os.cpu_count() or 1) if cfg.workers == "auto" else int(cfg.workers)
-    predictions = failed + load_pictures(paths, workers)
+    predictions = found.failed + load_pictures(found.paths, workers)
     thresholds = predictor.thresholds(cfg.not_digit, float(cfg.unsure))
     predictor.classify(predictions, thresholds, batch_size=int(cfg.batch_size))
 

@@ -21,10 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from mnist_lit import MnistLitError
 from mnist_lit.checkpoints import existing, write_json
 from mnist_lit.cli import after_imports, fail, run
-from mnist_lit.perf import resolve_precision
 from mnist_lit.runs import AtomicCheckpointIO, log_hparams, summary
 from mnist_lit.schema import validate
 from mnist_lit.sweep import in_multirun, record_failure, sweeper_stops_on_exceptions
+from mnist_lit.trainer import build_trainer
 
 after_imports()
 
@@ -45,10 +45,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb] + [instantiate(cfg.perf)]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=logger, precision=precision, plugins=[AtomicCheckpointIO()]
-    )
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()])
 
     # our checkpoints hold no pickled objects: both reads are weights_only
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

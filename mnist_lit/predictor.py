@@ -16,16 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from mnist_lit import MnistLitError, checkpoints
 from mnist_lit.answer import NOT_A_DIGIT, Answer, Thresholds, answers
-from mnist_lit.preprocess import MAX_DETAIL, NoInkError, normalize, preprocess
+from mnist_lit.pictures import PictureError, list_pictures, read_picture
+from mnist_lit.preprocess import normalize
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 PARALLEL_FROM = 64  # below this many pictures, worker processes cost more than they save
 CHUNK = 16  # pictures handed to a worker at a time
-MAX_PIXELS = 50_000_000  # refuse decompression bombs rather than exhausting memory
 
 
 @dataclass
@@ -44,39 +42,44 @@ class Prediction:
         return json.dumps({"image": self.image, **self.answer.fields()})
 
 
-def find_images(spec: str) -> tuple[list[str], list[Prediction]]:
+@dataclass
+class Found:
+    """The pictures a spec names, an entry with an error for each unusable spec, and the files skipped as not
+    pictures (in a folder)."""
+
+    paths: list[str]
+    failed: list[Prediction]
+    skipped: list[str]
+
+    def skipped_line(self) -> str | None:
+        """One line naming the files skipped, or None when there were none."""
+        if not self.skipped:
+            return None
+        return f"skipped {len(self.skipped)} file(s) that are not pictures: {', '.join(self.skipped)}"
+
+
+def find_images(spec: str) -> Found:
     """Paths named by a file, a folder (its pictures, sorted) or a glob; plus a failed entry per unusable spec."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        found = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        found, skipped = list_pictures(path)
         if not found:
-            return [], [Prediction(spec, error=f"folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")]
-        return found, []
+            return Found([], [Prediction(spec, error="folder has no pictures")], skipped)
+        return Found(found, [], skipped)
     if path.is_file():
-        return [str(path)], []
+        return Found([str(path)], [], [])
     if glob.has_magic(spec):
         found = sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(p))
-        return (found, []) if found else ([], [Prediction(spec, error="no file matches this pattern")])
-    return [], [Prediction(spec, error="no such file or folder")]
+        return Found(found, [] if found else [Prediction(spec, error="no file matches this pattern")], [])
+    return Found([], [Prediction(spec, error="no such file or folder")], [])
 
 
 def load_picture(path: str) -> Prediction:
-    """Open and preprocess one picture; any problem becomes the Prediction's error, never an exception."""
+    """Read one picture; any problem becomes the Prediction's error, never an exception."""
     try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                return Prediction(path, error=f"picture too large ({img.width}x{img.height})")
-            # a phone photo: JPEG can decode at 1/2, 1/4 or 1/8 scale for a fraction of the work; both sides stay
-            # at least MAX_DETAIL, the most that preprocessing ever looks at
-            img.draft(img.mode, (MAX_DETAIL, MAX_DETAIL))
-            img.load()
-            return Prediction(path, pixels=preprocess(img).pixels)
-    except UnidentifiedImageError:
-        return Prediction(path, error="not an image (Pillow cannot identify it)")
-    except NoInkError as err:
+        return Prediction(path, pixels=read_picture(path))
+    except PictureError as err:
         return Prediction(path, error=str(err))
-    except (OSError, SyntaxError, ValueError) as err:
-        return Prediction(path, error=f"unreadable or truncated image ({err})")
 
 
 def load_pictures(paths: Sequence[str], workers: int) -> list[Prediction]:

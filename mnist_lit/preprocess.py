@@ -35,6 +35,7 @@ TRANSPARENT_MAJORITY = 0.5  # alpha is the ink when more than this share of the 
 MIN_CONTRAST = 0.06  # ink standing out less than this (0-1 scale) above the noise floor is no stroke
 PEAK_RANK = 8  # the stroke intensity is read at the 8th brightest ink pixel: robust to a hot pixel or two
 MASS_TRIM = 0.003  # share of ink mass trimmed on each side when boxing the digit: drops stray specks
+UINT16_MAX = 65535
 MNIST_STROKE = 2.35  # mean stroke width of MNIST digits in 28x28 pixels (2 * area / perimeter)
 
 
@@ -49,10 +50,24 @@ class Digit:
     pixels: np.ndarray
 
 
+def eight_bit(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float grey picture as 8-bit grey (L), scaled from its format's full range:
+    Pillow's own conversion clips at 255, which turns a 16-bit picture white."""
+    values = np.asarray(img, dtype=np.float32)
+    if img.mode.startswith("I;16"):
+        top = float(UINT16_MAX)
+    else:  # I and F say nothing of their range: the smallest usual one that holds the values
+        peak = float(values.max(initial=0.0))
+        top = 1.0 if img.mode == "F" and peak <= 1 else 255.0 if peak <= 255 else float(UINT16_MAX)
+    return Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+
+
 def upright(img: Image.Image) -> Image.Image:
     """EXIF-rotated to how a viewer shows it, as RGB or (when it has any transparency) RGBA."""
     if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # most pictures are upright: no copy for those
         img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I") or img.mode == "F":
+        img = eight_bit(img)
     mode = "RGBA" if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info else "RGB"
     return img if img.mode == mode else img.convert(mode)
 

@@ -40,7 +40,7 @@ def pictures(tmp_path):
     good = folder / "a.png"
     (folder / "cut.png").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
     Image.new("RGB", (80, 80), (240, 240, 240)).save(folder / "blank.png")
-    (folder / "readme.txt").write_text("not listed: not an image suffix")
+    (folder / "readme.txt").write_text("skipped: not a picture suffix")
     return folder
 
 
@@ -65,12 +65,13 @@ def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_c
             assert row["verdict"] in ("digit", "unsure")
             assert row["digit"] == int(np.argmax(row["probs"]))
             assert row["confidence"] == max(row["probs"])
-    assert "not an image" in rows["notes.png"]["error"]
-    assert "truncated" in rows["cut.png"]["error"]
+    assert "not a picture" in rows["notes.png"]["error"]
+    assert "corrupt image" in rows["cut.png"]["error"]
     assert "blank" in rows["blank.png"]["error"]
     assert set(rows["cut.png"]) == {"image", "error"}
     stderr_errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(stderr_errors) == 3
+    assert "skipped 1 file(s) that are not pictures: readme.txt" in proc.stderr.splitlines()
     assert "Traceback" not in proc.stderr
 
 
@@ -89,13 +90,13 @@ def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("missing.png", "no such file or folder"), ("empty", "folder has no images"), ("*.gif", "no file matches")],
+    [("missing.png", "no such file or folder"), ("empty", "folder has no pictures"), ("*.gif", "no file matches")],
 )
 def test_bad_image_specs_get_one_line_errors(tmp_path, spec, message):
     (tmp_path / "empty").mkdir()
-    paths, failed = find_images(str(tmp_path / spec))
-    assert paths == []
-    assert message in failed[0].error
+    found = find_images(str(tmp_path / spec))
+    assert found.paths == []
+    assert message in found.failed[0].error
 
 
 def test_glob_and_other_pictures_still_predicted(tmp_path, synthetic_ckpt):
@@ -284,3 +285,16 @@ def test_a_grid_and_a_star_are_not_digits(real_run, tmp_path):
     predictions = load_pictures([grid, star], workers=1)
     predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
     assert [(p.answer.verdict, p.answer.digit) for p in predictions] == [("not a digit", None)] * 2
+
+
+def test_a_bomb_beside_a_good_picture_is_one_line_and_the_good_one_is_answered(synthetic_ckpt, tmp_path):
+    from tests.test_pictures import png_declaring
+
+    (tmp_path / "bomb.png").write_bytes(png_declaring(20000, 20000))
+    digit_picture(tmp_path / "good.png")
+    proc = run_cli("predict.py", f"image={tmp_path}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path)
+    assert proc.returncode == 1
+    rows = jsonl(proc)
+    assert rows["bomb.png"]["error"] == "picture too large (400,000,000 pixels; the limit is 50,000,000)"
+    assert rows["good.png"]["verdict"] in ("digit", "unsure", "not a digit")
+    assert proc.stderr.splitlines() == ["error: " + str(tmp_path / "bomb.png") + ": " + rows["bomb.png"]["error"]]

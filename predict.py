@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.answer import check_settings
 from mnist_lit.cli import after_imports, fail, run
 from mnist_lit.predictor import Predictor, find_images, format_table, load_pictures
 
@@ -29,10 +30,7 @@ def check(cfg: DictConfig) -> None:
         raise MnistLitError(f"format={cfg.format} is not one of {list(FORMATS)}")
     if not 1 <= int(cfg.topk) <= 10 or int(cfg.batch_size) < 1:
         raise MnistLitError("topk must be 1-10 and batch_size at least 1")
-    if cfg.not_digit != "auto" and not (isinstance(cfg.not_digit, (int, float)) and 0 <= cfg.not_digit <= 1):
-        raise MnistLitError(f"not_digit={cfg.not_digit} is invalid: it must be auto or a probability in [0, 1]")
-    if not (isinstance(cfg.unsure, (int, float)) and 0 <= cfg.unsure <= 1):
-        raise MnistLitError(f"unsure={cfg.unsure} is invalid: it must be a probability gap in [0, 1]")
+    check_settings(cfg.not_digit, cfg.unsure)
 
 
 def predict(cfg: DictConfig) -> int:

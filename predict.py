@@ -30,7 +30,7 @@ def check(cfg: DictConfig) -> None:
         raise MnistLitError(f"format={cfg.format} is not one of {list(FORMATS)}")
     if not 1 <= int(cfg.topk) <= 10 or int(cfg.batch_size) < 1:
         raise MnistLitError("topk must be 1-10 and batch_size at least 1")
-    check_settings(cfg.not_digit, cfg.unsure)
+    check_settings(cfg.not_digit, cfg.unsure, cfg.read)
 
 
 def predict(cfg: DictConfig) -> int:
@@ -45,7 +45,7 @@ def predict(cfg: DictConfig) -> int:
     if found.skipped_line():
         print(found.skipped_line(), file=sys.stderr)
     workers = (os.cpu_count() or 1) if cfg.workers == "auto" else int(cfg.workers)
-    predictions = found.failed + load_pictures(found.paths, workers)
+    predictions = found.failed + load_pictures(found.paths, workers, read=str(cfg.read))
     thresholds = predictor.thresholds(cfg.not_digit, float(cfg.unsure))
     predictor.classify(predictions, thresholds, batch_size=int(cfg.batch_size))
 

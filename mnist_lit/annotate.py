@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from mnist_lit.answer import NOT_A_DIGIT, UNSURE, Answer
@@ -15,6 +16,7 @@ from mnist_lit.predictor import Prediction
 
 PANEL = 224  # px: each half of the annotated picture
 CAPTION = 28  # px: the strip under the panels
+BOX_COLOURS = {"digit": (30, 130, 60), UNSURE: (200, 130, 20), NOT_A_DIGIT: (190, 40, 40)}  # by verdict
 
 
 def caption_of(answer: Answer) -> str:
@@ -25,6 +27,27 @@ def caption_of(answer: Answer) -> str:
     if answer.verdict == UNSURE:
         return f"unsure: {answer.digit} {shown} or {answer.alternative}"
     return f"{answer.digit} {shown}"
+
+
+def number_caption(pred: Prediction) -> str:
+    """A number's reading: "2026 (93.0%)", "unsure: 2026 (41.0%)", or "no digits"."""
+    number = "".join(str(a.digit) for a, _ in pred.digits if a.digit is not None)
+    if not number:
+        return "no digits"
+    prefix = "unsure: " if pred.answer.verdict == UNSURE else ""
+    return f"{prefix}{number} ({100 * pred.answer.confidence:.1f}%)"
+
+
+def draw_boxes(board: Image.Image, pred: Prediction, scale: float) -> None:
+    """Each digit's box, in the picture as shown (scaled by `scale`), with its reading above it."""
+    draw = ImageDraw.Draw(board)
+    for answer, box in pred.digits:
+        if box is None:
+            continue
+        x0, y0, x1, y1 = (round(v * scale) for v in box)
+        colour = BOX_COLOURS.get(answer.verdict, BOX_COLOURS[NOT_A_DIGIT])
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=2)
+        draw.text((x0 + 2, max(0, y0 - 12)), "?" if answer.digit is None else str(answer.digit), fill=colour)
 
 
 def annotate(pred: Prediction, out_dir: str | os.PathLike) -> Path:
@@ -42,10 +65,13 @@ def annotate(pred: Prediction, out_dir: str | os.PathLike) -> Path:
         for x in range((y // 16) % 2 * 16, picture.width, 32):
             draw.rectangle((x, y, x + 15, y + 15), fill=(235, 235, 235))
     board.paste(picture, (0, 0), picture)
+    draw_boxes(board, pred, picture.width / shown.width)
     canvas.paste(board, ((PANEL - picture.width) // 2, (PANEL - picture.height) // 2))
-    model_input = Image.fromarray(pred.pixels).resize((PANEL, PANEL), Image.Resampling.NEAREST)
+    pieces = [pred.pixels] if pred.pixels is not None else [piece.pixels for piece in pred.reading.pieces]
+    model_input = Image.fromarray(np.hstack(pieces))
+    model_input = model_input.resize((PANEL, max(1, PANEL * 28 // model_input.width)), Image.Resampling.NEAREST)
     canvas.paste(model_input.convert("RGB"), (PANEL, 0))
-    caption = caption_of(pred.answer)
+    caption = caption_of(pred.answer) if len(pred.digits) <= 1 else number_caption(pred)
     ImageDraw.Draw(canvas).text((8, PANEL + 8), f"{caption}   model input: 28x28", fill="black")
     target = out_dir / f"{Path(pred.image).stem}.pred.png"
     n = 1

@@ -22,6 +22,8 @@ from mnist_lit import NUM_CLASSES, MnistLitError
 DIGIT, UNSURE, NOT_A_DIGIT = "digit", "unsure", "not a digit"
 VERDICTS = (DIGIT, UNSURE, NOT_A_DIGIT)
 ROUND = 6  # decimals of the probabilities in an answer
+READS = ("auto", "digit", "number")  # how a picture is read: one digit, or a number when there are several
+DIGIT_FIELDS = ("verdict", "digit", "confidence", "probs", "alternative")  # each digit's, in a `digits` list
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,11 @@ class Thresholds:
     unsure: float = 0.0  # unsure when the top two digit probabilities are closer than this
 
 
-def check_settings(not_digit: Any, unsure: Any) -> None:
-    """Refuse `not_digit` and `unsure` settings (predict.py's and serve.py's) that are not probabilities."""
+def check_settings(not_digit: Any, unsure: Any, read: Any = "auto") -> None:
+    """Refuse `not_digit` and `unsure` settings (predict.py's and serve.py's) that are not probabilities, and a
+    `read` mode that does not exist."""
+    if read not in READS:
+        raise MnistLitError(f"read={read} is not one of {list(READS)}")
     if not_digit != "auto" and not (isinstance(not_digit, (int, float)) and 0 <= not_digit <= 1):
         raise MnistLitError(f"not_digit={not_digit} is invalid: it must be auto or a probability in [0, 1]")
     if not (isinstance(unsure, (int, float)) and 0 <= unsure <= 1):
@@ -96,4 +101,29 @@ def answers(logits: np.ndarray, calibration: Calibration, thresholds: Thresholds
             out.append(Answer(UNSURE, first, float(row[first]), row.tolist(), alternative=second, not_digit=shown))
         else:
             out.append(Answer(DIGIT, first, float(row[first]), row.tolist(), not_digit=shown))
+    return out
+
+
+def number_answer(parts: list[Answer]) -> Answer:
+    """A number's summary answer from its digits' (left to right): "unsure" if any digit is, "not a digit" if none
+    is one; its confidence is the product of the digits' (the chance that all are right, were they independent)."""
+    digits = [a for a in parts if a.digit is not None]
+    if not digits:
+        return Answer(NOT_A_DIGIT, None, float(np.prod([a.confidence for a in parts])), [])
+    verdict = UNSURE if any(a.verdict == UNSURE for a in digits) else DIGIT
+    return Answer(verdict, None, float(np.prod([a.confidence for a in digits])), [])
+
+
+def reading_fields(answer: Answer, digits: list[tuple[Answer, Any]], single: bool) -> dict[str, Any]:
+    """A picture's JSON fields: a single digit's answer fields, or a number's verdict and confidence; then
+    `number` (the digits read, left to right, as a string) and `digits` (each one's answer and its box)."""
+    if single:
+        out = answer.fields()
+    else:
+        out = {"verdict": answer.verdict, "digit": None, "confidence": round(answer.confidence, ROUND)}
+    out["number"] = "".join(str(a.digit) for a, _ in digits if a.digit is not None)
+    out["digits"] = [
+        {**{k: v for k, v in a.fields().items() if k in DIGIT_FIELDS}, "box": None if box is None else list(box)}
+        for a, box in digits
+    ]
     return out

@@ -15,15 +15,19 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from mnist_lit import segment
 from mnist_lit.preprocess import MAX_DETAIL, NoInkError, preprocess
+from mnist_lit.segment import Reading
 
+T = TypeVar("T")
 MAX_PIXELS = 50_000_000  # the largest picture read: a 48 MP phone photo fits, and decodes in about 150 MB
 # Pillow's own bomb check, set deliberately to our limit instead of its 89 MP default: it warns above this and
 # raises above twice this, both from the header. load() turns the warning into an error too, so nothing larger
@@ -138,6 +142,17 @@ def _decode(img: Image.Image) -> None:
 def read_picture(source: bytes | str | os.PathLike) -> np.ndarray:
     """A picture file's digit in MNIST's form, (28, 28) uint8; raises PictureError (one line) for anything else:
     not a picture, too large, corrupt, no ink."""
+    return _read(source, lambda img: preprocess(img).pixels)
+
+
+def read_digits(source: bytes | str | os.PathLike, mode: str = "auto") -> Reading:
+    """A picture file's digits (mnist_lit.segment: one, or a number), each in MNIST's form with its box; raises
+    PictureError as read_picture does."""
+    return _read(source, lambda img: segment.read(img, mode))
+
+
+def _read(source: bytes | str | os.PathLike, reader: Callable[[Image.Image], T]) -> T:
+    """Open, check and decode a picture safely, then hand it to `reader`; every failure is a PictureError."""
     source = source if isinstance(source, bytes) else os.fspath(source)
     if isinstance(source, str) and Path(source).suffix.lower() in SVG_SUFFIXES:
         raise PictureError(SVG_ERROR)
@@ -153,7 +168,7 @@ def read_picture(source: bytes | str | os.PathLike) -> np.ndarray:
                 img = _open(source)
             _decode(img)
             try:
-                return preprocess(img).pixels
+                return reader(img)
             except NoInkError as err:
                 raise PictureError(str(err)) from None
             except Exception as err:  # pixels of a kind preprocessing cannot convert (a LAB TIFF, say)

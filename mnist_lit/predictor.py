@@ -5,41 +5,51 @@ Try it: python predict.py image=path/to/digits/ format=jsonl
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mnist_lit import MnistLitError, checkpoints
-from mnist_lit.answer import NOT_A_DIGIT, Answer, Thresholds, answers
-from mnist_lit.pictures import PictureError, list_pictures, read_picture
+from mnist_lit import NUM_CLASSES, MnistLitError, checkpoints
+from mnist_lit.answer import NOT_A_DIGIT, Answer, Thresholds, answers, number_answer, reading_fields
+from mnist_lit.pictures import PictureError, list_pictures, read_digits
 from mnist_lit.preprocess import normalize
+from mnist_lit.segment import Piece, Reading
 
 PARALLEL_FROM = 64  # below this many pictures, worker processes cost more than they save
 CHUNK = 16  # pictures handed to a worker at a time
+SPLIT_MARGIN = 0.1  # how much more sure of both halves than of the whole a split reading must be
 
 
 @dataclass
 class Prediction:
-    """The outcome for one picture: its answer (mnist_lit.answer), or an error message."""
+    """The outcome for one picture: its answer (mnist_lit.answer), one per digit when it holds a number, or an
+    error message."""
 
     image: str
-    pixels: np.ndarray | None = None  # the 28x28 uint8 input the model saw
-    answer: Answer | None = None
+    pixels: np.ndarray | None = None  # the 28x28 uint8 input the model saw (of a single digit)
+    answer: Answer | None = None  # the picture's answer: its digit's, or its number's summary
     error: str | None = None
+    reading: Reading | None = None  # the digits found in it, with their boxes (mnist_lit.segment)
+    digits: list[tuple[Answer, tuple[int, int, int, int] | None]] = field(default_factory=list)  # answers, boxes
+
+    def fields(self) -> dict:
+        """The answer's JSON fields (mnist_lit.answer.reading_fields), or {"error": ...}."""
+        if self.error or self.answer is None:
+            return {"error": self.error}
+        return reading_fields(self.answer, self.digits, single=len(self.digits) <= 1)
 
     def to_json(self) -> str:
-        """One JSON line: image and the answer's fields (verdict, digit, confidence, probs, ...); or image and error."""
-        if self.error or self.answer is None:
-            return json.dumps({"image": self.image, "error": self.error})
-        return json.dumps({"image": self.image, **self.answer.fields()})
+        """One JSON line: image, then the answer's fields (verdict, digit, number, digits, ...) or the error."""
+        return json.dumps({"image": self.image, **self.fields()})
 
 
 @dataclass
@@ -74,22 +84,25 @@ def find_images(spec: str) -> Found:
     return Found([], [Prediction(spec, error="no such file or folder")], [])
 
 
-def load_picture(path: str) -> Prediction:
-    """Read one picture; any problem becomes the Prediction's error, never an exception."""
+def load_picture(path: str, read: str = "auto") -> Prediction:
+    """Read one picture's digits (`read`: auto, digit or number); any problem becomes the Prediction's error,
+    never an exception."""
     try:
-        return Prediction(path, pixels=read_picture(path))
+        reading = read_digits(path, read)
     except PictureError as err:
         return Prediction(path, error=str(err))
+    return Prediction(path, pixels=reading.pieces[0].pixels if reading.single else None, reading=reading)
 
 
-def load_pictures(paths: Sequence[str], workers: int) -> list[Prediction]:
+def load_pictures(paths: Sequence[str], workers: int, read: str = "auto") -> list[Prediction]:
     """Preprocess every picture, across `workers` processes when there are many."""
+    load = functools.partial(load_picture, read=read)
     if workers <= 1 or len(paths) < PARALLEL_FROM:
-        return [load_picture(p) for p in paths]
+        return [load(p) for p in paths]
     # fork: the workers inherit the imports; torch has run no op yet, so it has no threads to break
     with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
         # small chunks: the workers finish together, neither waits long on the other's last chunk
-        return list(pool.map(load_picture, paths, chunksize=max(1, min(CHUNK, len(paths) // (4 * workers)))))
+        return list(pool.map(load, paths, chunksize=max(1, min(CHUNK, len(paths) // (4 * workers)))))
 
 
 class Predictor:
@@ -111,17 +124,59 @@ class Predictor:
         return Thresholds(None if not_digit is None else float(not_digit), unsure)
 
     @torch.inference_mode()
-    def classify(self, predictions: Iterable[Prediction], thresholds: Thresholds, batch_size: int = 256) -> None:
-        """Fill in the answer of every prediction that has pixels, `batch_size` pictures per forward pass."""
-        todo = [p for p in predictions if p.pixels is not None]
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+    def logits(self, pixels: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """(N, 10 or 11) logits of N (28, 28) uint8 inputs, `batch_size` per forward pass."""
+        out = []
+        for start in range(0, len(pixels), batch_size):
             # (B, 1, 28, 28), normalized exactly as the training data was
-            x = torch.from_numpy(np.stack([normalize(p.pixels, self.mean, self.std) for p in chunk]))
-            x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-            logits = self.net(x).float().cpu().numpy()
-            for p, answer in zip(chunk, answers(logits, self.calibration, thresholds)):
-                p.answer = answer
+            x = torch.from_numpy(
+                np.stack([normalize(p, self.mean, self.std) for p in pixels[start : start + batch_size]])
+            )
+            out.append(self.net(x.to(self.device).contiguous(memory_format=torch.channels_last)).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES))
+
+    def classify(self, predictions: Iterable[Prediction], thresholds: Thresholds, batch_size: int = 256) -> None:
+        """Fill in the answers of every prediction that was read: every digit and every candidate split of a
+        wide piece goes through the network in batches, then each wide piece keeps the reading it likes best."""
+        todo = [p for p in predictions if p.reading is not None or p.pixels is not None]
+        for p in todo:
+            if p.reading is None:  # pixels alone: one digit, as read_picture gives them
+                p.reading = Reading([Piece(p.pixels, None)], single=True)
+        inputs = [
+            px for p in todo for piece in [*([p.reading.whole] if p.reading.whole else []), *p.reading.pieces]
+            for px in [piece.pixels, *(half.pixels for pair in piece.splits for half in pair)]
+        ]  # fmt: skip
+        found = iter(answers(self.logits(inputs, batch_size), self.calibration, thresholds))
+        for p in todo:
+            whole = next(found) if p.reading.whole else None
+            p.digits = [chosen for piece in p.reading.pieces for chosen in choose(piece, found, SPLIT_MARGIN)]
+            if whole is not None and any(a.digit is None for a, _ in p.digits):
+                # a piece that is no digit (a sun's ray, a smiley's eye): the picture is no number, but one drawing
+                p.digits = [(whole, p.reading.whole.box)]
+                p.reading = Reading([p.reading.whole], single=True)
+            one = len(p.digits) == 1  # one digit (a wide one read whole, too): answered as a single digit
+            p.answer = p.digits[0][0] if one else number_answer([a for a, _ in p.digits])
+            p.pixels = p.reading.pieces[0].pixels if one else None
+
+
+def choose(
+    piece: Piece, found: Iterator[Answer], margin: float = 0.1
+) -> list[tuple[Answer, tuple[int, int, int, int] | None]]:
+    """A piece read whole, or split in two where both halves read as digits clearly better than the whole does
+    (two touching digits); takes the piece's answers, whole first, from `found`."""
+    best, score = [(next(found), piece.box)], 0.0
+    score = digit_score(best[0][0])
+    for left, right in piece.splits:
+        pair = [(next(found), left.box), (next(found), right.box)]
+        pair_score = min(digit_score(a) for a, _ in pair)
+        if pair_score > score + margin:
+            best, score = pair, pair_score
+    return best
+
+
+def digit_score(answer: Answer) -> float:
+    """How well an answer reads as a digit: its confidence, 0 for "not a digit"."""
+    return 0.0 if answer.digit is None else answer.confidence
 
 
 def resolve_device(device: str) -> torch.device:
@@ -138,16 +193,22 @@ def resolve_device(device: str) -> torch.device:
 
 def format_table(predictions: Sequence[Prediction], topk: int) -> str:
     """A human-readable table: file, verdict, digit, confidence and the top-k digits."""
-    rows = [("image", "verdict", "digit", "confidence", f"top-{topk} digits")]
+    rows = [("image", "verdict", "digit", "confidence", f"top-{topk} digits")]  # "digit": the number, for one
     for p in predictions:
         if p.error or p.answer is None:
             rows.append((p.image, "error", "-", "-", str(p.error)))
             continue
         a = p.answer
+        if len(p.digits) > 1:  # a number: each digit's reading instead of the top-k
+            number = "".join(str(d.digit) for d, _ in p.digits if d.digit is not None) or "-"
+            each = ", ".join(f"{'?' if d.digit is None else d.digit} {100 * d.confidence:.1f}%" for d, _ in p.digits)
+            rows.append((p.image, a.verdict, number, f"{100 * a.confidence:.1f}%", f"digits: {each}"))
+            continue
         order = np.argsort(a.probs)[::-1][:topk]
         top = ", ".join(f"{k} {100 * a.probs[k]:.1f}%" for k in order)
         digit = "-" if a.digit is None else str(a.digit)
         rows.append((p.image, a.verdict, digit, f"{100 * a.confidence:.1f}%", top))
     width = max(len(r[0]) for r in rows)
     verdict = max(len(NOT_A_DIGIT), len("verdict"))
-    return "\n".join(f"{r[0]:<{width}}  {r[1]:<{verdict}}  {r[2]:>5}  {r[3]:>10}  {r[4]}" for r in rows)
+    digits = max(len(r[2]) for r in rows)
+    return "\n".join(f"{r[0]:<{width}}  {r[1]:<{verdict}}  {r[2]:>{digits}}  {r[3]:>10}  {r[4]}" for r in rows)

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnist_lit import MnistLitError
 from mnist_lit.answer import Thresholds, check_settings
-from mnist_lit.pictures import PictureError, read_picture
+from mnist_lit.pictures import PictureError, read_digits
 from mnist_lit.predictor import Prediction, Predictor
 
 FIELD = "image"  # the multipart field, or the JSON key, that holds the picture
@@ -124,10 +124,12 @@ class DigitAPI(ls.LitAPI):
     """Reads each request's picture with predict.py's loader and answers a batch of them in one forward pass."""
 
     def __init__(
-        self, ckpt: str, thresholds: Thresholds, device: str = "auto", cpu_threads: int = 0, **kwargs: Any
-    ) -> None:
+        self, ckpt: str, thresholds: Thresholds, device: str = "auto", cpu_threads: int = 0, read: str = "auto",
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(loop=IdleLoop(), **kwargs)
         self.ckpt, self.thresholds, self.device_setting, self.cpu_threads = ckpt, thresholds, device, cpu_threads
+        self.read = read
         self.predictor: Predictor | None = None
 
     def setup(self, device: str) -> None:
@@ -141,7 +143,8 @@ class DigitAPI(ls.LitAPI):
         `request` stays unannotated: LitServe reads this annotation to choose how to parse the body, and without
         one it hands over the parsed form (multipart) or JSON."""
         try:
-            prediction = Prediction("", pixels=read_picture(picture_bytes(request)))
+            reading = read_digits(picture_bytes(request), self.read)
+            prediction = Prediction("", pixels=reading.pieces[0].pixels if reading.single else None, reading=reading)
         except PictureError as err:
             prediction = Prediction("", error=str(err))
         return Item(prediction, send_input=wants_input(request))
@@ -156,9 +159,10 @@ class DigitAPI(ls.LitAPI):
         p = output.prediction
         if p.error or p.answer is None:
             return JSONResponse({"error": p.error}, status_code=400)
-        body = p.answer.fields()
+        body = p.fields()
         if output.send_input:
-            body[INPUT_FLAG] = png_base64(p.pixels)
+            shown = [p.pixels] if p.pixels is not None else [piece.pixels for piece in p.reading.pieces]
+            body[INPUT_FLAG] = png_base64(np.hstack(shown))
         return JSONResponse(body)
 
 
@@ -227,14 +231,14 @@ def check_port(host: str, port: int) -> None:
 
 def build_server(cfg: DictConfig, ckpt: str) -> ls.LitServer:
     """The LitServer for `ckpt` with the pad's page at /, ahead of LitServe's own GET /."""
-    check_settings(cfg.not_digit, cfg.unsure)
+    check_settings(cfg.not_digit, cfg.unsure, cfg.read)
     threshold = Predictor(ckpt, device="cpu").thresholds(cfg.not_digit, float(cfg.unsure))  # also checks ckpt
     on_cpu = cfg.accelerator == "cpu" or (cfg.accelerator == "auto" and not torch.cuda.is_available())
     cores = os.cpu_count() or 1
     # a picture's decoding and preprocessing run in the worker, one at a time: on CPU, processes are the parallelism
     workers = (cores if on_cpu else 1) if cfg.workers_per_device == "auto" else int(cfg.workers_per_device)
     api = DigitAPI(
-        ckpt, threshold, cpu_threads=max(1, cores // workers) if on_cpu else 0,
+        ckpt, threshold, cpu_threads=max(1, cores // workers) if on_cpu else 0, read=str(cfg.read),
         max_batch_size=int(cfg.max_batch_size), batch_timeout=float(cfg.batch_timeout),
     )  # fmt: skip
     server = ls.LitServer(

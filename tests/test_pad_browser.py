@@ -65,16 +65,29 @@ def draw(page, name: str) -> None:
         page.mouse.up()
 
 
-def answer_after(page, action) -> dict:
+def draw_number(page) -> None:
+    """A 1 and then a 7 side by side, each half the pad's height: the second stroke's pointer-up asks."""
+    box = page.locator("#pad").bounding_box()
+    scale = box["width"] / 336
+    for stroke in ([(85, 110), (80, 230)], [(170, 110), (260, 110), (200, 235)]):
+        (x, y), *rest = stroke
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=4)
+        page.mouse.up()
+
+
+def answer_after(page, action, answers: int = 1) -> dict:
     """Run `action` (a drawing) and return the answer the page shows for it, with its pointer-up-to-screen ms."""
     before = int(page.evaluate("Number(document.body.dataset.answers || 0)"))
     action()
-    page.wait_for_function(f"Number(document.body.dataset.answers || 0) > {before}", timeout=ANSWER_MS)
+    page.wait_for_function(f"Number(document.body.dataset.answers || 0) >= {before + answers}", timeout=ANSWER_MS)
     return page.evaluate("window.lastAnswer")
 
 
 @pytest.mark.slow
-def test_drawing_1_7_0_and_a_scribble_on_the_pad(real_run, tmp_path):
+def test_drawing_1_7_0_then_17_and_a_scribble_on_the_pad(real_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
     executable = chromium()
@@ -94,6 +107,11 @@ def test_drawing_1_7_0_and_a_scribble_on_the_pad(real_run, tmp_path):
                 page.screenshot(path=str(tmp_path / f"pad-{digit}.png"))
                 page.click("#clear")
                 assert page.locator("#digit").inner_text().strip() == ""
+            answer = answer_after(page, lambda: draw_number(page), answers=2)  # one per stroke
+            page.screenshot(path=str(tmp_path / "pad-17.png"))
+            assert page.locator("#digit").inner_text() == "17", answer
+            assert len(answer["digits"]) == 2
+            page.click("#clear")
             answer = answer_after(page, lambda: draw(page, "scribble"))
             page.screenshot(path=str(tmp_path / "pad-scribble.png"))
             assert answer["verdict"] == "not a digit", answer

@@ -55,7 +55,11 @@ def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_c
     assert sorted(rows) == ["a.png", "b.jpg", "blank.png", "cut.png", "notes.png"]  # sorted folder, no .txt
     for name in ("a.png", "b.jpg"):
         row = rows[name]
-        assert set(row) - {"alternative"} == {"image", "verdict", "digit", "confidence", "probs", "not_digit"}
+        assert set(row) - {"alternative"} == {
+            "image", "verdict", "digit", "confidence", "probs", "not_digit", "number", "digits"
+        }  # fmt: skip
+        assert row["number"] == ("" if row["digit"] is None else str(row["digit"]))
+        assert len(row["digits"]) == 1
         assert len(row["probs"]) == 10
         assert sum(row["probs"]) == pytest.approx(1.0, abs=1e-4)
         if row["verdict"] == "not a digit":

@@ -123,7 +123,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_pictures(images[: args.pictures].numpy(), labels[: args.pictures].tolist(), Path(tmp) / "pics")
         bodies = [multipart(p.read_bytes(), name=p.name) for p in paths]
-        server = Server(Path(args.ckpt), Path(tmp), *args.overrides)
+        server = Server(Path(args.ckpt).resolve(), Path(tmp), *args.overrides)  # it runs in tmp
         try:
             idle = idle_cpu(server)
             rows = [load(server.port, bodies, c, n, args.max_seconds) for c, n in zip(args.clients, args.requests)]

@@ -186,12 +186,8 @@ def cuts(ink: np.ndarray) -> list[int]:
     return [lo + c for c in chosen]
 
 
-def read(img: Image.Image, mode: str = "auto") -> Reading:
-    """The digits of a picture: one (mode `digit`, or `auto` with one piece) or a line of them (`number`)."""
-    img = upright(img)
-    if mode == "digit":
-        return Reading([Piece(preprocess(img).pixels, (0, 0, img.width, img.height))], single=True)
-    ink, region = line_ink(img)
+def line_pieces(ink: np.ndarray, region: tuple[int, int, int, int]) -> list[Piece]:
+    """The digits of a line's ink, left to right, with candidate cuts for those that may be two touching."""
     mask = ink > 0
     labels, n = label(mask)
     if n == 0:
@@ -217,6 +213,23 @@ def read(img: Image.Image, mode: str = "auto") -> Reading:
                 if left.any() and right.any():
                     piece.splits.append((_piece(left, region, scale), _piece(right, region, scale)))
         pieces.append(piece)
+    return pieces
+
+
+def read(img: Image.Image, mode: str = "auto") -> Reading:
+    """The digits of a picture: one (mode `digit`, or `auto` with one piece) or a line of them (`number`)."""
+    img = upright(img)
+    if mode == "digit":
+        return Reading([Piece(preprocess(img).pixels, (0, 0, img.width, img.height))], single=True)
+    try:
+        ink, region = line_ink(img)
+    except NoInkError:
+        if mode == "number":
+            raise
+        # a digit a few pixels big on a big canvas fades away at the line's working size: single-digit reading
+        # looks again at full detail
+        return Reading([Piece(preprocess(img).pixels, (0, 0, img.width, img.height))], single=True)
+    pieces = line_pieces(ink, region)
     if mode == "number":
         return Reading(pieces, single=len(pieces) == 1 and not pieces[0].splits)
     # auto: one piece is one digit, never cut (a heart or an "m" halves into two digit-like strokes), read exactly

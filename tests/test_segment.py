@@ -147,3 +147,12 @@ def test_a_single_digit_keeps_its_fields_and_gains_number_and_digits():
     assert fields["number"] == "7"
     assert fields["probs"] == a.fields()["probs"]
     assert fields["digits"][0]["box"] == [1, 2, 3, 4]
+
+
+def test_a_tiny_digit_on_a_big_canvas_is_still_read_in_auto():
+    # it fades away at the line's working size; the single-digit reading looks again at full detail
+    img = Image.new("RGB", (1600, 1200), (240, 238, 230))
+    ImageDraw.Draw(img).line([(800, 600), (812, 600), (804, 622)], fill=(90, 90, 90), width=2)
+    reading = read(img, "auto")
+    assert reading.single
+    assert reading.pieces[0].pixels.max() > 200

@@ -41,6 +41,11 @@ class Prediction:
     reading: Reading | None = None  # the digits found in it, with their boxes (mnist_lit.segment)
     digits: list[tuple[Answer, tuple[int, int, int, int] | None]] = field(default_factory=list)  # answers, boxes
 
+    @classmethod
+    def of(cls, image: str, reading: Reading) -> Prediction:
+        """A picture's digits, read and ready to classify; a single digit's pixels are its input."""
+        return cls(image, pixels=reading.pieces[0].pixels if reading.single else None, reading=reading)
+
     def fields(self) -> dict:
         """The answer's JSON fields (mnist_lit.answer.reading_fields), or {"error": ...}."""
         if self.error or self.answer is None:
@@ -91,7 +96,7 @@ def load_picture(path: str, read: str = "auto") -> Prediction:
         reading = read_digits(path, read)
     except PictureError as err:
         return Prediction(path, error=str(err))
-    return Prediction(path, pixels=reading.pieces[0].pixels if reading.single else None, reading=reading)
+    return Prediction.of(path, reading)
 
 
 def load_pictures(paths: Sequence[str], workers: int, read: str = "auto") -> list[Prediction]:

@@ -281,12 +281,17 @@ def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     return ink, ink_bbox(ink)
 
 
+def to_field(crop: np.ndarray) -> np.ndarray:
+    """One digit's ink (H, W) in [0, 1], cropped to its box -> MNIST's (28, 28) uint8: 20 px box, MNIST's stroke
+    width, centre of mass at the centre."""
+    field = centre_by_mass(match_stroke(fit_box(crop)))
+    return np.clip(np.rint(field * 255), 0, 255).astype(np.uint8)
+
+
 def preprocess(img: Image.Image) -> Digit:
     """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass)."""
     ink, (top, left, bottom, right) = locate(upright(img))
-    box = match_stroke(fit_box(ink[top:bottom, left:right]))
-    field = centre_by_mass(box)
-    return Digit(pixels=np.clip(np.rint(field * 255), 0, 255).astype(np.uint8))
+    return Digit(pixels=to_field(ink[top:bottom, left:right]))
 
 
 def normalize(pixels: np.ndarray, mean: float, std: float) -> np.ndarray:

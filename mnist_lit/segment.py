@@ -16,13 +16,11 @@ from mnist_lit.preprocess import (
     DETAIL_SIZE,
     NoInkError,
     as_array,
-    centre_by_mass,
     clean,
-    fit_box,
     ink_bbox,
     ink_map,
-    match_stroke,
     preprocess,
+    to_field,
     upright,
 )
 
@@ -60,10 +58,14 @@ class Reading:
 
 
 def digit_pixels(ink: np.ndarray) -> np.ndarray:
-    """(H, W) ink in [0, 1], cropped to one digit -> MNIST's (28, 28) uint8: 20 px box, stroke, centre of mass."""
+    """(H, W) ink in [0, 1] that holds one digit alone -> MNIST's (28, 28) uint8, as a single digit is made."""
     top, left, bottom, right = ink_bbox(ink)
-    field_ = centre_by_mass(match_stroke(fit_box(ink[top:bottom, left:right])))
-    return np.clip(np.rint(field_ * 255), 0, 255).astype(np.uint8)
+    return to_field(ink[top:bottom, left:right])
+
+
+def whole_picture(img: Image.Image) -> Reading:
+    """The picture read as one digit, exactly as predict.py has always read it; its box is the picture."""
+    return Reading([Piece(preprocess(img).pixels, (0, 0, img.width, img.height))], single=True)
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -220,7 +222,7 @@ def read(img: Image.Image, mode: str = "auto") -> Reading:
     """The digits of a picture: one (mode `digit`, or `auto` with one piece) or a line of them (`number`)."""
     img = upright(img)
     if mode == "digit":
-        return Reading([Piece(preprocess(img).pixels, (0, 0, img.width, img.height))], single=True)
+        return whole_picture(img)
     try:
         ink, region = line_ink(img)
     except NoInkError:
@@ -228,7 +230,7 @@ def read(img: Image.Image, mode: str = "auto") -> Reading:
             raise
         # a digit a few pixels big on a big canvas fades away at the line's working size: single-digit reading
         # looks again at full detail
-        return Reading([Piece(preprocess(img).pixels, (0, 0, img.width, img.height))], single=True)
+        return whole_picture(img)
     pieces = line_pieces(ink, region)
     if mode == "number":
         return Reading(pieces, single=len(pieces) == 1 and not pieces[0].splits)

@@ -143,8 +143,7 @@ class DigitAPI(ls.LitAPI):
         `request` stays unannotated: LitServe reads this annotation to choose how to parse the body, and without
         one it hands over the parsed form (multipart) or JSON."""
         try:
-            reading = read_digits(picture_bytes(request), self.read)
-            prediction = Prediction("", pixels=reading.pieces[0].pixels if reading.single else None, reading=reading)
+            prediction = Prediction.of("", read_digits(picture_bytes(request), self.read))
         except PictureError as err:
             prediction = Prediction("", error=str(err))
         return Item(prediction, send_input=wants_input(request))

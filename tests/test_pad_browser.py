@@ -53,10 +53,11 @@ def strokes_of(name: str) -> list[list[tuple[float, float]]]:
     ]
 
 
-def draw(page, name: str) -> None:
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Pen strokes (in the pad's 336 px coordinates) with real pointer events: down, moves, up."""
     box = page.locator("#pad").bounding_box()
     scale = box["width"] / 336
-    for stroke in strokes_of(name):
+    for stroke in strokes:
         (x, y), *rest = stroke
         page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
         page.mouse.down()
@@ -65,17 +66,7 @@ def draw(page, name: str) -> None:
         page.mouse.up()
 
 
-def draw_number(page) -> None:
-    """A 1 and then a 7 side by side, each half the pad's height: the second stroke's pointer-up asks."""
-    box = page.locator("#pad").bounding_box()
-    scale = box["width"] / 336
-    for stroke in ([(85, 110), (80, 230)], [(170, 110), (260, 110), (200, 235)]):
-        (x, y), *rest = stroke
-        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-        page.mouse.down()
-        for x, y in rest:
-            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=4)
-        page.mouse.up()
+SEVENTEEN = [[(85, 110), (80, 230)], [(170, 110), (260, 110), (200, 235)]]  # a 1, then a 7: each stroke asks
 
 
 def answer_after(page, action, answers: int = 1) -> dict:
@@ -99,7 +90,7 @@ def test_drawing_1_7_0_then_17_and_a_scribble_on_the_pad(real_run, tmp_path):
             page.goto(server.url + "/")
             timings = []
             for digit in ("1", "7", "0"):
-                answer = answer_after(page, lambda d=digit: draw(page, d))
+                answer = answer_after(page, lambda d=digit: draw(page, strokes_of(d)))
                 assert page.locator("#digit").inner_text() == digit, answer
                 assert answer["verdict"] in ("digit", "unsure")
                 assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
@@ -107,12 +98,12 @@ def test_drawing_1_7_0_then_17_and_a_scribble_on_the_pad(real_run, tmp_path):
                 page.screenshot(path=str(tmp_path / f"pad-{digit}.png"))
                 page.click("#clear")
                 assert page.locator("#digit").inner_text().strip() == ""
-            answer = answer_after(page, lambda: draw_number(page), answers=2)  # one per stroke
+            answer = answer_after(page, lambda: draw(page, SEVENTEEN), answers=2)  # one per stroke
             page.screenshot(path=str(tmp_path / "pad-17.png"))
             assert page.locator("#digit").inner_text() == "17", answer
             assert len(answer["digits"]) == 2
             page.click("#clear")
-            answer = answer_after(page, lambda: draw(page, "scribble"))
+            answer = answer_after(page, lambda: draw(page, strokes_of("scribble")))
             page.screenshot(path=str(tmp_path / "pad-scribble.png"))
             assert answer["verdict"] == "not a digit", answer
             assert "not a digit" in page.locator("#verdict").inner_text()

@@ -1,4 +1,4 @@
-"""Classify your own digit pictures.  python predict.py image=my_digits/ [ckpt=...] [format=jsonl] [annotate=DIR]"""
+"""Classify your own digit pictures.  python predict.py image=my_digits/ [ckpt=...|model.onnx] [format=jsonl]"""
 
 from __future__ import annotations
 
@@ -36,16 +36,17 @@ def check(cfg: DictConfig) -> None:
 def predict(cfg: DictConfig) -> int:
     """Predict every picture named by cfg.image; returns the exit status (1 if any picture failed)."""
     check(cfg)
-    ckpt = cfg.ckpt or checkpoints.newest(cfg.output_root)
+    ckpt = checkpoints.existing(cfg.ckpt) if cfg.ckpt else checkpoints.newest(cfg.output_root)
     if not cfg.ckpt:
         print(f"using checkpoint {ckpt}", file=sys.stderr)
-    predictor = Predictor(ckpt, device=str(cfg.device))
 
     found = find_images(str(cfg.image))
     if found.skipped_line():
         print(found.skipped_line(), file=sys.stderr)
     workers = (os.cpu_count() or 1) if cfg.workers == "auto" else int(cfg.workers)
+    # the pictures first: their worker processes are forked before the model's runtime starts any threads
     predictions = found.failed + load_pictures(found.paths, workers, read=str(cfg.read))
+    predictor = Predictor(ckpt, device=str(cfg.device))
     thresholds = predictor.thresholds(cfg.not_digit, float(cfg.unsure))
     predictor.classify(predictions, thresholds, batch_size=int(cfg.batch_size))
 

@@ -1,4 +1,4 @@
-"""The answer for one picture, read from the network's logits: a verdict ("digit", "unsure" or "not a digit"), the
+"""The answer for one picture, read from the network's calibrated probabilities: a verdict ("digit", "unsure" or "not a digit"), the
 digit, a calibrated confidence and the probabilities. predict.py, serve.py and export.py all answer through here,
 so they always agree. numpy only: torch-free prediction uses it too.
 
@@ -79,24 +79,15 @@ class Answer:
         return out
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, C) logits, in float64 so that tiny probabilities stay exact."""
-    z = logits.astype(np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def answers(logits: np.ndarray, calibration: Calibration, thresholds: Thresholds) -> list[Answer]:
-    """One Answer per row of (N, 10) or (N, 11) logits."""
-    probs = softmax(logits[:, :NUM_CLASSES] / calibration.temperature)
-    has_output = logits.shape[1] > NUM_CLASSES
-    no_digit = softmax(logits)[:, NUM_CLASSES] if has_output else np.zeros(len(logits))
+def verdicts(probs: np.ndarray, no_digit: np.ndarray | None, thresholds: Thresholds) -> list[Answer]:
+    """One Answer per row of (N, 10) calibrated digit probabilities, with (N,) probabilities of no digit (or None)."""
+    probs = probs.astype(np.float64)
     out = []
-    for row, p_none in zip(probs, no_digit):
+    for i, row in enumerate(probs):
         first, second = (int(k) for k in np.argsort(row)[::-1][:2])
-        shown = float(p_none) if has_output else None
-        if has_output and thresholds.not_digit is not None and p_none > thresholds.not_digit:
-            out.append(Answer(NOT_A_DIGIT, None, float(p_none), row.tolist(), not_digit=shown))
+        shown = None if no_digit is None else float(no_digit[i])
+        if shown is not None and thresholds.not_digit is not None and shown > thresholds.not_digit:
+            out.append(Answer(NOT_A_DIGIT, None, shown, row.tolist(), not_digit=shown))
         elif row[first] - row[second] < thresholds.unsure:
             out.append(Answer(UNSURE, first, float(row[first]), row.tolist(), alternative=second, not_digit=shown))
         else:

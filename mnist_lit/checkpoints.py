@@ -1,6 +1,9 @@
-"""Checkpoints: finding the newest one, reading it safely, rebuilding its network, and writing files atomically.
+"""Checkpoints: finding the newest one, reading it safely, rebuilding its network, loading a model to predict with
+(a .ckpt on torch, an exported .onnx on onnxruntime), and writing files atomically.
 
 Try it: pytest tests/test_checkpoints.py
+
+torch is imported only where a checkpoint is read: predict.py and serve.py with an ONNX model never load it.
 """
 
 from __future__ import annotations
@@ -10,18 +13,30 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-import torch
-from torch import nn
+import numpy as np
 
 from mnist_lit import MnistLitError
 from mnist_lit.answer import Calibration
-from mnist_lit.models import build_net, net_settings
+
+if TYPE_CHECKING:
+    from torch import nn
 
 BEST = "best.ckpt"  # the best epoch by val/acc: what predict.py and evaluate.py use
 RESUMABLE = ("last.ckpt", "interrupted.ckpt")  # written at each epoch's end, and when a run is stopped
 REQUIRED = {"arch", "mean", "std"}  # hyperparameters every mnist-lit checkpoint has: network and normalization
+ONNX_SUFFIX = ".onnx"  # export.py's files; every other model file is read as a train.py checkpoint
+
+
+class Model(Protocol):
+    """What predicting needs of a model file: its calibration, and scores for a batch of 28x28 inputs."""
+
+    calibration: Calibration
+
+    def scores(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (None when the model has no
+        such output) for (N, 1, 28, 28) float32 pixels in [0, 1]."""
 
 
 def newest(root: str | os.PathLike, names: Sequence[str] = (BEST,)) -> Path:
@@ -39,12 +54,42 @@ def existing(path: str | os.PathLike, setting: str = "ckpt") -> Path:
     """`path` as a Path, checked to be a file; the error names the `setting` the user gave it with."""
     found = Path(path).expanduser()
     if not found.is_file():
-        raise MnistLitError(f"{setting}={path} does not exist; give a .ckpt file written by `python train.py`")
+        raise MnistLitError(
+            f"{setting}={path} does not exist; give a .ckpt file written by `python train.py`"
+            + (" or a .onnx file written by `python export.py`" if setting == "ckpt" else "")
+        )
     return found
+
+
+def load_model(path: str | os.PathLike, device: str = "auto", threads: int = 0) -> Model:
+    """The model in `path`, ready to score pictures: an exported .onnx on onnxruntime (torch is never imported), any
+    other file as a train.py checkpoint on torch. `threads` > 0 caps the runtime's threads (one serving process per
+    core)."""
+    path = existing(path)
+    if path.suffix.lower() == ONNX_SUFFIX:
+        from mnist_lit.onnx_model import OnnxModel
+
+        return OnnxModel(path, device, threads)
+    from mnist_lit.scoring import TorchModel
+
+    return TorchModel(path, device, threads)
+
+
+def gpu_available(path: str | os.PathLike) -> bool:
+    """Whether the runtime that `path` needs (onnxruntime for .onnx, else torch) can use a CUDA GPU here."""
+    if Path(path).suffix.lower() == ONNX_SUFFIX:
+        from mnist_lit.onnx_model import cuda_available
+
+        return cuda_available()
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def read(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint's contents, loaded with weights_only=True: a checkpoint someone sent you cannot run code."""
+    import torch
+
     path = existing(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -73,6 +118,8 @@ def calibration(ckpt: dict[str, Any]) -> Calibration:
 
 def network(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:
     """The plain nn.Module rebuilt from the checkpoint's stored settings and weights, in eval mode."""
+    from mnist_lit.models import build_net, net_settings
+
     hp = ckpt["hyper_parameters"]
     try:
         net = build_net(hp["arch"], **net_settings(hp["arch"], hp))

@@ -1,4 +1,5 @@
-"""Load a train.py checkpoint safely and classify user pictures in batches; no Lightning, no torchvision.
+"""Classify user pictures in batches with a train.py checkpoint (on torch) or an exported ONNX model (on
+onnxruntime, without torch); no Lightning, no torchvision.
 
 Try it: python predict.py image=path/to/digits/ format=jsonl
 """
@@ -16,12 +17,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from mnist_lit import NUM_CLASSES, MnistLitError, checkpoints
-from mnist_lit.answer import NOT_A_DIGIT, Answer, Thresholds, answers, number_answer, reading_fields
+from mnist_lit import NUM_CLASSES, checkpoints
+from mnist_lit.answer import NOT_A_DIGIT, Answer, Thresholds, number_answer, reading_fields, verdicts
 from mnist_lit.pictures import PictureError, list_pictures, read_digits
-from mnist_lit.preprocess import normalize
 from mnist_lit.segment import Piece, Reading
 
 PARALLEL_FROM = 64  # below this many pictures, worker processes cost more than they save
@@ -104,23 +103,19 @@ def load_pictures(paths: Sequence[str], workers: int, read: str = "auto") -> lis
     load = functools.partial(load_picture, read=read)
     if workers <= 1 or len(paths) < PARALLEL_FROM:
         return [load(p) for p in paths]
-    # fork: the workers inherit the imports; torch has run no op yet, so it has no threads to break
+    # fork: the workers inherit the imports; call it before loading a model, whose runtime starts threads
     with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
         # small chunks: the workers finish together, neither waits long on the other's last chunk
         return list(pool.map(load, paths, chunksize=max(1, min(CHUNK, len(paths) // (4 * workers)))))
 
 
 class Predictor:
-    """A network rebuilt from a checkpoint's stored settings and weights, with its input normalization."""
+    """A model file (checkpoints.load_model: .ckpt on torch, .onnx on onnxruntime) that answers pictures."""
 
-    def __init__(self, ckpt_path: str | os.PathLike, device: str = "auto") -> None:
-        self.path = str(ckpt_path)
-        self.device = resolve_device(device)
-        ckpt = checkpoints.read(self.path)
-        self.mean, self.std = checkpoints.normalization(ckpt)
-        self.calibration = checkpoints.calibration(ckpt)
-        # NHWC: oneDNN's convolutions are faster on CPU in this layout, as in training
-        self.net = checkpoints.network(ckpt, self.path).to(self.device, memory_format=torch.channels_last)
+    def __init__(self, path: str | os.PathLike, device: str = "auto", threads: int = 0) -> None:
+        self.path = str(path)
+        self.model = checkpoints.load_model(self.path, device, threads)
+        self.calibration = self.model.calibration
 
     def thresholds(self, not_digit: float | str | None, unsure: float) -> Thresholds:
         """The settings as Thresholds: not_digit `auto` takes the checkpoint's own, chosen on its validation data."""
@@ -128,17 +123,18 @@ class Predictor:
             return Thresholds(self.calibration.not_digit, unsure)
         return Thresholds(None if not_digit is None else float(not_digit), unsure)
 
-    @torch.inference_mode()
-    def logits(self, pixels: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """(N, 10 or 11) logits of N (28, 28) uint8 inputs, `batch_size` per forward pass."""
-        out = []
+    def scores(self, pixels: list[np.ndarray], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (or None) of N (28, 28) uint8
+        inputs, `batch_size` per forward pass."""
+        probs, no_digit = [], []
         for start in range(0, len(pixels), batch_size):
-            # (B, 1, 28, 28), normalized exactly as the training data was
-            x = torch.from_numpy(
-                np.stack([normalize(p, self.mean, self.std) for p in pixels[start : start + batch_size]])
-            )
-            out.append(self.net(x.to(self.device).contiguous(memory_format=torch.channels_last)).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES))
+            x = np.stack(pixels[start : start + batch_size]).astype(np.float32)[:, None] / 255.0  # (B, 1, 28, 28)
+            p, n = self.model.scores(x)
+            probs.append(p)
+            no_digit.append(n)
+        if not probs:
+            return np.zeros((0, NUM_CLASSES)), None
+        return np.concatenate(probs), None if no_digit[0] is None else np.concatenate(no_digit)
 
     def classify(self, predictions: Iterable[Prediction], thresholds: Thresholds, batch_size: int = 256) -> None:
         """Fill in the answers of every prediction that was read: every digit and every candidate split of a
@@ -151,7 +147,7 @@ class Predictor:
             px for p in todo for piece in [*([p.reading.whole] if p.reading.whole else []), *p.reading.pieces]
             for px in [piece.pixels, *(half.pixels for pair in piece.splits for half in pair)]
         ]  # fmt: skip
-        found = iter(answers(self.logits(inputs, batch_size), self.calibration, thresholds))
+        found = iter(verdicts(*self.scores(inputs, batch_size), thresholds))
         for p in todo:
             whole = next(found) if p.reading.whole else None
             p.digits = [chosen for piece in p.reading.pieces for chosen in choose(piece, found, SPLIT_MARGIN)]
@@ -182,18 +178,6 @@ def choose(
 def digit_score(answer: Answer) -> float:
     """How well an answer reads as a digit: its confidence, 0 for "not a digit"."""
     return 0.0 if answer.digit is None else answer.confidence
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present; an explicit device must exist."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MnistLitError(f"device={device} but no CUDA device is available; use device=cpu or device=auto")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise MnistLitError(f"device={device} is not a device torch knows ({err})") from None
 
 
 def format_table(predictions: Sequence[Prediction], topk: int) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image, ImageFilter, ImageOps
 
+VERSION = "mnist-lit-1"  # of the recipe below; exported models record it, so that a changed recipe is noticed
 FIELD = 28  # MNIST's image size
 BOX = 20  # the digit's longer side inside the field
 COM_CENTRE = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.00, 14.01)
@@ -292,8 +293,3 @@ def preprocess(img: Image.Image) -> Digit:
     """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass)."""
     ink, (top, left, bottom, right) = locate(upright(img))
     return Digit(pixels=to_field(ink[top:bottom, left:right]))
-
-
-def normalize(pixels: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """(28, 28) uint8 -> (1, 28, 28) float32 scaled exactly as in training: (x / 255 - mean) / std."""
-    return ((pixels.astype(np.float32) / 255.0 - mean) / std)[None]

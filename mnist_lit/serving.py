@@ -24,7 +24,6 @@ from typing import Any
 
 import litserve as ls
 import numpy as np
-import torch
 from fastapi import HTTPException
 from litserve.loops.base import _StopLoopError, collate_requests
 from litserve.loops.simple_loops import BatchedLoop
@@ -33,7 +32,7 @@ from PIL import Image
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mnist_lit import MnistLitError
+from mnist_lit import MnistLitError, checkpoints
 from mnist_lit.answer import Thresholds, check_settings
 from mnist_lit.pictures import PictureError, read_digits
 from mnist_lit.predictor import Prediction, Predictor
@@ -133,10 +132,9 @@ class DigitAPI(ls.LitAPI):
         self.predictor: Predictor | None = None
 
     def setup(self, device: str) -> None:
-        """Load the checkpoint on the device LitServe gives this worker."""
-        self.predictor = Predictor(self.ckpt, device=device if self.device_setting == "auto" else self.device_setting)
-        if self.cpu_threads:  # one process per core: torch's own threads would only fight the other workers
-            torch.set_num_threads(self.cpu_threads)
+        """Load the model on the device LitServe gives this worker, with `cpu_threads` threads on CPU."""
+        device = device if self.device_setting == "auto" else self.device_setting
+        self.predictor = Predictor(self.ckpt, device=device, threads=self.cpu_threads)
 
     def decode_request(self, request) -> Item:  # noqa: ANN001
         """The request's picture as MNIST's 28x28, or the reason it is none, as an Item; never raises.
@@ -232,7 +230,7 @@ def build_server(cfg: DictConfig, ckpt: str) -> ls.LitServer:
     """The LitServer for `ckpt` with the pad's page at /, ahead of LitServe's own GET /."""
     check_settings(cfg.not_digit, cfg.unsure, cfg.read)
     threshold = Predictor(ckpt, device="cpu").thresholds(cfg.not_digit, float(cfg.unsure))  # also checks ckpt
-    on_cpu = cfg.accelerator == "cpu" or (cfg.accelerator == "auto" and not torch.cuda.is_available())
+    on_cpu = cfg.accelerator == "cpu" or (cfg.accelerator == "auto" and not checkpoints.gpu_available(ckpt))
     cores = os.cpu_count() or 1
     # a picture's decoding and preprocessing run in the worker, one at a time: on CPU, processes are the parallelism
     workers = (cores if on_cpu else 1) if cfg.workers_per_device == "auto" else int(cfg.workers_per_device)
@@ -242,7 +240,7 @@ def build_server(cfg: DictConfig, ckpt: str) -> ls.LitServer:
     )  # fmt: skip
     server = ls.LitServer(
         api,
-        accelerator=cfg.accelerator,
+        accelerator="cpu" if on_cpu else cfg.accelerator,  # a GPU the model's runtime cannot use is no choice
         devices=cfg.devices,
         workers_per_device=workers,
         timeout=float(cfg.timeout),

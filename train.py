@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from mnist_lit import MnistLitError
 from mnist_lit.checkpoints import existing, write_json
 from mnist_lit.cli import after_imports, fail, run
-from mnist_lit.runs import AtomicCheckpointIO, log_hparams, summary
+from mnist_lit.loggers import build_loggers, log_run_end, where_to_look
+from mnist_lit.runs import AtomicCheckpointIO, summary
 from mnist_lit.schema import validate
 from mnist_lit.sweep import in_multirun, record_failure, sweeper_stops_on_exceptions
 from mnist_lit.trainer import build_trainer
@@ -44,8 +45,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, mean=datamodule.mean, std=datamodule.std
     )
     callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb] + [instantiate(cfg.perf)]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()])
+    loggers = build_loggers(cfg.get("logger"))
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
 
     # our checkpoints hold no pickled objects: both reads are weights_only
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -58,10 +59,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(best_ckpt=best, epochs=trainer.current_epoch, run_dir=str(run_dir))
 
     if trainer.is_global_zero:  # under DDP every process gets here; one writes
-        if logger:
-            log_hparams(logger, OmegaConf.to_container(cfg, resolve=True), metrics)
+        more = where_to_look(loggers)
+        log_run_end(loggers, OmegaConf.to_container(cfg, resolve=True), metrics, dev_run=bool(trainer.fast_dev_run))
         write_json(run_dir / "metrics.json", metrics)
-        log.info("\n%s", summary(metrics, run_dir))
+        log.info("\n%s", summary(metrics, run_dir, more))
     return metrics
 
 

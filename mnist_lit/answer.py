@@ -1,6 +1,7 @@
-"""The answer for one picture, read from the network's calibrated probabilities: a verdict ("digit", "unsure" or "not a digit"), the
-digit, a calibrated confidence and the probabilities. predict.py, serve.py and export.py all answer through here,
-so they always agree. numpy only: torch-free prediction uses it too.
+"""The answer for one picture, read from the model's calibrated probabilities: a verdict ("digit", "unsure" or
+"not a digit"), the digit, a calibrated confidence and the probabilities. predict.py and serve.py answer through
+here, with a checkpoint or an exported ONNX model alike, so they always agree. numpy only: torch-free prediction
+uses it too.
 
 Try it: python predict.py image=path/to/pictures/ format=jsonl
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_lit import NUM_CLASSES, MnistLitError
+from mnist_lit import MnistLitError
 
 DIGIT, UNSURE, NOT_A_DIGIT = "digit", "unsure", "not a digit"
 VERDICTS = (DIGIT, UNSURE, NOT_A_DIGIT)

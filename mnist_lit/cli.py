@@ -17,14 +17,17 @@ import atexit
 import gc
 import logging
 import os
+import re
 import sys
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 # What Lightning and torch print that a user of this app can do nothing about; each is matched narrowly, by its
 # text, so that any other warning still shows.
+CHOICE = re.compile(r"[\w-]+")  # a plain config name; sweep syntax such as choice(...) is left to Hydra
 LIGHTNING_INFO = "lightning.pytorch.utilities.rank_zero"  # the logger behind Lightning's rank_zero_info
 ADVERT = "💡 Tip:"  # Lightning's advertisements for its cloud products (litlogger, litmodels)
 # Lightning's own pytree helper still builds torch's deprecated LeafSpec; nothing this app calls can change that
@@ -58,9 +61,23 @@ def fail(reason: object) -> NoReturn:
     raise SystemExit(f"error: {reason}")
 
 
+def check_choices(args: list[str], conf: Path) -> None:
+    """Refuse a `group=choice` argument that names no config in conf/group/, in one line; Hydra's own error would
+    list its whole search path. Sweeps (`group=a,b`) are checked choice by choice; Hydra's groups are its own."""
+    for arg in args:
+        group, eq, value = arg.lstrip("+").partition("=")
+        if not eq or group.startswith("hydra") or not (conf / group).is_dir():
+            continue
+        known = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+        for choice in value.split(","):
+            if CHOICE.fullmatch(choice) and choice != "null" and choice not in known:
+                fail(f"{group}={choice} does not exist; choose one of {known}")
+
+
 def run(main: Callable[[], object]) -> NoReturn:
     """Call a @hydra.main entry point, then exit with its status as `python script.py` would, only sooner."""
     try:
+        check_choices(sys.argv[1:], Path(sys.argv[0]).resolve().parent / "conf")
         main()
         status = 0
     except SystemExit as stop:

@@ -24,7 +24,7 @@ from mnist_lit.scoring import Scorer
 EXAMPLE_BATCH = 2  # the traced example's batch; a batch of 1 would be specialized into the graph as a constant
 MAX_ABS_DIFF = 1e-4  # the most any output of onnxruntime may differ from torch's for the export to be kept
 VERIFY_BATCH = 1000  # test digits per forward pass when comparing
-INPUT_DOC = "pixels: float32 (N, 1, 28, 28), grey in [0, 1], white digit on black, prepared as MNIST (see preprocessing)"
+INPUT_DOC = "pixels: float32 (N, 1, 28, 28), grey in [0, 1], white digit on black, prepared as MNIST: see preprocessing"
 PROBS_DOC = "probs: float32 (N, 10), calibrated probabilities of the digits 0-9 (temperature scaling)"
 NOT_DIGIT_DOC = "not_digit: float32 (N,), the probability that the picture holds no digit; reject above the threshold"
 
@@ -75,12 +75,15 @@ def to_onnx(scorer: Scorer, props: dict[str, str]) -> bytes:
     outputs = [meta.PROBS, meta.NOT_DIGIT] if scorer.not_digit else [meta.PROBS]
     # the exporter logs and warns about its own internals on every run; none of it is the user's to act on
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            scorer, (example,), dynamo=True, input_names=[meta.INPUT], output_names=outputs,
-            dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, external_data=False, verbose=False,
-        )  # fmt: skip
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                scorer, (example,), dynamo=True, input_names=[meta.INPUT], output_names=outputs,
+                dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, external_data=False, verbose=False,
+            )  # fmt: skip
+    except ImportError as err:  # the exporter needs onnx and onnxscript
+        raise MnistLitError(f"exporting needs the onnx extra: pip install -e '.[onnx]' ({err})") from None
     proto = program.model_proto
     for key, value in props.items():
         entry = proto.metadata_props.add()

@@ -1,6 +1,6 @@
 """What a run shows besides scalars: digit grids, curves, the confusion matrix, per-class accuracy, the reliability
-diagram; in TensorBoard
-and as files in <run dir>/report/. Figures are drawn with matplotlib's object API (no pyplot, no display).
+diagram; in the loggers that keep images (mnist_lit.loggers), and as files in <run dir>/report/. Figures are drawn
+with matplotlib's object API (no pyplot, no display).
 
 Try it: python train.py trainer.max_epochs=2 && ls outputs/runs/*/report
 """
@@ -16,13 +16,13 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image, ImageDraw
 from torchmetrics.utilities.data import dim_zero_cat
 
 from mnist_lit import IMAGE_SIZE
 from mnist_lit.batches import unnormalize
 from mnist_lit.calibration import reliability
+from mnist_lit.loggers import log_image, takes_images
 
 GRID_COLS = 16
 TILE_SCALE = 3  # each 28x28 digit is drawn 84x84
@@ -130,7 +130,7 @@ def per_class_rows(confusion: np.ndarray) -> list[dict[str, Any]]:
 
 def write_test_report(out_dir: str | os.PathLike, test: dict[str, Any]) -> dict[str, Image.Image]:
     """confusion_matrix.png, misclassified.png, reliability.png and per_class.csv from RunReport's `test_report`;
-    returns the pictures by name, so that they can also go to TensorBoard without being drawn twice."""
+    returns the pictures by name, so that they can also go to the loggers without being drawn twice."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = {
@@ -155,17 +155,9 @@ def misclassified_image(test: dict[str, Any]) -> Image.Image:
     return digit_grid(images, [f"pred {p} / true {t}" for p, t in zip(preds.tolist(), trues.tolist())], cols=8)
 
 
-def _tensorboard(trainer: L.Trainer) -> Any | None:
-    return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-
-
-def _chw(img: Image.Image) -> np.ndarray:
-    return np.asarray(img).transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W), as add_image expects
-
-
 class RunReport(Callback):
     """Keeps what the report shows (the epoch curves, the misclassified test digits, the confusion matrix), logs
-    digit grids and figures to TensorBoard, and writes the report files at the end of fit and test."""
+    digit grids and figures to the loggers, and writes the report files at the end of fit and test."""
 
     def __init__(self, dirpath: str | os.PathLike, grid_size: int = 64) -> None:
         self.dirpath, self.grid_size = Path(dirpath), grid_size
@@ -187,14 +179,13 @@ class RunReport(Callback):
     ) -> None:
         if self.batch_logged:  # every training step passes here: return before any other work
             return
-        tb = _tensorboard(trainer)
-        if tb is None:
+        if not takes_images(trainer.loggers):
             return
         self.batch_logged = True  # one batch, at the start: the digits exactly as the network receives them
         x, y = batch
         shown = unnormalize(x[: self.grid_size, 0], pl_module.hparams.mean, pl_module.hparams.std)  # (B, 28, 28)
         grid = digit_grid(shown, [f"label {int(t)}" for t in y[: self.grid_size]])
-        tb.add_image("train/batch", _chw(grid), global_step=trainer.global_step)
+        log_image(trainer.loggers, "train/batch", grid, trainer.global_step)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after the module's on_validation_epoch_end: this epoch's val metrics are logged
@@ -244,7 +235,5 @@ class RunReport(Callback):
         if not trainer.is_global_zero:
             return
         figures = write_test_report(self.dirpath, self.test_report)
-        tb = _tensorboard(trainer)
-        if tb is not None:
-            for name, img in figures.items():
-                tb.add_image(f"test/{name}", _chw(img), global_step=trainer.global_step)
+        for name, img in figures.items():
+            log_image(trainer.loggers, f"test/{name}", img, trainer.global_step)

@@ -6,6 +6,7 @@ Try it: python train.py hydra.run.dir=/tmp/run trainer.fast_dev_run=true   (twic
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,6 @@ import lightning as L
 import torch
 from hydra.experimental.callback import Callback as HydraCallback
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, open_dict, read_write
 
@@ -21,7 +21,6 @@ from mnist_lit import MnistLitError
 from mnist_lit.checkpoints import RESUMABLE, atomic_write, newest
 from mnist_lit.cli import fail
 
-HPARAM_METRICS = ("test/acc", "test/loss", "val/acc_best")
 RUN_MARKER = ".mnist_lit_run"  # created exclusively, so two runs can never share a directory
 
 
@@ -100,17 +99,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
-def log_hparams(logger: Logger, params: dict[str, Any], metrics: dict[str, Any]) -> None:
-    """Log the run's resolved config; TensorBoard's hparams tab also gets the final metrics beside it."""
-    if isinstance(logger, TensorBoardLogger):
-        final = {f"hp/{k}": metrics[k] for k in HPARAM_METRICS if k in metrics}
-        logger.log_hyperparams(params, final)
-    else:
-        logger.log_hyperparams(params)
-    logger.finalize("success")  # the trainer closed its writer before this: flush and close the new one
-
-
-def summary(metrics: dict[str, Any], run_dir: str | os.PathLike) -> str:
+def summary(metrics: dict[str, Any], run_dir: str | os.PathLike, more: Sequence[str] = ()) -> str:
     """The few lines a user wants at the end of a run."""
     lines = [f"Run directory:   {run_dir}"]
     if "test/acc" in metrics:
@@ -119,4 +108,4 @@ def summary(metrics: dict[str, Any], run_dir: str | os.PathLike) -> str:
     tb_dir = Path(run_dir) / "tensorboard"
     if tb_dir.is_dir():
         lines.append(f"TensorBoard:     tensorboard --logdir {tb_dir}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *more])

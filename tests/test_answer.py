@@ -6,10 +6,21 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
-from mnist_lit.answer import DIGIT, NOT_A_DIGIT, UNSURE, Calibration, Thresholds, answers
+from mnist_lit.answer import DIGIT, NOT_A_DIGIT, UNSURE, Calibration, Thresholds, verdicts
+from mnist_lit.scoring import Scorer
 
 THRESHOLDS = Thresholds(not_digit=0.5, unsure=0.3)
+
+
+def answers(logits: np.ndarray, calibration: Calibration, thresholds: Thresholds) -> list:
+    """The answers for rows of logits, through the real Scorer (with a network that passes its input through)."""
+    scorer = Scorer(nn.Identity(), 0.0, 1.0, calibration.temperature, not_digit=logits.shape[1] > 10)
+    out = scorer(torch.from_numpy(logits).float())
+    probs, no_digit = out if isinstance(out, tuple) else (out, None)
+    return verdicts(probs.numpy(), None if no_digit is None else no_digit.numpy(), thresholds)
 
 
 def logits(digits: dict[int, float], none: float | None = None) -> np.ndarray:

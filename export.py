@@ -27,15 +27,17 @@ def main_export(cfg: DictConfig) -> None:
     if out.exists() and not cfg.force:
         raise MnistLitError(f"out={cfg.out} already exists; choose another out= or pass force=true to replace it")
     ckpt = checkpoints.existing(cfg.ckpt) if cfg.ckpt else checkpoints.newest(cfg.output_root)
+    if not cfg.ckpt:
+        print(f"using checkpoint {ckpt}", file=sys.stderr)
     if idx.missing_files(cfg.data_root):  # the test set that the export is checked on
         if not cfg.download:
             raise MnistLitError(idx.missing_message(cfg.data_root, "download=false"))
         idx.download(cfg.data_root)
     images, _ = idx.load_split(cfg.data_root, "test")
-    print(f"exporting {ckpt}", file=sys.stderr)
     parity = export(ckpt, out, images.numpy(), float(cfg.unsure))
     print(parity.line())
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); run it with: python predict.py image=... ckpt={out}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {ckpt}")
+    print(f"use it with: python predict.py image=... ckpt={out}")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")

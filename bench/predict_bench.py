@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,20 +24,12 @@ sys.path.insert(0, str(ROOT))
 from bench.user_digits import write_pictures  # noqa: E402
 from mnist_lit.idx import load_split  # noqa: E402
 from mnist_lit.predictor import Predictor, load_pictures  # noqa: E402
-from mnist_lit.preprocess import normalize  # noqa: E402
 
 
 def plain_resize_accuracy(predictor: Predictor, paths: list[Path], labels: list[int]) -> float:
-    """The plain approach: greyscale, resize to 28x28, normalize, classify."""
-    x = np.stack(
-        [
-            normalize(np.asarray(Image.open(p).convert("L").resize((28, 28)), np.uint8), predictor.mean, predictor.std)
-            for p in paths
-        ]
-    )
-    with torch.inference_mode():
-        pred = predictor.net(torch.from_numpy(x).to(predictor.device))[:, :10].argmax(1).cpu().numpy()
-    return float(np.mean(pred == np.array(labels)))
+    """The plain approach: greyscale, resize to 28x28, classify."""
+    probs, _ = predictor.scores([np.asarray(Image.open(p).convert("L").resize((28, 28)), np.uint8) for p in paths])
+    return float(np.mean(probs.argmax(1) == np.array(labels)))
 
 
 def wall(cmd: list[str], repeats: int) -> float:

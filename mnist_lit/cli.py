@@ -62,16 +62,27 @@ def fail(reason: object) -> NoReturn:
 
 
 def check_choices(args: list[str], conf: Path) -> None:
-    """Refuse a `group=choice` argument that names no config in conf/group/, in one line; Hydra's own error would
-    list its whole search path. Sweeps (`group=a,b`) are checked choice by choice; Hydra's groups are its own."""
+    """Refuse a `group=choice` argument that names no config in conf/group/ (or a --config-dir's group/), in one
+    line; Hydra's own error would list its whole search path. Sweeps (`group=a,b`) are checked choice by choice;
+    Hydra's groups, and runs that extend the search path otherwise, are left to Hydra."""
+    if any(a.startswith(("hydra.searchpath", "+hydra.searchpath")) for a in args):
+        return
+    folders = [conf, *config_dirs(args)]
     for arg in args:
         group, eq, value = arg.lstrip("+").partition("=")
-        if not eq or group.startswith("hydra") or not (conf / group).is_dir():
+        if not eq or group.startswith(("hydra", "-")) or not any((f / group).is_dir() for f in folders):
             continue
-        known = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+        known = sorted({p.stem for f in folders for p in (f / group).glob("*.yaml")})
         for choice in value.split(","):
             if CHOICE.fullmatch(choice) and choice != "null" and choice not in known:
                 fail(f"{group}={choice} does not exist; choose one of {known}")
+
+
+def config_dirs(args: list[str]) -> list[Path]:
+    """The folders given with --config-dir / -cd, which add config groups and choices."""
+    found = [Path(a.split("=", 1)[1]) for a in args if a.startswith("--config-dir=")]
+    found += [Path(args[i + 1]) for i, a in enumerate(args[:-1]) if a in ("--config-dir", "-cd")]
+    return found
 
 
 def run(main: Callable[[], object]) -> NoReturn:

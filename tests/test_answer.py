@@ -74,3 +74,16 @@ def test_a_network_without_the_eleventh_output_never_rejects():
     assert answer.verdict == DIGIT
     assert answer.not_digit is None
     assert "not_digit" not in answer.fields()
+
+
+def test_the_scorer_normalizes_pixels_with_the_checkpoints_statistics():
+    seen = []
+
+    class Spy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x)
+            return torch.zeros(len(x), 10)
+
+    Scorer(Spy(), 0.1307, 0.3081, 1.0, not_digit=False)(torch.ones(1, 1, 28, 28))
+    assert seen[0].shape == (1, 1, 28, 28)
+    assert float(seen[0].max()) == pytest.approx((1 - 0.1307) / 0.3081)

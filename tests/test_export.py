@@ -85,7 +85,8 @@ def test_a_dynamic_batch_gives_torchs_outputs(exported, synthetic_ckpt, batch):
     scorer = Scorer.of(checkpoints.read(synthetic_ckpt))
     with torch.inference_mode():
         expected, expected_no_digit = scorer(torch.from_numpy(pixels))
-    assert probs.shape == (batch, 10) and no_digit.shape == (batch,)
+    assert probs.shape == (batch, 10)
+    assert no_digit.shape == (batch,)
     np.testing.assert_allclose(probs, expected.numpy(), atol=PROBS_TOL)
     np.testing.assert_allclose(no_digit, expected_no_digit.numpy(), atol=PROBS_TOL)
 
@@ -173,7 +174,8 @@ def test_a_model_file_that_is_not_ours_is_a_one_line_error(tmp_path, model, mess
     proc = run_cli("predict.py", f"image={picture}", f"ckpt={path}", cwd=tmp_path)
     assert proc.returncode == 1
     (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith(f"error: {path} ") and message in line
+    assert line.startswith(f"error: {path} ")
+    assert message in line
 
 
 def test_exporting_a_file_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path, synthetic_root):
@@ -182,7 +184,8 @@ def test_exporting_a_file_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path,
     proc = run_cli("export.py", f"ckpt={bad}", f"out={tmp_path}/model.onnx", cwd=tmp_path,
                    env={"DATA_DIR": str(synthetic_root)})  # fmt: skip
     assert proc.returncode == 1
-    assert len(proc.stderr.strip().splitlines()) == 1 and "is not a readable checkpoint" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "is not a readable checkpoint" in proc.stderr
     assert not (tmp_path / "model.onnx").exists()
 
 
@@ -190,7 +193,8 @@ def test_exporting_a_file_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path,
 def test_a_real_model_exports_with_parity_and_answers_real_digits_alike(real_run, tmp_path):
     images, labels = load_split(real_data_root(), "test")
     parity = export(real_run["best_ckpt"], tmp_path / "model.onnx", images.numpy(), unsure=0.5)
-    assert parity.total == parity.same_digit == 10_000 and parity.max_abs_diff <= 1e-4
+    assert parity.total == parity.same_digit == 10_000
+    assert parity.max_abs_diff <= 1e-4
     folder = tmp_path / "real"
     folder.mkdir()
     for i in range(40):  # MNIST test digits as a user's pictures: dark ink on white, on a larger canvas

@@ -52,7 +52,9 @@ def test_logger_many_gives_tensorboard_csv_and_mlflow_the_same_metrics_and_image
         csv_keys = set(next(csv.reader(f)))
     client, run = mlflow_run(tmp_path)
     for key in ("train/loss", "val/acc", "test/acc"):
-        assert key in events.Tags()["scalars"] and key in csv_keys and key in run.data.metrics
+        assert key in events.Tags()["scalars"]
+        assert key in csv_keys
+        assert key in run.data.metrics
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
     assert {"train/batch", "test/confusion_matrix", "test/reliability"} <= set(events.Tags()["images"])
     assert {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "report")} == REPORT_IMAGES

@@ -18,7 +18,6 @@ from mnist_lit.preprocess import (
     fit_box,
     ink_bbox,
     ink_map,
-    normalize,
     preprocess,
     upright,
 )
@@ -135,13 +134,6 @@ def test_centre_of_mass_lands_at_mnists_centre():
     assert np.nonzero(field.sum(axis=1))[0][0] > (FIELD - BOX) // 2  # lower than a plain centring puts it
     assert abs(cy - COM_CENTRE) <= 0.5
     assert abs(cx - COM_CENTRE) <= 0.5
-
-
-def test_normalize_uses_the_given_statistics():
-    pixels = np.full((28, 28), 255, np.uint8)
-    assert normalize(pixels, 0.5, 0.5).shape == (1, 28, 28)
-    assert normalize(pixels, 0.5, 0.5).max() == pytest.approx(1.0)
-    assert normalize(pixels, 0.1307, 0.3081).max() == pytest.approx((1 - 0.1307) / 0.3081)
 
 
 def test_position_size_and_polarity_do_not_matter():

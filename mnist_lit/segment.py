@@ -33,6 +33,8 @@ FRAGMENT_HEIGHT = 0.45  # a piece shorter than this share of the line's height i
 MERGE_OVERLAP = 0.4  # pieces whose columns overlap by this share of the narrower one's width are one digit
 WIDE = 0.9  # a piece wider than this many times the line's height may be two touching digits
 WIDER_THAN_TYPICAL = 1.6  # ... or wider than this many times the median piece's width, in a line of three or more
+LONE_WIDE = 1.1  # a picture's only piece may be two touching digits when it is this many times wider than tall
+LONE_WIDE = 1.1  # a picture's only piece may be two touching digits when it is this many times wider than tall
 CUT_RANGE = (0.25, 0.75)  # a touching pair is cut between these shares of its width
 JUMPS = 2  # pointer jumps per labelling pass
 CUTS = 5  # candidate cuts tried per wide piece: the columns with the least ink
@@ -234,9 +236,12 @@ def read(img: Image.Image, mode: str = "auto") -> Reading:
     pieces = line_pieces(ink, region)
     if mode == "number":
         return Reading(pieces, single=len(pieces) == 1 and not pieces[0].splits)
-    # auto: one piece is one digit, never cut (a heart or an "m" halves into two digit-like strokes), read exactly
-    # as predict.py reads a single digit, so that its answer does not change
+    # auto: one piece is one digit, read exactly as predict.py reads a single digit, so that its answer does not
+    # change; only a piece much wider than tall may be two touching digits, and Predictor.classify cuts it only on
+    # strong evidence (a heart or an "m" halves into two digit-like strokes)
     whole = Piece(preprocess(img).pixels, (region[0], region[1], region[2], region[3]))
     if len(pieces) == 1:
-        return Reading([Piece(whole.pixels, pieces[0].box)], single=True)
+        x0, y0, x1, y1 = pieces[0].box
+        splits = pieces[0].splits if x1 - x0 > LONE_WIDE * (y1 - y0) else []
+        return Reading([Piece(whole.pixels, pieces[0].box, splits)], single=True)
     return Reading(pieces, single=False, whole=whole)

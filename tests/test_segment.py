@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_lit.answer import DIGIT, NOT_A_DIGIT, UNSURE, Answer, number_answer, reading_fields
-from mnist_lit.segment import label, read
+from mnist_lit.predictor import choose
+from mnist_lit.segment import Piece, label, read
 
 PEN = 9
 
@@ -91,6 +92,41 @@ def test_a_wide_piece_carries_candidate_cuts():
     assert pieces[0].splits  # the touching pair
     left, right = pieces[0].splits[0]
     assert left.box[2] <= right.box[0] + 2
+
+
+def test_a_lone_piece_in_auto_may_be_cut_only_when_much_wider_than_tall():
+    pair, draw = paper()
+    seven(draw, 170)
+    seven(draw, 215)  # two touching sevens, and nothing else: one piece, wider than tall
+    upright, draw = paper()
+    seven(draw, 200)
+    for img, cut in ((pair, True), (upright, False)):
+        reading = read(img, "auto")
+        assert reading.single  # read as one digit unless the classifier finds two sure digits in it
+        assert bool(reading.pieces[0].splits) == cut
+
+
+def answer(verdict: str, digit: int | None, confidence: float) -> Answer:
+    return Answer(verdict, digit, confidence, [])
+
+
+@pytest.mark.parametrize(
+    ("whole", "halves", "lone", "read_as"),
+    [
+        (answer(NOT_A_DIGIT, None, 0.99), [answer(DIGIT, 7, 0.99), answer(DIGIT, 1, 0.95)], True, [7, 1]),
+        (answer(NOT_A_DIGIT, None, 0.99), [answer(DIGIT, 7, 0.99), answer(DIGIT, 1, 0.8)], True, [None]),
+        (answer(NOT_A_DIGIT, None, 0.99), [answer(DIGIT, 7, 0.99), answer(UNSURE, 1, 0.95)], True, [None]),
+        (answer(NOT_A_DIGIT, None, 0.99), [answer(DIGIT, 7, 0.99), answer(DIGIT, 1, 0.8)], False, [7, 1]),
+        (answer(DIGIT, 0, 0.97), [answer(DIGIT, 1, 0.96), answer(DIGIT, 1, 0.96)], False, [0]),
+    ],
+)
+def test_a_piece_is_cut_when_both_halves_read_better_and_a_lone_one_only_when_both_are_sure(
+    whole, halves, lone, read_as
+):
+    left, right = Piece(np.zeros((28, 28)), (0, 0, 5, 10)), Piece(np.zeros((28, 28)), (5, 0, 10, 10))
+    piece = Piece(np.zeros((28, 28)), (0, 0, 10, 10), splits=[(left, right)])
+    chosen = choose(piece, iter([whole, *halves]), lone=lone)
+    assert [a.digit for a, _ in chosen] == read_as
 
 
 def test_digit_mode_reads_the_whole_picture_as_one_digit():

@@ -65,6 +65,12 @@ class Answer:
     alternative: int | None = None  # the runner-up digit, when "unsure"
     not_digit: float | None = None  # the probability that the picture holds no digit, when the network has one
 
+    def as_unsure(self) -> Answer:
+        """This answer as an unsure digit: the likeliest digit, the runner-up its alternative (for a piece of a
+        number that read as no digit)."""
+        first, second = (int(k) for k in np.argsort(self.probs)[::-1][:2])
+        return Answer(UNSURE, first, float(self.probs[first]), self.probs, alternative=second, not_digit=self.not_digit)
+
     def fields(self) -> dict[str, Any]:
         """The answer as JSON-ready fields: verdict, digit, confidence, probs, and alternative / not_digit if set."""
         out: dict[str, Any] = {

@@ -25,6 +25,7 @@ from mnist_lit.segment import Piece, Reading
 
 PARALLEL_FROM = 64  # below this many pictures, worker processes cost more than they save
 CHUNK = 16  # pictures handed to a worker at a time
+KEEP_NUMBER_FROM = 3  # pieces in a picture for a rejected one among them to be read as a digit of a number
 LONE_CONFIDENCE = 0.9  # a lone piece is cut only when both halves read as sure digits, each at least this sure
 
 
@@ -152,13 +153,24 @@ class Predictor:
             whole = next(found) if p.reading.whole else None
             lone = p.reading.single
             p.digits = [chosen for piece in p.reading.pieces for chosen in choose(piece, found, lone)]
-            if whole is not None and any(a.digit is None for a, _ in p.digits):
-                # a piece that is no digit (a sun's ray, a smiley's eye): the picture is no number, but one drawing
-                p.digits = [(whole, p.reading.whole.box)]
-                p.reading = Reading([p.reading.whole], single=True)
+            if len(p.digits) > 1 and any(a.digit is None for a, _ in p.digits):
+                settle(p, whole)
             one = len(p.digits) == 1  # one digit (a wide one read whole, too): answered as a single digit
             p.answer = p.digits[0][0] if one else number_answer([a for a, _ in p.digits])
             p.pixels = p.reading.pieces[0].pixels if one else None
+
+
+def settle(p: Prediction, whole: Answer | None) -> None:
+    """A picture of several pieces, some read as no digit. Most of them digits, and the whole no digit either (or
+    not read whole: `read=number`): a number with a badly written digit, whose likeliest reading is kept, marked
+    unsure. Otherwise, in `auto` (a sun's rays around a face, a smiley's eyes), the picture is no number but one
+    drawing, read whole."""
+    rejected = sum(a.digit is None for a, _ in p.digits)
+    if (whole is None or whole.digit is None) and len(p.digits) >= KEEP_NUMBER_FROM and 2 * rejected < len(p.digits):
+        p.digits = [(a.as_unsure() if a.digit is None else a, box) for a, box in p.digits]
+    elif whole is not None:
+        p.digits = [(whole, p.reading.whole.box)]
+        p.reading = Reading([p.reading.whole], single=True)
 
 
 def choose(

@@ -29,10 +29,7 @@ def main_export(cfg: DictConfig) -> None:
     ckpt = checkpoints.existing(cfg.ckpt) if cfg.ckpt else checkpoints.newest(cfg.output_root)
     if not cfg.ckpt:
         print(f"using checkpoint {ckpt}", file=sys.stderr)
-    if idx.missing_files(cfg.data_root):  # the test set that the export is checked on
-        if not cfg.download:
-            raise MnistLitError(idx.missing_message(cfg.data_root, "download=false"))
-        idx.download(cfg.data_root)
+    idx.ensure(cfg.data_root, cfg.download, setting="download")  # the test set that the export is checked on
     images, _ = idx.load_split(cfg.data_root, "test")
     parity = export(ckpt, out, images.numpy(), float(cfg.unsure))
     print(parity.line())

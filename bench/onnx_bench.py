@@ -11,29 +11,18 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.predict_bench import answer_all, timed  # noqa: E402
 from bench.user_digits import write_pictures  # noqa: E402
 from mnist_lit.idx import load_split  # noqa: E402
 from mnist_lit.onnx_export import export  # noqa: E402
-from mnist_lit.predictor import Predictor, load_pictures  # noqa: E402
-
-
-def timed(cmd: list[str]) -> tuple[float, str]:
-    """Wall-clock seconds of `cmd` and its stdout (exit 1 is fine: predict.py says so when a picture fails)."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - start
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
-    return seconds, proc.stdout
+from mnist_lit.predictor import Predictor  # noqa: E402
 
 
 def alternate(commands: dict[str, list[str]], repeats: int) -> dict[str, list[float]]:
@@ -43,18 +32,6 @@ def alternate(commands: dict[str, list[str]], repeats: int) -> dict[str, list[fl
         for name, cmd in commands.items():
             times[name].append(timed(cmd)[0])
     return times
-
-
-def in_process_rate(model: str, paths: list[str], repeats: int) -> float:
-    """Pictures per second of loading, preprocessing and answering, after start-up (median of `repeats`)."""
-    predictor = Predictor(model, device="cpu")
-    workers = os.cpu_count() or 1
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        predictor.classify(load_pictures(paths, workers), predictor.thresholds("auto", unsure=0.5))
-        rates.append(len(paths) / (time.perf_counter() - start))
-    return statistics.median(rates)
 
 
 def main() -> None:
@@ -91,8 +68,9 @@ def main() -> None:
             {name: [py, "predict.py", f"image={folder}", f"ckpt={m}", "device=cpu"] for name, m in models.items()},
             max(1, args.repeats // 2),
         )
+        rounds = max(1, args.repeats // 2)
         rate = {
-            name: in_process_rate(m, [str(p) for p in paths], max(1, args.repeats // 2)) for name, m in models.items()
+            name: statistics.median(answer_all(Predictor(m, "cpu"), paths, rounds)[1]) for name, m in models.items()
         }
 
     med = {name: statistics.median(t) for name, t in one.items()}

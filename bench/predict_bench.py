@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.user_digits import write_pictures  # noqa: E402
 from mnist_lit.idx import load_split  # noqa: E402
-from mnist_lit.predictor import Predictor, load_pictures  # noqa: E402
+from mnist_lit.predictor import Prediction, Predictor, load_pictures  # noqa: E402
 
 
 def plain_resize_accuracy(predictor: Predictor, paths: list[Path], labels: list[int]) -> float:
@@ -32,16 +32,32 @@ def plain_resize_accuracy(predictor: Predictor, paths: list[Path], labels: list[
     return float(np.mean(probs.argmax(1) == np.array(labels)))
 
 
+def timed(cmd: list[str]) -> tuple[float, str]:
+    """Wall-clock seconds of `cmd` and its stdout (exit 1 is fine: predict.py says so when a picture fails)."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
+    return seconds, proc.stdout
+
+
 def wall(cmd: list[str], repeats: int) -> float:
-    """Median wall-clock seconds of running `cmd` (exit 1 is fine: predict.py says so when a picture fails)."""
-    times = []
+    """Median wall-clock seconds of running `cmd`."""
+    return statistics.median(timed(cmd)[0] for _ in range(repeats))
+
+
+def answer_all(predictor: Predictor, paths: list[Path], repeats: int) -> tuple[list[Prediction], list[float]]:
+    """Load, preprocess and answer every picture, `repeats` times (a shared machine's speed drifts from run to
+    run): the last round's predictions, and each round's pictures per second."""
+    workers = os.cpu_count() or 1
+    rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        times.append(time.perf_counter() - start)
-        if proc.returncode not in (0, 1):
-            raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
-    return statistics.median(times)
+        predictions = load_pictures([str(p) for p in paths], workers)
+        predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
+        rates.append(len(paths) / (time.perf_counter() - start))
+    return predictions, rates
 
 
 def main() -> None:
@@ -61,12 +77,7 @@ def main() -> None:
         predictor = Predictor(args.ckpt, device="cpu")
 
         workers = os.cpu_count() or 1
-        rates = []
-        for _ in range(args.repeats):  # the median of several: a shared machine's speed drifts from run to run
-            start = time.perf_counter()
-            predictions = load_pictures([str(p) for p in paths], workers)
-            predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
-            rates.append(args.count / (time.perf_counter() - start))
+        predictions, rates = answer_all(predictor, paths, args.repeats)
         # a digit answered "not a digit" counts as wrong
         ok = [not p.error and p.answer.digit == y for p, y in zip(predictions, labels)]
         failed = sum(bool(p.error) for p in predictions)

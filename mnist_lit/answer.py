@@ -95,10 +95,9 @@ def verdicts(probs: np.ndarray, no_digit: np.ndarray | None, thresholds: Thresho
         shown = None if no_digit is None else float(no_digit[i])
         if shown is not None and thresholds.not_digit is not None and shown > thresholds.not_digit:
             out.append(Answer(NOT_A_DIGIT, None, shown, row.tolist(), not_digit=shown))
-        elif row[first] - row[second] < thresholds.unsure:
-            out.append(Answer(UNSURE, first, float(row[first]), row.tolist(), alternative=second, not_digit=shown))
         else:
-            out.append(Answer(DIGIT, first, float(row[first]), row.tolist(), not_digit=shown))
+            answer = Answer(DIGIT, first, float(row[first]), row.tolist(), not_digit=shown)
+            out.append(answer.as_unsure() if row[first] - row[second] < thresholds.unsure else answer)
     return out
 
 

@@ -12,9 +12,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 
-from mnist_lit import MnistLitError
 from mnist_lit.batches import RandomAffine, TensorBatches
-from mnist_lit.idx import download, load_split, missing_files, missing_message
+from mnist_lit.idx import ensure, load_split
 
 LOADERS = ("fast", "torchvision")
 # name -> (mean, std) applied after scaling pixels to [0, 1]
@@ -51,11 +50,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
 
     def prepare_data(self) -> None:
-        if not missing_files(self.root):
-            return
-        if not self.allow_download:
-            raise MnistLitError(missing_message(self.root, "data.download=false"))
-        download(self.root)
+        ensure(self.root, self.allow_download)
 
     def split_indices(self, n: int) -> tuple[list[int], list[int]]:
         """Train and val indices into the official training set, fixed by `split_seed`."""

@@ -99,6 +99,16 @@ def missing_message(root: str | os.PathLike, reason: str = "") -> str:
     )
 
 
+def ensure(root: str | os.PathLike, allow_download: bool, setting: str = "data.download") -> None:
+    """Make sure the four IDX files are under `root`: download them when missing, unless `setting` (the user's name
+    for allow_download) is false."""
+    if not missing_files(root):
+        return
+    if not allow_download:
+        raise MnistLitError(missing_message(root, f"{setting}=false"))
+    download(root)
+
+
 def download(root: str | os.PathLike) -> None:
     """Fetch MNIST into `root` with torchvision, failing fast with one clear error when offline."""
     from torchvision.datasets import MNIST  # only needed on this path

@@ -89,7 +89,7 @@ def check(meta: dict[str, str], session: Any, path: str | os.PathLike) -> None:
     """Refuse an ONNX file that export.py did not write, or wrote for another preprocessing."""
     inputs, outputs = session.get_inputs(), [o.name for o in session.get_outputs()]
     shape = inputs[0].shape[1:] if len(inputs) == 1 else None
-    if meta.get(FORMAT_KEY) != FORMAT or inputs[0].name != INPUT or PROBS not in outputs:
+    if meta.get(FORMAT_KEY) != FORMAT or [i.name for i in inputs] != [INPUT] or PROBS not in outputs:
         raise MnistLitError(
             f"{path} is an ONNX model, but not an mnist-lit digit model (no {FORMAT_KEY} metadata, or other "
             "inputs and outputs); write one with `python export.py`"

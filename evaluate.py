@@ -2,38 +2,31 @@
 
 from __future__ import annotations
 
-import gc
+from mnist_lit import startup  # noqa: F401  (first: the imports below run without the garbage collector)
 
-gc.disable()  # until the imports are done: see mnist_lit.cli.after_imports
+# isort: split
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_lit import MnistLitError, checkpoints
-from mnist_lit.cli import after_imports, fail, run
-from mnist_lit.evaluation import describe, evaluate_checkpoint
-from mnist_lit.schema import validate
-
-after_imports()
+from mnist_lit import cli
+from mnist_lit.checkpoints import given_or_newest
+from mnist_lit.training.evaluation import describe, evaluate_checkpoint
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@cli.command
 def main(cfg: DictConfig) -> None:
     """Print test loss, accuracy, per-class accuracy and the confusion matrix; write the report files to out."""
-    try:
-        validate(cfg)
-        ckpt = cfg.ckpt or checkpoints.newest(cfg.output_root)
-        print(f"checkpoint {ckpt}")
-        # the checkpoint says which normalization it needs; the rest of `data` comes from the config
-        make_datamodule = instantiate(cfg.data, _partial_=True)
-        result = evaluate_checkpoint(ckpt, make_datamodule, cfg.out, cfg.accelerator, cfg.precision)
-    except MnistLitError as err:
-        fail(err)
+    ckpt = given_or_newest(cfg.ckpt, cfg.paths.runs)
+    # the checkpoint says which normalization it needs; the rest of `data` comes from the config
+    make_datamodule = instantiate(cfg.data, _partial_=True)
+    result = evaluate_checkpoint(ckpt, make_datamodule, cfg.out, cfg.accelerator, cfg.precision)
     print(describe(result))
     if cfg.out:
         print(f"\nreport files in {cfg.out}")
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
-import gc
+from mnist_lit import startup  # noqa: F401  (first: the imports below run without the garbage collector)
 
-gc.disable()  # until the imports are done: see mnist_lit.cli.after_imports
+# isort: split
 
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from mnist_lit import MnistLitError, checkpoints
-from mnist_lit.cli import after_imports, fail, run
-from mnist_lit.serving import build_server, check_port, stop_on_sigterm
-
-after_imports()
+from mnist_lit import cli
+from mnist_lit.checkpoints import given_or_newest
+from mnist_lit.serving.server import build_server, check_port_free, stop_on_sigterm
 
 
-def serve(cfg: DictConfig) -> None:
+@hydra.main(version_base="1.3", config_path="conf", config_name="serve")
+@cli.command
+def main(cfg: DictConfig) -> None:
     """Serve the checkpoint until Ctrl-C or SIGTERM."""
-    check_port(str(cfg.host), int(cfg.port))
-    ckpt = str(cfg.ckpt or checkpoints.newest(cfg.output_root))
+    check_port_free(cfg.host, cfg.port)
+    ckpt = given_or_newest(cfg.ckpt, cfg.paths.runs)
     server = build_server(cfg, ckpt)
     url = f"http://{'127.0.0.1' if cfg.host == '0.0.0.0' else cfg.host}:{cfg.port}"
     print(f"serving {ckpt}\ndrawing pad: {url}/   API: POST {url}/predict   Ctrl-C stops", file=sys.stderr)
     stop_on_sigterm()
-    server.run(host=str(cfg.host), port=int(cfg.port), log_level=cfg.log_level, generate_client_file=False)
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="serve")
-def main(cfg: DictConfig) -> None:
-    """CLI entry: bad settings become one line on stderr and a non-zero exit."""
-    try:
-        serve(cfg)
-    except MnistLitError as err:
-        fail(err)
+    server.run(host=cfg.host, port=cfg.port, log_level=cfg.log_level, generate_client_file=False)
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

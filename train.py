@@ -2,88 +2,21 @@
 
 from __future__ import annotations
 
-import gc
+from mnist_lit import startup  # noqa: F401  (first: the imports below run without the garbage collector)
 
-gc.disable()  # until the imports are done: see mnist_lit.cli.after_imports
-
-import logging
-from pathlib import Path
-from typing import Any
+# isort: split
 
 import hydra
-import lightning as L
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from lightning.pytorch.utilities import rank_zero_only
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mnist_lit import MnistLitError
-from mnist_lit.checkpoints import existing, write_json
-from mnist_lit.cli import after_imports, fail, run
-from mnist_lit.loggers import build_loggers, log_run_end, where_to_look
-from mnist_lit.runs import AtomicCheckpointIO, summary
-from mnist_lit.schema import validate
-from mnist_lit.sweep import in_multirun, record_failure, sweeper_stops_on_exceptions
-from mnist_lit.trainer import build_trainer
-
-after_imports()
-
-log = logging.getLogger(__name__)
-
-
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, test the best checkpoint, write metrics.json to the run directory; returns the metrics."""
-    validate(cfg)  # before any work: a bad value costs nothing
-    run_dir = Path(cfg.run_dir)
-    ckpt_path = str(existing(cfg.ckpt_path, "ckpt_path")) if cfg.ckpt_path else None  # a resume, or a fresh run
-    datamodule = instantiate(cfg.data)
-    if rank_zero_only.rank == 0:  # missing data is found (or fetched) before the Trainer says anything
-        datamodule.prepare_data()  # fit() calls it again, on one process per node, behind a barrier: a no-op then
-    L.seed_everything(cfg.seed, workers=True)
-    model = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, mean=datamodule.mean, std=datamodule.std
-    )
-    callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb] + [instantiate(cfg.perf)]
-    loggers = build_loggers(cfg.get("logger"))
-    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
-
-    # our checkpoints hold no pickled objects: both reads are weights_only
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    # the best checkpoint's weights; without one (fast_dev_run, checkpointing off), the model as trained
-    metrics.update(
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)[0]
-    )
-    metrics.update(best_ckpt=best, epochs=trainer.current_epoch, run_dir=str(run_dir))
-
-    if trainer.is_global_zero:  # under DDP every process gets here; one writes
-        more = where_to_look(loggers)
-        log_run_end(loggers, OmegaConf.to_container(cfg, resolve=True), metrics, dev_run=bool(trainer.fast_dev_run))
-        write_json(run_dir / "metrics.json", metrics)
-        log.info("\n%s", summary(metrics, run_dir, more))
-    return metrics
+from mnist_lit.cli import run
+from mnist_lit.training.run import train_command
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """CLI entry: user errors become one line on stderr and a non-zero exit."""
-    try:
-        metrics = train(cfg)
-    except SIGTERMException:  # interrupted.ckpt is saved, and Lightning would exit 0, as if the run had finished
-        fail(f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with ckpt_path=last")
-    except Exception as err:
-        cause = err.__cause__ if isinstance(err, InstantiationException) else err  # raised in a constructor
-        if in_multirun():  # one failed job must not end the sweep: record it for the summary
-            record_failure(cfg.run_dir, cause)
-            if sweeper_stops_on_exceptions():
-                return float("nan")
-            raise
-        if isinstance(cause, MnistLitError):
-            fail(cause)
-        raise
-    return metrics.get(cfg.optimized_metric)
+    """Fit, test the best checkpoint and write metrics.json; returns the metric that a sweeper optimizes."""
+    return train_command(cfg)
 
 
 if __name__ == "__main__":

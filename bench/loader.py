@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.user_digits import write_pictures  # noqa: E402
-from mnist_lit.idx import load_split  # noqa: E402
-from mnist_lit.pictures import PictureError, read_picture  # noqa: E402
-from mnist_lit.preprocess import MAX_DETAIL, preprocess  # noqa: E402
+from mnist_lit.data.idx import load_split  # noqa: E402
+from mnist_lit.reading.pictures import PictureError, read_picture  # noqa: E402
+from mnist_lit.reading.preprocess import MAX_DETAIL, preprocess  # noqa: E402
 from tests.test_pictures import encode, png_declaring  # noqa: E402
 
 EXIF_ORIENTATION = 0x0112
@@ -45,7 +45,7 @@ def unchecked(path: str) -> np.ndarray | None:
 
 
 def checked(path: str) -> np.ndarray | None:
-    """mnist_lit.pictures.read_picture; None for a failure."""
+    """mnist_lit.reading.pictures.read_picture; None for a failure."""
     try:
         return read_picture(path)
     except PictureError:
@@ -54,8 +54,8 @@ def checked(path: str) -> np.ndarray | None:
 
 def throughput(paths: list[str], repeats: int) -> None:
     """Pictures per second of each loader, one process, alternating which goes first."""
-    rates: dict[str, list[float]] = {"without the checks": [], "mnist_lit.pictures": []}
-    loaders = {"without the checks": unchecked, "mnist_lit.pictures": checked}
+    rates: dict[str, list[float]] = {"without the checks": [], "mnist_lit.reading.pictures": []}
+    loaders = {"without the checks": unchecked, "mnist_lit.reading.pictures": checked}
     for r in range(repeats):
         for name in sorted(loaders, reverse=r % 2 == 1):
             start = time.perf_counter()
@@ -66,7 +66,7 @@ def throughput(paths: list[str], repeats: int) -> None:
     print("| loader | pictures/s | range |\n|---|---:|---:|")
     for name, r in rates.items():
         print(f"| {name} | {statistics.median(r):.0f} | {min(r):.0f}-{max(r):.0f} |")
-    ratio = statistics.median(rates["mnist_lit.pictures"]) / statistics.median(rates["without the checks"])
+    ratio = statistics.median(rates["mnist_lit.reading.pictures"]) / statistics.median(rates["without the checks"])
     print(f"\nwith the checks: {100 * ratio:.1f}% of the throughput without them\n")
 
 

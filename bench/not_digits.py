@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.user_digits import render, write_pictures
-from mnist_lit.idx import load_split
-from mnist_lit.negatives import font_dir
-from mnist_lit.predictor import Predictor, load_pictures
+from mnist_lit.data.idx import load_split
+from mnist_lit.inference.predictor import Predictor, load_pictures
+from mnist_lit.training.negatives import font_dir
 
 SIDE = 256  # the drawing's own canvas, before bench/user_digits.render puts it on paper
 HELD_OUT_FONTS = ("STIXGeneral.ttf", "STIXGeneralItalic.ttf", "cmr10.ttf", "cmti10.ttf", "cmss10.ttf")

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.user_digits import write_pictures  # noqa: E402
-from mnist_lit.idx import load_split  # noqa: E402
-from mnist_lit.negatives import font_dir  # noqa: E402
-from mnist_lit.predictor import Predictor, load_pictures  # noqa: E402
+from mnist_lit.data.idx import load_split  # noqa: E402
+from mnist_lit.inference.predictor import Predictor, load_pictures  # noqa: E402
+from mnist_lit.training.negatives import font_dir  # noqa: E402
 
 CELL = 28  # MNIST's field; a digit's ink is about 20 px of it
 SCALE = (3, 6)  # the written line is this many times MNIST's size

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.user_digits import write_pictures  # noqa: E402
-from mnist_lit.idx import load_split  # noqa: E402
-from mnist_lit.predictor import Predictor, load_pictures  # noqa: E402
+from mnist_lit.data.idx import load_split  # noqa: E402
+from mnist_lit.inference.predictor import Predictor, load_pictures  # noqa: E402
 from tests.test_serve import Server, descendants, multipart  # noqa: E402
 
 IDLE_SECONDS = 10.0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from mnist_lit.idx import load_split
+from mnist_lit.data.idx import load_split
 
 STYLES = ("paper", "paper", "paper", "dark", "transparent", "colour")  # paper (dark on light) is the common case
 

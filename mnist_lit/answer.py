@@ -18,12 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from mnist_lit import MnistLitError
-
 DIGIT, UNSURE, NOT_A_DIGIT = "digit", "unsure", "not a digit"
 VERDICTS = (DIGIT, UNSURE, NOT_A_DIGIT)
 ROUND = 6  # decimals of the probabilities in an answer
-READS = ("auto", "digit", "number")  # how a picture is read: one digit, or a number when there are several
 DIGIT_FIELDS = ("verdict", "digit", "confidence", "probs", "alternative")  # each digit's, in a `digits` list
 
 
@@ -41,17 +38,6 @@ class Thresholds:
 
     not_digit: float | None = None  # reject above this probability of no digit; None: never
     unsure: float = 0.0  # unsure when the top two digit probabilities are closer than this
-
-
-def check_settings(not_digit: Any, unsure: Any, read: Any = "auto") -> None:
-    """Refuse `not_digit` and `unsure` settings (predict.py's and serve.py's) that are not probabilities, and a
-    `read` mode that does not exist."""
-    if read not in READS:
-        raise MnistLitError(f"read={read} is not one of {list(READS)}")
-    if not_digit != "auto" and not (isinstance(not_digit, (int, float)) and 0 <= not_digit <= 1):
-        raise MnistLitError(f"not_digit={not_digit} is invalid: it must be auto or a probability in [0, 1]")
-    if not (isinstance(unsure, (int, float)) and 0 <= unsure <= 1):
-        raise MnistLitError(f"unsure={unsure} is invalid: it must be a probability gap in [0, 1]")
 
 
 @dataclass

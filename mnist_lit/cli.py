@@ -1,6 +1,6 @@
-"""How the command-line scripts start and end: without collecting garbage during their imports, without console
-noise the user cannot act on, with one-line errors, and, once everything is written, without the interpreter's
-slow teardown.
+"""How every command-line script starts and ends: without collecting garbage during its imports (mnist_lit.startup
+pauses it, `run` resumes it), without console noise the user cannot act on, with unknown config choices and user
+errors as one line, and, once everything is written, without the interpreter's slow teardown.
 
 Try it: time python predict.py image=<one picture>
 
@@ -22,8 +22,16 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
+
+from omegaconf import DictConfig
+
+from mnist_lit import MnistLitError
+from mnist_lit.schema import validate  # importing it registers the schemas, before any script composes
+
+T = TypeVar("T")
 
 # What Lightning and torch print that a user of this app can do nothing about; each is matched narrowly, by its
 # text, so that any other warning still shows.
@@ -61,6 +69,21 @@ def fail(reason: object) -> NoReturn:
     raise SystemExit(f"error: {reason}")
 
 
+def command(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
+    """A @hydra.main task that first checks its config against the schema (`validate`), and whose MnistLitError
+    ends the command as one line (`fail`), not as Hydra's report with a traceback."""
+
+    @wraps(task)
+    def guarded(cfg: DictConfig) -> T:
+        try:
+            validate(cfg)
+            return task(cfg)
+        except MnistLitError as err:
+            fail(err)
+
+    return guarded
+
+
 def check_choices(args: list[str], conf: Path) -> None:
     """Refuse a `group=choice` argument that names no config in conf/group/ (or a --config-dir's group/), in one
     line; Hydra's own error would list its whole search path. Sweeps (`group=a,b`) are checked choice by choice;
@@ -86,7 +109,9 @@ def config_dirs(args: list[str]) -> list[Path]:
 
 
 def run(main: Callable[[], object]) -> NoReturn:
-    """Call a @hydra.main entry point, then exit with its status as `python script.py` would, only sooner."""
+    """Call a @hydra.main entry point, once its script's imports are done, then exit with its status as
+    `python script.py` would, only sooner."""
+    after_imports()
     try:
         check_choices(sys.argv[1:], Path(sys.argv[0]).resolve().parent / "conf")
         main()

@@ -1,4 +1,5 @@
-"""The networks, as plain nn.Modules that a checkpoint can rebuild from their settings alone.
+"""The networks, as plain nn.Modules that a checkpoint can rebuild from their settings alone, and what their
+outputs mean. Training and inference both build them here; torch, no Lightning.
 
 Try it: pytest tests/test_models.py
 """
@@ -6,13 +7,14 @@ Try it: pytest tests/test_models.py
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from mnist_lit import NUM_CLASSES, MnistLitError
+from mnist_lit import NUM_CLASSES, MnistLitError, first_line
 
 
 def _conv(c_in: int, c_out: int, batchnorm: bool, pool: bool = False) -> list[nn.Module]:
@@ -115,3 +117,19 @@ def build_net(arch: str, **settings: Any) -> nn.Module:
     if unknown:
         raise MnistLitError(f"model arch {arch!r} has no setting(s) {sorted(unknown)}")
     return ARCHS[arch](**kwargs)
+
+
+def rebuild(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:
+    """The plain nn.Module rebuilt from a checkpoint's stored settings and weights (checkpoints.read), in eval mode."""
+    hp = ckpt["hyper_parameters"]
+    try:
+        net = build_net(hp["arch"], **net_settings(hp["arch"], hp))
+        net.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+    except (MnistLitError, RuntimeError, TypeError) as err:
+        raise MnistLitError(f"{path} does not hold an mnist-lit network: {first_line(err)}") from None
+    return net.eval()
+
+
+def not_digit_probability(logits: torch.Tensor) -> torch.Tensor:
+    """(N,) the network's probability that each picture is no digit, from (N, 11) logits (the 11th: not a digit)."""
+    return torch.softmax(logits.float(), dim=1)[:, NUM_CLASSES]

@@ -1,13 +1,15 @@
-"""The config's schema: typed dataclasses in Hydra's ConfigStore, so that a bad value is refused before any work.
+"""The config's schema: typed dataclasses in Hydra's ConfigStore, so that a bad value is refused before any work,
+for every command: train.py's groups, and predict.py's, serve.py's, export.py's and evaluate.py's own settings.
 
 Try it: python train.py optimizer.lr=abc   (refused while composing: not a float)
         python train.py data.batch_size=-1 (refused by validate(), before the data is even read)
+        python predict.py image=x.png topk=0  (refused by validate(), before the model is loaded)
 
-Types are checked by Hydra when it composes (each YAML of data/, model/ and optimizer/ names its schema in its
-defaults list). Ranges and choices are checked here and nowhere else, by `validate`, which builds each dataclass
-from the composed values and checks each field against the Rule declared beside it: here, because this is the
-one place that sees every setting before any work starts, and names it as the user wrote it. The classes that
-take these settings (the DataModule, the networks, the optimizers) trust them.
+Types are checked by Hydra when it composes (each YAML of data/, model/ and optimizer/, and each command's own
+YAML, names its schema in its defaults list). Ranges and choices are checked here and nowhere else, by
+`validate`, which builds each dataclass from the composed values and checks each field against the Rule declared
+beside it: here, because this is the one place that sees every setting before any work starts, and names it as
+the user wrote it. The classes and functions that take these settings trust them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mnist_lit import MnistLitError
-from mnist_lit.data import LOADERS, NORMALIZATIONS
-from mnist_lit.idx import TRAIN_SIZE
+from mnist_lit.checkpoints import ONNX_SUFFIX
+from mnist_lit.data import LOADERS, NORMALIZATIONS, TRAIN_SIZE
+from mnist_lit.reading.segment import READS
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,12 @@ AT_LEAST_1 = Rule(lambda v: v >= 1, "at least 1")
 NON_NEGATIVE = Rule(lambda v: v >= 0, "0 or more")
 POSITIVE = Rule(lambda v: v > 0, "a positive number")
 FRACTION = Rule(lambda v: 0 <= v < 1, "in [0, 1)")
+PROBABILITY = Rule(lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+AUTO_OR_COUNT = Rule(lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                     "auto or a whole number, at least 1")  # fmt: skip
+FORMATS = ("table", "jsonl")  # predict.py's output
+SERVE_HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the only hosts LitServer.run accepts
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 
 
 def one_of(choices: Iterable[str]) -> Rule:
@@ -120,13 +129,93 @@ class SGDSchema(OptimizerSchema):
     momentum: float = ruled(FRACTION, default=0.0)
 
 
+@dataclass
+class PathsSchema:
+    """paths/default.yaml: where every command finds and writes its files."""
+
+    outputs: str = MISSING
+    runs: str = MISSING
+    multiruns: str = MISSING
+    data: str = MISSING
+
+
+@dataclass
+class CommandSchema:
+    """What every command but train.py has: where its files are, and the model file it runs."""
+
+    paths: PathsSchema = field(default_factory=PathsSchema)
+    ckpt: str | None = None
+
+
+@dataclass
+class AnswerSchema(CommandSchema):
+    """answer.yaml: how predict.py and serve.py read a picture and when they say "not a digit" or "unsure"."""
+
+    read: str = ruled(one_of(READS))
+    not_digit: Any = ruled(Rule(lambda v: v == "auto" or PROBABILITY.holds(v), "auto or a probability in [0, 1]"))
+    unsure: float = ruled(Rule(PROBABILITY.holds, "a probability gap in [0, 1]"))
+
+
+@dataclass
+class PredictSchema(AnswerSchema):
+    """predict.yaml"""
+
+    image: str | None = None
+    format: str = ruled(one_of(FORMATS))
+    topk: int = ruled(Rule(lambda v: 1 <= v <= 10, "between 1 and 10"))
+    device: str = MISSING
+    batch_size: int = ruled(AT_LEAST_1)
+    workers: Any = ruled(AUTO_OR_COUNT)
+    annotate: str | None = None
+
+
+@dataclass
+class ServeSchema(AnswerSchema):
+    """serve.yaml"""
+
+    host: str = ruled(one_of(SERVE_HOSTS))
+    port: int = ruled(Rule(lambda v: 1024 <= v <= 65535, "a port from 1024 to 65535"))
+    accelerator: str = MISSING
+    devices: Any = MISSING
+    workers_per_device: Any = ruled(AUTO_OR_COUNT)
+    max_batch_size: int = ruled(AT_LEAST_1)
+    batch_timeout: float = ruled(NON_NEGATIVE)
+    timeout: float = ruled(POSITIVE)
+    max_upload_mb: float = ruled(POSITIVE)
+    log_level: str = ruled(one_of(LOG_LEVELS))
+
+
+@dataclass
+class ExportSchema(CommandSchema):
+    """export.yaml"""
+
+    out: str = ruled(Rule(lambda v: v.lower().endswith(ONNX_SUFFIX), "a file name ending in .onnx"))
+    force: bool = MISSING
+    download: bool = MISSING
+    unsure: float = ruled(Rule(PROBABILITY.holds, "a probability gap in [0, 1]"))
+
+
+@dataclass
+class EvaluateSchema(CommandSchema):
+    """evaluate.yaml (its `data` node is typed by data/schema)"""
+
+    data: Any = MISSING
+    out: str | None = None
+    accelerator: str = MISSING
+    precision: str | None = None
+
+
+COMMANDS = {"predict": PredictSchema, "serve": ServeSchema, "export": ExportSchema, "evaluate": EvaluateSchema}
+
+
 def check(key: str, schema: Any) -> None:
-    """Raise MnistLitError, naming `key.field=value`, for the first field of `schema` that breaks its rule."""
+    """Raise MnistLitError, naming `key.field=value` (`field=value` at the top), for the first field of `schema`
+    that breaks its rule."""
     for spec in fields(schema):
         rule, value = spec.metadata.get("rule"), getattr(schema, spec.name)
         if rule is not None and not rule.holds(value):
             shown = list(value) if isinstance(value, (list, tuple)) else value
-            raise MnistLitError(f"{key}.{spec.name}={shown} is invalid: it must be {rule.says}")
+            raise MnistLitError(f"{key}{'.' if key else ''}{spec.name}={shown} is invalid: it must be {rule.says}")
 
 
 def register() -> None:
@@ -138,11 +227,16 @@ def register() -> None:
     # optimizer/*.yaml are global (they set `scheduler` too): their schema types the `optimizer` node alone
     cs.store(group="optimizer", name="adam_schema", node=AdamSchema, package="optimizer")
     cs.store(group="optimizer", name="sgd_schema", node=SGDSchema, package="optimizer")
+    for name, node in COMMANDS.items():  # each command's YAML names its schema first in its defaults list
+        cs.store(name=f"{name}_schema", node=node)
 
 
 def validate(cfg: DictConfig) -> None:
     """Check every range and choice the schema knows, and the Trainer's run length; raises MnistLitError on the
-    first. A config without some of these nodes (evaluate.py has no model) is checked for what it has."""
+    first. A config without some of these nodes (evaluate.py has no model) is checked for what it has; a command's
+    own settings are checked by the schema its YAML names."""
+    if OmegaConf.get_type(cfg) in COMMANDS.values():
+        check("", OmegaConf.to_object(cfg))
     for key in ("data", "model", "optimizer"):
         node = cfg.get(key)
         if OmegaConf.is_config(node) and OmegaConf.get_type(node) not in (dict, None):

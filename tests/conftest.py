@@ -93,7 +93,7 @@ def make_cfg(tmp_path: Path, synthetic_root: Path):
 
 def real_data_root() -> Path:
     """DATA_DIR, or ./data, holding the real MNIST; fails loudly when DATA_DIR is set but empty."""
-    from mnist_lit.idx import missing_files
+    from mnist_lit.data.idx import missing_files
 
     root = Path(os.environ.get("DATA_DIR", ROOT / "data"))
     missing = missing_files(root)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mnist_lit.answer import DIGIT, NOT_A_DIGIT, UNSURE, Calibration, Thresholds, verdicts
-from mnist_lit.scoring import Scorer
+from mnist_lit.inference.torch_model import Scorer
 
 THRESHOLDS = Thresholds(not_digit=0.5, unsure=0.3)
 

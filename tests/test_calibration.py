@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnist_lit.calibration import choose_threshold, fit_temperature, not_digit_probability, reliability
+from mnist_lit.training.calibration import choose_threshold, fit_temperature, not_digit_probability, reliability
 
 
 @pytest.mark.parametrize("true_t", [0.5, 1.0, 2.5])

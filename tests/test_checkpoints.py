@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mnist_lit import MnistLitError, checkpoints
-from mnist_lit.module import MNISTLitModule
+from mnist_lit.training.module import MNISTLitModule
 from train import train
 
 

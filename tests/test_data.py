@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from mnist_lit import MnistLitError
-from mnist_lit.batches import TensorBatches
-from mnist_lit.data import NORMALIZATIONS, MNISTDataModule
-from mnist_lit.idx import load_split, read_idx
+from mnist_lit.data import NORMALIZATIONS
+from mnist_lit.data.batches import TensorBatches
+from mnist_lit.data.datamodule import MNISTDataModule
+from mnist_lit.data.idx import load_split, read_idx
 from tests.conftest import N_TEST, N_TRAIN, N_VAL, make_digits, make_mnist, write_idx
 
 

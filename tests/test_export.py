@@ -13,11 +13,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_lit import checkpoints
-from mnist_lit.idx import load_split
-from mnist_lit.onnx_export import export
-from mnist_lit.onnx_model import OnnxModel
-from mnist_lit.predictor import Predictor, find_images, load_pictures
-from mnist_lit.scoring import Scorer
+from mnist_lit.data.idx import load_split
+from mnist_lit.inference.export import export
+from mnist_lit.inference.onnx_model import OnnxModel
+from mnist_lit.inference.predictor import Predictor, find_images, load_pictures
+from mnist_lit.inference.torch_model import Scorer
 from tests.conftest import ROOT, real_data_root, run_cli
 
 UNSURE = 0.5
@@ -121,9 +121,9 @@ import json, sys
 sys.path.insert(0, {root!r})
 from hydra import compose, initialize_config_dir
 import predict
-from mnist_lit.serving import DigitAPI, Item
-from mnist_lit.pictures import read_digits
-from mnist_lit.predictor import Prediction, Predictor
+from mnist_lit.serving.server import DigitAPI, Item
+from mnist_lit.reading.pictures import read_digits
+from mnist_lit.inference.predictor import Prediction, Predictor
 
 with initialize_config_dir(version_base="1.3", config_dir={conf!r}):
     cfg = compose("predict", overrides=["image={image}", "ckpt={model}", "format=jsonl"])

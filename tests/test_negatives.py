@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnist_lit import negatives
-from mnist_lit.preprocess import BOX, COM_CENTRE
+from mnist_lit.reading.preprocess import BOX, COM_CENTRE
 
 
 def test_negatives_are_laid_out_like_preprocessed_pictures():
@@ -68,7 +68,7 @@ def grey_share(pictures: torch.Tensor) -> float:
 
 
 def test_negatives_have_edges_as_soft_as_mnist_digits():
-    from mnist_lit.idx import load_split
+    from mnist_lit.data.idx import load_split
     from tests.conftest import real_data_root
 
     images, _ = load_split(real_data_root(), "train")

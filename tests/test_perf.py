@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnist_lit.batches import RandomAffine, TensorBatches, warp
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.perf import NVML_CUDA_CHECK, keep_freed_memory, plain_cuda_check_without_gpu, resolve_precision
+from mnist_lit.data.batches import RandomAffine, TensorBatches, warp
+from mnist_lit.training.perf import NVML_CUDA_CHECK, keep_freed_memory, plain_cuda_check_without_gpu, resolve_precision
 from tests.conftest import N_TRAIN, N_VAL, make_digits
 from train import train
 
@@ -89,7 +89,7 @@ def test_one_cycle_spans_the_whole_run(make_cfg, tmp_path):
 
 
 def test_channels_last_keeps_checkpoints_loadable(make_cfg):
-    from mnist_lit.module import MNISTLitModule
+    from mnist_lit.training.module import MNISTLitModule
 
     metrics = train(make_cfg("trainer.max_epochs=1", "perf.channels_last=true"))
     module = MNISTLitModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu")

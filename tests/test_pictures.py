@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from mnist_lit.pictures import MAX_PIXELS, SVG_ERROR, PictureError, list_pictures, read_picture
+from mnist_lit.reading.pictures import MAX_PIXELS, SVG_ERROR, PictureError, list_pictures, read_picture
 
 # format name for Pillow's save -> keyword arguments
 FORMATS = {
@@ -157,7 +157,9 @@ def test_a_missing_file_is_a_one_line_error(tmp_path):
 
 
 def test_a_folder_lists_every_picture_format_and_names_what_it_skips(tmp_path):
-    from mnist_lit.predictor import find_images  # here, not at the top: bench/fuzz.py imports this file, without torch
+    from mnist_lit.inference.predictor import (
+        find_images,  # here, not at the top: bench/fuzz.py imports this file, without torch
+    )
 
     for fmt, name in (("PNG", "a.png"), ("ICO", "b.ico"), ("HEIF", "c.heic"), ("AVIF", "d.avif"), ("TIFF", "e.tif")):
         (tmp_path / name).write_bytes(encode(seven(), fmt))

@@ -14,8 +14,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_lit import MnistLitError, checkpoints
-from mnist_lit.predictor import Predictor, find_images, load_picture, load_pictures
-from mnist_lit.preprocess import MAX_DETAIL, preprocess
+from mnist_lit.inference.predictor import Predictor, find_images, load_picture, load_pictures
+from mnist_lit.reading.preprocess import MAX_DETAIL, preprocess
 from tests.conftest import ROOT, run_cli
 
 FADE = np.linspace(0, 1, 101)  # steps of a cross-fade between two digits
@@ -202,7 +202,7 @@ def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_c
 @pytest.mark.slow
 def test_user_style_pictures_of_real_digits(real_run, tmp_path):
     from bench.user_digits import write_pictures
-    from mnist_lit.idx import load_split
+    from mnist_lit.data.idx import load_split
     from tests.conftest import real_data_root
 
     images, labels = load_split(real_data_root(), "test")
@@ -242,8 +242,8 @@ def drawn(path, draw_on) -> str:
 
 @pytest.mark.slow
 def test_a_clear_digit_is_a_digit_and_a_1_fading_into_a_7_passes_through_unsure(real_run, tmp_path):
-    from mnist_lit.idx import load_split
-    from mnist_lit.predictor import Prediction
+    from mnist_lit.data.idx import load_split
+    from mnist_lit.inference.predictor import Prediction
     from tests.conftest import real_data_root
 
     predictor = Predictor(real_run["best_ckpt"])

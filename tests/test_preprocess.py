@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_lit.preprocess import (
+from mnist_lit.reading.preprocess import (
     BOX,
     COM_CENTRE,
     FIELD,

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnist_lit.evaluation import REPORT_FILES
+from mnist_lit.training.evaluation import REPORT_FILES
 from tests.conftest import FAST, N_TEST, run_cli
 from train import train
 

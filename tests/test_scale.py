@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from mnist_lit.runs import AtomicCheckpointIO
+from mnist_lit.training.runs import AtomicCheckpointIO
 from tests.conftest import N_TEST, N_VAL, ROOT, run_cli, synthetic_overrides
 
 GRID_SEARCH = """\

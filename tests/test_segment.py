@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_lit.answer import DIGIT, NOT_A_DIGIT, UNSURE, Answer, number_answer, reading_fields
-from mnist_lit.predictor import Prediction, choose, settle
-from mnist_lit.segment import Piece, Reading, label, read
+from mnist_lit.inference.predictor import Prediction, choose, settle
+from mnist_lit.reading.segment import Piece, Reading, label, read
 
 PEN = 9
 

@@ -10,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lit import MnistLitError, checkpoints
-from mnist_lit.module import MNISTLitModule
+from mnist_lit.training.module import MNISTLitModule
 from tests.conftest import N_TRAIN, N_VAL
 from train import train
 

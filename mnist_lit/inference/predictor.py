@@ -1,0 +1,102 @@
+"""Answer pictures in batches with a train.py checkpoint (on torch) or an exported ONNX model (on onnxruntime,
+without torch): every digit and candidate cut through the network at once, then each picture's reading chosen.
+
+Try it: python predict.py image=path/to/digits/ format=jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mnist_lit import NUM_CLASSES
+from mnist_lit.answer import Answer, Thresholds, number_answer, reading_fields, verdicts
+from mnist_lit.inference.model import load_model
+from mnist_lit.reading.numbers import Digits, choose, settle
+from mnist_lit.reading.segment import Piece, Reading
+
+
+@dataclass
+class Prediction:
+    """The outcome for one picture: its answer (mnist_lit.answer), one per digit when it holds a number, or an
+    error message."""
+
+    image: str
+    pixels: np.ndarray | None = None  # the 28x28 uint8 input the model saw (of a single digit)
+    answer: Answer | None = None  # the picture's answer: its digit's, or its number's summary
+    error: str | None = None
+    reading: Reading | None = None  # the digits found in it, with their boxes (mnist_lit.reading.segment)
+    digits: Digits = field(default_factory=list)  # each digit's answer and box, left to right
+
+    @classmethod
+    def of(cls, image: str, reading: Reading) -> Prediction:
+        """A picture's digits, read and ready to classify; a single digit's pixels are its input."""
+        return cls(image, pixels=reading.pieces[0].pixels if reading.single else None, reading=reading)
+
+    def model_input(self) -> np.ndarray:
+        """The 28x28 input the model saw, or each digit's side by side for a number: (28, 28 * digits) uint8."""
+        return np.hstack([self.pixels] if self.pixels is not None else [piece.pixels for piece in self.reading.pieces])
+
+    def fields(self) -> dict:
+        """The answer's JSON fields (mnist_lit.answer.reading_fields), or {"error": ...}."""
+        if self.error or self.answer is None:
+            return {"error": self.error}
+        return reading_fields(self.answer, self.digits, single=len(self.digits) <= 1)
+
+    def to_json(self) -> str:
+        """One JSON line: image, then the answer's fields (verdict, digit, number, digits, ...) or the error."""
+        return json.dumps({"image": self.image, **self.fields()})
+
+
+class Predictor:
+    """A model file (inference.model.load_model: .ckpt on torch, .onnx on onnxruntime) that answers pictures."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "auto", threads: int = 0) -> None:
+        self.path = str(path)
+        self.model = load_model(self.path, device, threads)
+        self.calibration = self.model.calibration
+
+    def thresholds(self, not_digit: float | str | None, unsure: float) -> Thresholds:
+        """The settings as Thresholds: not_digit `auto` takes the checkpoint's own, chosen on its validation data."""
+        if not_digit == "auto":
+            return Thresholds(self.calibration.not_digit, unsure)
+        return Thresholds(None if not_digit is None else float(not_digit), unsure)
+
+    def scores(self, pixels: list[np.ndarray], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (or None) of N (28, 28) uint8
+        inputs, `batch_size` per forward pass."""
+        probs, no_digit = [], []
+        for start in range(0, len(pixels), batch_size):
+            x = np.stack(pixels[start : start + batch_size]).astype(np.float32)[:, None] / 255.0  # (B, 1, 28, 28)
+            p, n = self.model.scores(x)
+            probs.append(p)
+            no_digit.append(n)
+        if not probs:
+            return np.zeros((0, NUM_CLASSES)), None
+        return np.concatenate(probs), None if no_digit[0] is None else np.concatenate(no_digit)
+
+    def classify(self, predictions: Iterable[Prediction], thresholds: Thresholds, batch_size: int = 256) -> None:
+        """Fill in the answers of every prediction that was read: every digit and every candidate split of a
+        wide piece goes through the network in batches, then each wide piece keeps the reading it likes best."""
+        todo = [p for p in predictions if p.reading is not None or p.pixels is not None]
+        for p in todo:
+            if p.reading is None:  # pixels alone: one digit, as read_picture gives them
+                p.reading = Reading([Piece(p.pixels, None)], single=True)
+        inputs = [
+            px for p in todo for piece in [*([p.reading.whole] if p.reading.whole else []), *p.reading.pieces]
+            for px in [piece.pixels, *(half.pixels for pair in piece.splits for half in pair)]
+        ]  # fmt: skip
+        found = iter(verdicts(*self.scores(inputs, batch_size), thresholds))
+        for p in todo:
+            whole = next(found) if p.reading.whole else None
+            lone = p.reading.single
+            p.digits = [chosen for piece in p.reading.pieces for chosen in choose(piece, found, lone)]
+            if len(p.digits) > 1 and any(a.digit is None for a, _ in p.digits):
+                p.digits, p.reading = settle(p.digits, p.reading, whole)
+            one = len(p.digits) == 1  # one digit (a wide one read whole, too): answered as a single digit
+            p.answer = p.digits[0][0] if one else number_answer([a for a, _ in p.digits])
+            p.pixels = p.reading.pieces[0].pixels if one else None

@@ -1,0 +1,296 @@
+"""Turn any picture of a digit into what the model was trained on, the way MNIST itself was made.
+
+Try it: pytest tests/test_preprocess.py
+
+MNIST's recipe: white ink on black, the digit's bounding box scaled (keeping its aspect ratio) so that its longer
+side is 20 px, anti-aliased, then placed in a 28x28 field with its centre of mass at the centre. User pictures
+are dark-on-light, coloured, transparent, off-centre, tiny on big canvases, unevenly lit or JPEG-compressed; each
+step below undoes one of those. Everything is numpy + Pillow: no torchvision, so predict.py starts fast.
+
+The small products below are einsums, not `@`: `@` goes to OpenBLAS, whose thread pool wakes up for matrices of
+this size; with one preprocessing process per core, the threads would fight the processes for the cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFilter, ImageOps
+
+from mnist_lit import IMAGE_SIZE
+
+VERSION = "mnist-lit-1"  # of the recipe below; exported models record it, so that a changed recipe is noticed
+BOX = 20  # the digit's longer side inside the field
+COM_CENTRE = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.00, 14.01)
+LOCATE_SIZE = 80  # longer side at which the digit is first found; big pictures are reduced to this first
+WORK_SIZE = 80  # longer side at which the digit's region, cut from the full picture, is examined: 2-4x the box
+DETAIL_SIZE = 2 * BOX  # a digit at least this big on the small copy is seen well enough there
+MAX_DETAIL = 1024  # the largest side a picture is examined at when its digit is too small to see reduced
+BG_FIT_ROUNDS = 2  # refits of the paper surface, each on the pixels nearest the last fit
+PAPER_SHARE = 0.6  # share of pixels taken as paper for the fit; digits cover far less of a picture
+BG_FIT_GRID = 40  # the surface is fitted to about BG_FIT_GRID x BG_FIT_GRID samples
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 weights of R, G, B in brightness
+RIDGE_6X6 = 1e-4 * np.eye(6, dtype=np.float32)  # Tikhonov term of the surface fit
+NOISE_SIGMAS = 4.0  # deviations within this many robust sigmas of the paper are grain or JPEG noise
+TRANSPARENT_MAJORITY = 0.5  # alpha is the ink when more than this share of the picture is transparent
+MIN_CONTRAST = 0.06  # ink standing out less than this (0-1 scale) above the noise floor is no stroke
+PEAK_RANK = 8  # the stroke intensity is read at the 8th brightest ink pixel: robust to a hot pixel or two
+MASS_TRIM = 0.003  # share of ink mass trimmed on each side when boxing the digit: drops stray specks
+UINT16_MAX = 65535
+MNIST_STROKE = 2.35  # mean stroke width of MNIST digits in 28x28 pixels (2 * area / perimeter)
+
+
+class NoInkError(ValueError):
+    """The picture holds nothing that stands out from its background."""
+
+
+@dataclass
+class Digit:
+    """A picture reduced to MNIST's form: `pixels` (28, 28) uint8, white ink on black, ready to normalize."""
+
+    pixels: np.ndarray
+
+
+def eight_bit(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float grey picture as 8-bit grey (L), scaled from its format's full range:
+    Pillow's own conversion clips at 255, which turns a 16-bit picture white."""
+    values = np.asarray(img, dtype=np.float32)
+    if img.mode.startswith("I;16"):
+        top = float(UINT16_MAX)
+    else:  # I and F say nothing of their range: the smallest usual one that holds the values
+        peak = float(values.max(initial=0.0))
+        top = 1.0 if img.mode == "F" and peak <= 1 else 255.0 if peak <= 255 else float(UINT16_MAX)
+    return Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """EXIF-rotated to how a viewer shows it, as RGB or (when it has any transparency) RGBA."""
+    if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # most pictures are upright: no copy for those
+        img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I") or img.mode == "F":
+        img = eight_bit(img)
+    mode = "RGBA" if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info else "RGB"
+    return img if img.mode == mode else img.convert(mode)
+
+
+def as_array(img: Image.Image, longest: int = WORK_SIZE, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """(H, W, 3 or 4) float32 RGB(A) in [0, 1] of the picture or of its `region` (left, top, right, bottom),
+    area-averaged so that the longer side is at most `longest`."""
+    region = region or (0, 0, img.width, img.height)
+    width, height = region[2] - region[0], region[3] - region[1]
+    scale = longest / max(width, height)
+    if scale < 1:  # reduced straight from the region: no copy of it first
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        img = img.resize(size, Image.Resampling.BOX, box=region)
+    elif region != (0, 0, img.width, img.height):
+        img = img.crop(region)
+    return np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """The q-quantile by partial sort (nearest rank): several times cheaper than np.quantile on small arrays."""
+    k = min(values.size - 1, int(q * values.size))
+    return float(np.partition(values.ravel(), k)[k])
+
+
+def _axis(n: int) -> np.ndarray:
+    """n coordinates evenly over [-1, 1] (np.linspace's, at a fraction of its call overhead)."""
+    return np.arange(n, dtype=np.float32) * np.float32(2.0 / max(n - 1, 1)) - np.float32(1.0 if n > 1 else 0.0)
+
+
+def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """Paper colour under uneven light, as a smooth quadratic surface per channel (H, W, 3) fitted to the
+    pixels that are not ink, and the noise floor: how far paper pixels stray from it (grain, JPEG)."""
+    h, w, _ = rgb.shape
+    step = max(1, max(h, w) // BG_FIT_GRID)  # the surface is smooth: a coarse grid of samples fits it
+    ys, xs = _axis(h), _axis(w)
+    grid_y, grid_x = ys[::step], xs[::step]  # the sample rows and columns, row-major like `samples`
+    y, x = np.repeat(grid_y, len(grid_x)), np.tile(grid_x, len(grid_y))
+    samples = rgb[::step, ::step].reshape(-1, 3)
+    # (n, 9): the quadratic terms 1, x, y, x^2, xy, y^2, then the sample's colour, so that one selection and one
+    # product give both sides of the normal equations
+    rows = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y, *samples.T], axis=1)
+    terms = rows[:, :6]
+    middle = len(samples) // 2
+    fitted = np.partition(samples, middle, axis=0)[middle]  # the median paper colour: where the fit starts
+    for _ in range(BG_FIT_ROUNDS):
+        # paper is most of the picture: keep the samples nearest the current model, refit, repeat
+        error = samples - fitted
+        residual = np.einsum("ij,ij->i", error, error)
+        a = rows[residual <= _quantile(residual, PAPER_SHARE)]
+        normal = np.einsum("ni,nj->ij", a[:, :6], a)  # (6, 9): A'A beside A'b
+        # least squares by the 6x6 normal equations; the ridge keeps a degenerate sample set solvable
+        coef = np.linalg.solve(normal[:, :6] + RIDGE_6X6, normal[:, 6:])  # (6, 3)
+        fitted = np.einsum("nk,kc->nc", terms, coef)
+    error = samples - fitted
+    residual = np.sqrt(np.einsum("ij,ij->i", error, error) * (1.0 / 3.0))
+    on_paper = residual[residual <= _quantile(residual, PAPER_SHARE)]
+    # a robust spread: the median absolute deviation, scaled to a Gaussian sigma
+    centre = _quantile(on_paper, 0.5)
+    floor = centre + NOISE_SIGMAS * 1.4826 * _quantile(np.abs(on_paper - centre), 0.5)
+    # the surface at every pixel as one (H, 3) x (3, W, 3) product, grouping the terms by powers of y:
+    # 1 * (c0 + c1 x + c3 x^2) + y * (c2 + c4 x) + y^2 * c5
+    c = coef.astype(np.float32)
+    by_x = np.stack(
+        [
+            c[0] + xs[:, None] * c[1] + (xs * xs)[:, None] * c[3],
+            c[2] + xs[:, None] * c[4],
+            np.broadcast_to(c[5], (w, 3)),
+        ]
+    )  # (3, W, 3)
+    by_y = np.stack([np.ones_like(ys), ys, ys * ys], axis=1)  # (H, 3)
+    return np.einsum("hk,kwc->hwc", by_y, by_x), float(floor)
+
+
+def ink_map(rgba: np.ndarray) -> np.ndarray:
+    """(H, W) float32, 0 on paper and growing with how much a pixel is ink, whatever the polarity, colours or
+    lighting; paper grain, uneven light and JPEG noise are subtracted."""
+    if rgba.shape[2] == 4 and np.mean(rgba[..., 3] < 0.5) > TRANSPARENT_MAJORITY:
+        ink = rgba[..., 3].copy()  # a transparent background: the strokes are whatever is opaque
+    else:
+        rgb = rgba[..., :3]
+        if rgba.shape[2] == 4:  # composite any partial transparency onto white, as a viewer would show it
+            alpha = rgba[..., 3:]
+            rgb = rgb * alpha + (1.0 - alpha)
+        paper, floor = background(rgb)
+        diff = rgb - paper
+        luma = np.einsum("ijk,k->ij", diff, LUMA)
+        # colour distance catches red ink on pink paper too; einsum: one pass, no (H, W, 3) temporary
+        distance = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff) * (1.0 / 3.0))
+        # polarity: do the strongest deviations go darker (ink on paper) or lighter (chalk, MNIST itself)?
+        # (noise is symmetric and cancels; the strokes, however few, are all on one side)
+        darker, lighter = (np.maximum(v.ravel() - floor, 0.0) for v in (-luma, luma))
+        polarity = -1.0 if np.einsum("i,i", darker, darker) > np.einsum("i,i", lighter, lighter) else 1.0
+        ink = np.maximum(distance - floor, 0.0, dtype=np.float32)
+        ink[polarity * luma <= -MIN_CONTRAST] = 0.0  # glare on dark ink is no stroke
+    return ink
+
+
+def clean(ink: np.ndarray) -> np.ndarray:
+    """Zero the paper texture and JPEG noise below an Otsu threshold; stretch the strokes to full intensity."""
+    flat = ink.ravel()
+    peak = float(np.partition(flat, -PEAK_RANK)[-PEAK_RANK]) if flat.size > PEAK_RANK else float(flat.max())
+    if peak < MIN_CONTRAST:
+        raise NoInkError("no ink found: the picture is blank")
+    ink = np.minimum(ink * np.float32(1.0 / peak), np.float32(1.0))  # ink is >= 0: only the top needs a clip
+    threshold = max(otsu(ink), MIN_CONTRAST / peak)
+    strokes = ink >= threshold
+    if not strokes.any():
+        raise NoInkError("no ink found: the picture is blank")
+    level = _quantile(ink[strokes], 0.5)  # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
+    out = np.minimum(ink * np.float32(1.0 / max(level, 1e-6)), np.float32(1.0))
+    out[~strokes] = 0.0
+    return out
+
+
+def otsu(values: np.ndarray, bins: int = 64) -> float:
+    """Otsu's threshold of values in [0, 1]: the cut that best separates two classes."""
+    # a histogram by bincount: np.histogram costs several times more on arrays this small
+    hist = np.bincount(np.minimum((values.ravel() * bins).astype(np.intp), bins - 1), minlength=bins)
+    edges = np.arange(bins + 1) / bins
+    p = hist / max(values.size, 1)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * edges[:-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega))
+    return float(edges[int(np.nanargmax(between)) + 1])
+
+
+def ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right), exclusive ends, of the ink mass with MASS_TRIM shaved off each side."""
+    if not ink.any():
+        raise NoInkError("no ink found: the picture is blank")
+
+    def span(profile: np.ndarray) -> tuple[int, int]:
+        cum = np.cumsum(profile) / profile.sum()
+        lo = int(np.searchsorted(cum, MASS_TRIM, side="right"))
+        hi = int(np.searchsorted(cum, 1.0 - MASS_TRIM, side="left")) + 1
+        return lo, max(hi, lo + 1)
+
+    top, bottom = span(ink.sum(axis=1))
+    left, right = span(ink.sum(axis=0))
+    return top, left, bottom, right
+
+
+def fit_box(crop: np.ndarray, box: int = BOX) -> np.ndarray:
+    """Scale (h, w) so that its longer side is `box`, keeping the aspect ratio, anti-aliased."""
+    h, w = crop.shape
+    scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, method))
+
+
+def stroke_width(pixels: np.ndarray) -> float:
+    """Mean stroke width in pixels, 2 * area / perimeter of the strokes above half intensity."""
+    strokes = pixels > 0.5
+    area = int(strokes.sum())
+    if area == 0:
+        return 0.0
+    eroded = np.asarray(Image.fromarray(strokes.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(3))) > 0
+    return 2.0 * area / max(int((strokes & ~eroded).sum()), 1)
+
+
+def match_stroke(box: np.ndarray) -> np.ndarray:
+    """Thicken hairlines (pen on a big canvas) towards MNIST's stroke width; leave normal strokes alone."""
+    if stroke_width(box) >= MNIST_STROKE * 0.6:
+        return box
+    padded = np.pad(box, 1)
+    thick = np.asarray(Image.fromarray(padded).filter(ImageFilter.MaxFilter(3)))[1:-1, 1:-1]
+    return np.maximum(box, 0.75 * thick)  # a soft halo, like MNIST's anti-aliased edges
+
+
+def centre_by_mass(box: np.ndarray, field: int = IMAGE_SIZE) -> np.ndarray:
+    """Place `box` in a field x field image so that its centre of mass sits at MNIST's centre."""
+    h, w = box.shape
+    mass = box.sum()
+    ys, xs = np.arange(h), np.arange(w)
+    cy, cx = (box.sum(axis=1) @ ys) / mass, (box.sum(axis=0) @ xs) / mass
+    top = int(np.clip(round(COM_CENTRE - cy), 0, field - h))
+    left = int(np.clip(round(COM_CENTRE - cx), 0, field - w))
+    out = np.zeros((field, field), np.float32)
+    out[top : top + h, left : left + w] = box
+    return out
+
+
+def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Cleaned ink of the picture's digit region and its box: the digit is found on a small copy of the whole
+    picture, then cut out with a margin and examined again at up to WORK_SIZE."""
+    coarse = as_array(img, LOCATE_SIZE)
+    try:
+        ink = clean(ink_map(coarse))
+    except NoInkError:
+        if max(img.size) <= LOCATE_SIZE:  # it was not reduced: there is no more detail to see
+            raise
+        # a digit a few pixels big on a big canvas averages away when reduced: look again at full detail
+        coarse = as_array(img, longest=min(max(img.size), MAX_DETAIL))
+        ink = clean(ink_map(coarse))
+    top, left, bottom, right = ink_bbox(ink)
+    h, w = coarse.shape[:2]
+    if max(bottom - top, right - left) >= DETAIL_SIZE or (h, w) == (img.height, img.width):
+        return ink, (top, left, bottom, right)  # big enough already, or seen at full size: nothing more to see
+    sy, sx = img.height / h, img.width / w  # per axis: rounding makes them differ slightly
+    # the margin leaves paper around the digit for the background model of the detail pass
+    margin = max(bottom - top, right - left) // 2 + 2
+    crop = (
+        max(0, round((left - margin) * sx)),
+        max(0, round((top - margin) * sy)),
+        min(img.width, round((right + margin) * sx)),
+        min(img.height, round((bottom + margin) * sy)),
+    )
+    ink = clean(ink_map(as_array(img, region=crop)))
+    return ink, ink_bbox(ink)
+
+
+def to_field(crop: np.ndarray) -> np.ndarray:
+    """One digit's ink (H, W) in [0, 1], cropped to its box -> MNIST's (28, 28) uint8: 20 px box, MNIST's stroke
+    width, centre of mass at the centre."""
+    field = centre_by_mass(match_stroke(fit_box(crop)))
+    return np.clip(np.rint(field * 255), 0, 255).astype(np.uint8)
+
+
+def preprocess(img: Image.Image) -> Digit:
+    """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass)."""
+    ink, (top, left, bottom, right) = locate(upright(img))
+    return Digit(pixels=to_field(ink[top:bottom, left:right]))

@@ -1,0 +1,90 @@
+"""Honest confidences: temperature scaling fitted on the validation split, the "not a digit" threshold chosen there,
+and the reliability diagram's bins.
+
+Try it: pytest tests/training/test_calibration.py
+
+Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks") divides the logits by one
+number T > 0, fitted by minimizing the negative log-likelihood of held-out labels: T > 1 softens an overconfident
+network, T < 1 sharpens a timid one. It never changes which digit wins, so accuracy is untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mnist_lit import NUM_CLASSES
+from mnist_lit.models import not_digit_probability
+
+LBFGS_STEPS = 50  # one parameter, a convex objective in log T: LBFGS converges in a handful
+LOG_T_BOUND = 5.0  # T stays within [e^-5, e^5]; a fit that runs off is a degenerate validation set
+ACCEPT_SHARE = 0.998  # of the validation digits, accepted as digits by the chosen "not a digit" threshold
+RELIABILITY_BINS = 15
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The T that minimizes the NLL of softmax(logits / T) for (N, C) logits and (N,) labels."""
+    if len(labels) == 0:
+        return 1.0
+    # called from validation hooks, under Lightning's inference mode: its tensors must be copied out of it
+    with torch.inference_mode(False), torch.enable_grad():
+        logits, labels = logits.detach().float().cpu().clone(), labels.detach().cpu().long().clone()
+        log_t = torch.zeros(1, requires_grad=True)  # T = exp(log_t) stays positive without a constraint
+        optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=LBFGS_STEPS, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(logits / log_t.exp(), labels)
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    return float(log_t.detach().clamp(-LOG_T_BOUND, LOG_T_BOUND).exp())
+
+
+def choose_threshold(digit_scores: torch.Tensor, accept: float = ACCEPT_SHARE) -> float:
+    """The "not a digit" probability above which a picture is rejected: the lowest that still accepts `accept` of
+    the validation digits. Every stricter threshold would reject more non-digits, and more real digits with them;
+    pictures people send are less like MNIST than its validation split, so the share is set high."""
+    if len(digit_scores) == 0:
+        return 0.5
+    return float(torch.quantile(digit_scores.float().cpu(), accept, interpolation="higher"))
+
+
+def calibrate(
+    logits: torch.Tensor, labels: torch.Tensor, negative_logits: torch.Tensor | None = None
+) -> tuple[dict[str, float], dict[str, torch.Tensor | float]]:
+    """What a validation fits, and what it logs: the temperature, fitted to the validation digits' logits (N, 10
+    or 11) and labels (N,); with the logits (M, 11) of generated validation negatives (a network with the 11th
+    output), the rejection threshold chosen on the digits, and the shares of digits it accepts and of negatives
+    it rejects."""
+    temperature = fit_temperature(logits[:, :NUM_CLASSES], labels)
+    fitted, logged = {"temperature": temperature}, {"val/temperature": temperature}
+    if negative_logits is None:
+        return fitted, logged
+    digit_scores, negative_scores = not_digit_probability(logits), not_digit_probability(negative_logits)
+    fitted["not_digit"] = choose_threshold(digit_scores)
+    logged["val/accept"] = (digit_scores <= fitted["not_digit"]).float().mean()
+    logged["val/reject"] = (negative_scores > fitted["not_digit"]).float().mean()
+    return fitted, logged
+
+
+def reliability(confidences: torch.Tensor, correct: torch.Tensor, bins: int = RELIABILITY_BINS) -> list[dict]:
+    """Per equal-width confidence bin (as torchmetrics' calibration error bins them): its count, mean confidence
+    and accuracy; empty bins are left out."""
+    confidences, correct = confidences.float().cpu(), correct.float().cpu()
+    index = torch.clamp((confidences * bins).ceil().long() - 1, 0, bins - 1)  # (lo, hi] bins, as torchmetrics
+    rows = []
+    for b in range(bins):
+        mask = index == b
+        count = int(mask.sum())
+        if count:
+            rows.append(
+                {
+                    "bin": (b / bins, (b + 1) / bins),
+                    "count": count,
+                    "confidence": float(confidences[mask].mean()),
+                    "accuracy": float(correct[mask].mean()),
+                }
+            )
+    return rows

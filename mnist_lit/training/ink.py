@@ -1,0 +1,144 @@
+"""Binary ink on a canvas SUPERSAMPLE times the field's resolution, the way MNIST itself was made: polylines
+rasterized and widened, digits lifted back to strokes, drawings bent and overlapped, then laid out in the 28x28
+field as mnist_lit.reading.preprocess lays out a user's picture. The negatives and the restroked digits of
+training are made with these.
+
+Try it: pytest tests/training/test_negatives.py
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mnist_lit import IMAGE_SIZE
+from mnist_lit.reading.preprocess import BOX, COM_CENTRE
+
+SUPERSAMPLE = 3  # canvas pixels per field pixel: binary ink averaged over 3x3 gives MNIST-like grey edges
+HI = IMAGE_SIZE * SUPERSAMPLE  # the drawing canvas's side (84)
+SPLATS_PER_SEGMENT = 64  # points drawn along each segment: close enough that the widened line has no gaps
+WARP_DEGREES = 25.0  # rotation of each drawing before it is laid out
+ELASTIC = 0.1  # largest elastic displacement, in canvas halves
+
+
+def uniform(n: int, lo: float, hi: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """(N,) uniform draws in [lo, hi), made on the CPU generator and moved to `device`."""
+    return (torch.rand(n, generator=generator) * (hi - lo) + lo).to(device)
+
+
+def widen(ink: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Grow (N, 1, H, W) binary ink by steps (N,) pixels on every side (negative: shrink), alternating square and
+    cross neighbourhoods so that a dot grows into an octagon rather than a square."""
+    if not len(steps):
+        return ink
+    # sorted by how far each grows, step s works on the prefix that still needs it, not on all N
+    order = torch.argsort(steps.abs(), descending=True)
+    ink, size = ink[order], steps.abs()[order]
+    sign = torch.where(steps[order] > 0, 1.0, -1.0).to(ink).view(-1, 1, 1, 1)  # shrinking ink = growing the paper
+    needing = (size.view(-1, 1) >= torch.arange(1, int(size[0]) + 1, device=size.device)).sum(0).tolist()
+    for step, m in enumerate(needing, start=1):
+        ink[:m] = sign[:m] * _grow(sign[:m] * ink[:m], square=step % 2 == 1)
+    out = torch.empty_like(ink)
+    out[order] = ink
+    return out
+
+
+def _grow(ink: torch.Tensor, square: bool) -> torch.Tensor:
+    """Max over each pixel's 3x3 (square) or 4-neighbour (cross) neighbourhood, as shifted maxima: several times
+    cheaper than max_pool2d on CPU."""
+    p = F.pad(ink, (1, 1, 1, 1))
+    across = torch.maximum(torch.maximum(p[..., :, :-2], p[..., :, 2:]), p[..., :, 1:-1])  # (N, 1, H + 2, W)
+    if square:
+        return torch.maximum(torch.maximum(across[..., :-2, :], across[..., 2:, :]), across[..., 1:-1, :])
+    return torch.maximum(torch.maximum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]), across[..., 1:-1, :])
+
+
+def rasterize(points: torch.Tensor, pen: torch.Tensor, width: torch.Tensor, side: int = HI) -> torch.Tensor:
+    """Polylines as binary strokes: points (N, P, 2) in [0, 1]^2 (x, y), pen (N, P - 1) True where a segment is
+    drawn, width (N,) in pixels -> (N, 1, side, side) in {0, 1}. Dense points along each segment mark a hairline,
+    which `widen` thickens: O(points + pixels), not their product."""
+    n = points.shape[0]
+    t = torch.linspace(0, 1, SPLATS_PER_SEGMENT, device=points.device).view(1, 1, -1, 1)
+    a, b = points[:, :-1, None], points[:, 1:, None]  # (N, S, 1, 2) segment ends
+    dense = ((a + t * (b - a)).reshape(n, -1, 2) * side).floor().long()  # (N, S * M, 2) pixel indices
+    drawn = pen[..., None].expand(-1, -1, SPLATS_PER_SEGMENT).reshape(n, -1)
+    x, y = dense[..., 0], dense[..., 1]
+    inside = drawn & (x >= 0) & (x < side) & (y >= 0) & (y < side)
+    hairline = torch.zeros(n, side * side, device=points.device)
+    index = y.clamp(0, side - 1) * side + x.clamp(0, side - 1)
+    hairline.scatter_reduce_(1, index, inside.float(), reduce="amax")
+    return widen(hairline.view(n, 1, side, side), ((width - 1) / 2).round().long())
+
+
+def lift(digits: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28) digits in [0, 1] -> binary ink (N, 1, HI, HI): the pen strokes that MNIST averaged down."""
+    return (F.interpolate(digits, size=(HI, HI), mode="bilinear", align_corners=False) >= 0.5).to(digits.dtype)
+
+
+def affine_grid(theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """F.affine_grid(theta, (N, C, H, W), align_corners=False) for theta (N, 2, 3): the sampling grid (N, H, W, 2).
+    Built by broadcasting, because affine_grid's batched matmul costs several times the grid_sample that uses it."""
+    h, w = size
+    # pixel i's centre in [-1, 1] units
+    xs = ((2 * torch.arange(w, device=theta.device, dtype=theta.dtype) + 1) / w - 1).view(1, 1, w, 1)
+    ys = ((2 * torch.arange(h, device=theta.device, dtype=theta.dtype) + 1) / h - 1).view(1, h, 1, 1)
+    rows = theta.transpose(1, 2).unsqueeze(1)  # (N, 1, 3, 2): the x, y and 1 columns of theta, as rows
+    return (xs * rows[:, :, 0:1] + rows[:, :, 2:3]) + ys * rows[:, :, 1:2]  # one full-size add, (N, H, W, 2)
+
+
+def overlaps(ink: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pairs of digits (N, 1, HI, HI) of binary ink drawn over each other, a few pixels apart; the partner is shrunk
+    a little and may stick out of the canvas, so that some pairs hold only a piece of it."""
+    n = ink.shape[0]
+    partner = ink[torch.randperm(n, generator=generator).to(ink.device)]
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 + torch.rand(n, generator=generator) * 0.4  # >1: the partner is smaller
+    theta[:, :, 2] = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.6  # up to 30% of the canvas either way
+    grid = affine_grid(theta.to(ink), ink.shape[-2:])
+    return torch.maximum(ink, F.grid_sample(partner, grid, mode="nearest", align_corners=False))
+
+
+def distort(ink: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bend each drawing of binary ink (N, 1, HI, HI): a rotation, an elastic wobble (a smooth random displacement
+    field), and thicker or thinner strokes; the result is binary ink again."""
+    n, device = ink.shape[0], ink.device
+    angle = torch.deg2rad(uniform(n, -WARP_DEGREES, WARP_DEGREES, generator, device))
+    theta = torch.stack(
+        [torch.stack([angle.cos(), -angle.sin(), 0 * angle], 1), torch.stack([angle.sin(), angle.cos(), 0 * angle], 1)],
+        1,
+    )
+    strength = uniform(n, 0.0, ELASTIC, generator, device).view(n, 1, 1, 1)
+    field = torch.randn(n, 2, 4, 4, generator=generator).to(ink) * strength
+    field = F.interpolate(field, size=ink.shape[-2:], mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+    grid = affine_grid(theta.to(ink), ink.shape[-2:]) + field
+    bent = (F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).to(ink)
+    # up to two canvas pixels more or less on each side: strokes up to 4/3 of a field pixel thinner or thicker
+    return widen(bent, torch.randint(-2, 3, (n,), generator=generator).to(device))
+
+
+def fit_field(ink: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) ink, 0 where there is none -> (N, 1, 28, 28) on the same scale, laid out as preprocess lays
+    out a picture: the ink's bounding box scaled to a 20 px longer side, its centre of mass at MNIST's centre,
+    each field pixel the average of the ink under it (sampled SUPERSAMPLE x SUPERSAMPLE times)."""
+    n, _, h, w = ink.shape
+    rows, cols = ink[:, 0].sum(2), ink[:, 0].sum(1)  # (N, H), (N, W); ink is never negative: > 0 means "has ink"
+    ys, xs = torch.arange(h, device=ink.device), torch.arange(w, device=ink.device)
+
+    def span(along: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        lo = torch.where(along, idx, idx.numel()).amin(1)
+        hi = torch.where(along, idx, -1).amax(1)
+        return (hi - lo + 1).clamp_min(1).float()
+
+    scale = BOX / torch.maximum(span(rows > 0, ys), span(cols > 0, xs))  # field pixels per canvas pixel
+    mass = rows.sum(1).clamp_min(1e-6)
+    cy, cx = (rows * ys).sum(1) / mass, (cols * xs).sum(1) / mass
+    theta = torch.zeros(n, 2, 3, device=ink.device)
+    theta[:, 0, 0] = IMAGE_SIZE / (scale * w)
+    theta[:, 1, 1] = IMAGE_SIZE / (scale * h)
+    offset = (IMAGE_SIZE / 2 - 0.5 - COM_CENTRE) / scale  # canvas pixels between the field's middle and its COM
+    theta[:, 0, 2] = (2 * (cx + offset) + 1) / w - 1
+    theta[:, 1, 2] = (2 * (cy + offset) + 1) / h - 1
+    size = IMAGE_SIZE * SUPERSAMPLE
+    grid = affine_grid(theta.to(ink), (size, size))
+    fine = F.grid_sample(ink, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return F.avg_pool2d(fine, SUPERSAMPLE)

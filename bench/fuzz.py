@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mnist_lit.reading.pictures import PictureError, read_picture  # noqa: E402
-from tests.test_pictures import FUZZED, encode, seven  # noqa: E402
+from mnist_lit.reading.samples import FUZZED, encode, seven  # noqa: E402
 
 HUGE = (b"\xff\xff\xff\xff", b"\x00\x00\xff\xff", b"\x7f\xff\x00\x00", b"\x00\x01\x00\x00")
 HEADER_BYTES = 64  # where most formats keep their width and height

@@ -23,11 +23,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.user_digits import write_pictures  # noqa: E402
 from mnist_lit.data.idx import load_split  # noqa: E402
 from mnist_lit.reading.pictures import PictureError, read_picture  # noqa: E402
 from mnist_lit.reading.preprocess import MAX_DETAIL, preprocess  # noqa: E402
-from tests.test_pictures import encode, png_declaring  # noqa: E402
+from mnist_lit.reading.samples import (  # noqa: E402
+    encode,
+    png_declaring,
+    write_pictures,  # noqa: E402
+)
 
 EXIF_ORIENTATION = 0x0112
 TURN_CLOCKWISE = 6  # EXIF orientation: the viewer turns the stored pixels 90 degrees clockwise

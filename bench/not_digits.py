@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.user_digits import render, write_pictures
 from mnist_lit.data.idx import load_split
-from mnist_lit.inference.predictor import Predictor, load_pictures
+from mnist_lit.inference.predictor import Predictor
+from mnist_lit.inference.sources import load_pictures
+from mnist_lit.reading.samples import render, write_pictures
 from mnist_lit.training.negatives import font_dir
 
 SIDE = 256  # the drawing's own canvas, before bench/user_digits.render puts it on paper

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.predict_bench import answer_all, timed  # noqa: E402
-from bench.user_digits import write_pictures  # noqa: E402
 from mnist_lit.data.idx import load_split  # noqa: E402
 from mnist_lit.inference.export import export  # noqa: E402
 from mnist_lit.inference.predictor import Predictor  # noqa: E402
+from mnist_lit.reading.samples import write_pictures  # noqa: E402
 
 
 def alternate(commands: dict[str, list[str]], repeats: int) -> dict[str, list[float]]:

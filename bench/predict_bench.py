@@ -21,9 +21,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.user_digits import write_pictures  # noqa: E402
 from mnist_lit.data.idx import load_split  # noqa: E402
-from mnist_lit.inference.predictor import Prediction, Predictor, load_pictures  # noqa: E402
+from mnist_lit.inference.predictor import Prediction, Predictor  # noqa: E402
+from mnist_lit.inference.sources import load_pictures  # noqa: E402
+from mnist_lit.reading.samples import write_pictures  # noqa: E402
 
 
 def plain_resize_accuracy(predictor: Predictor, paths: list[Path], labels: list[int]) -> float:

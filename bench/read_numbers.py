@@ -21,9 +21,10 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.user_digits import write_pictures  # noqa: E402
 from mnist_lit.data.idx import load_split  # noqa: E402
-from mnist_lit.inference.predictor import Predictor, load_pictures  # noqa: E402
+from mnist_lit.inference.predictor import Predictor  # noqa: E402
+from mnist_lit.inference.sources import load_pictures  # noqa: E402
+from mnist_lit.reading.samples import write_pictures  # noqa: E402
 from mnist_lit.training.negatives import font_dir  # noqa: E402
 
 CELL = 28  # MNIST's field; a digit's ink is about 20 px of it

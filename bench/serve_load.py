@@ -21,10 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.user_digits import write_pictures  # noqa: E402
 from mnist_lit.data.idx import load_split  # noqa: E402
-from mnist_lit.inference.predictor import Predictor, load_pictures  # noqa: E402
-from tests.test_serve import Server, descendants, multipart  # noqa: E402
+from mnist_lit.inference.predictor import Predictor  # noqa: E402
+from mnist_lit.inference.sources import load_pictures  # noqa: E402
+from mnist_lit.reading.samples import write_pictures  # noqa: E402
+from mnist_lit.serving.process import Server, descendants, multipart  # noqa: E402
 
 IDLE_SECONDS = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

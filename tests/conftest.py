@@ -132,7 +132,7 @@ def synthetic_overrides(root: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def synthetic_ckpt(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
     """best.ckpt of a one-epoch run on the synthetic data, inside an outputs/runs/<run>/ tree."""
-    from train import train
+    from mnist_lit.training.run import train
 
     out = tmp_path_factory.mktemp("outputs")
     cfg = compose_cfg([*synthetic_overrides(synthetic_root), "trainer.max_epochs=1"])
@@ -144,7 +144,7 @@ def synthetic_ckpt(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Pat
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """metrics.json of one epoch of the default CNN on the real MNIST (about half a minute on 2 cores)."""
-    from train import train
+    from mnist_lit.training.run import train
 
     cfg = compose_cfg(
         [f"data.root={real_data_root()}", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"]

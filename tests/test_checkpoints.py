@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.files import atomic_write, write_json
+from mnist_lit.models import rebuild
 from mnist_lit.training.module import MNISTLitModule
-from train import train
+from mnist_lit.training.run import train
 
 
 def touch_ckpt(path, mtime: float):
@@ -44,7 +46,7 @@ def test_existing_names_the_setting_it_came_from(tmp_path):
 def test_read_and_rebuild_give_the_trained_network(synthetic_ckpt):
     ckpt = checkpoints.read(synthetic_ckpt)
     assert checkpoints.normalization(ckpt) == (0.1307, 0.3081)
-    net = checkpoints.network(ckpt, synthetic_ckpt)
+    net = rebuild(ckpt, synthetic_ckpt)
     assert not net.training  # dropout off
     module = MNISTLitModule.load_from_checkpoint(synthetic_ckpt, map_location="cpu").eval()
     x = torch.randn(3, 1, 28, 28)
@@ -62,14 +64,14 @@ def test_checkpoint_without_normalization_is_not_ours(tmp_path, synthetic_ckpt):
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "metrics.json"
-    checkpoints.write_json(target, {"test/acc": 0.5})
+    write_json(target, {"test/acc": 0.5})
 
     def broken(f):
         f.write(b'{"half')
         raise OSError("disk full, say")
 
     with pytest.raises(OSError, match="disk full"):
-        checkpoints.atomic_write(target, broken)
+        atomic_write(target, broken)
     assert json.loads(target.read_text()) == {"test/acc": 0.5}
     assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left behind
 

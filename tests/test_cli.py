@@ -173,14 +173,29 @@ def test_a_running_thread_finishes_its_write_before_exit(tmp_path):
     assert out.read_text() == "done"
 
 
-@pytest.mark.parametrize("script", ["train", "evaluate", "predict"])
-def test_entry_points_import_without_full_collections_and_collect_again_after(script):
-    code = f"import gc, {script}; print(gc.isenabled(), gc.get_stats()[2]['collections'], gc.get_freeze_count())"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+@pytest.mark.parametrize("script", ["train", "evaluate", "predict", "serve", "export"])
+def test_entry_points_import_without_full_collections_and_collect_again_once_they_run(script):
+    imports_only = (
+        "import gc, importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('entry', '{script}.py')\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"  # not __main__: its imports only
+        "print(gc.isenabled(), gc.get_stats()[2]['collections'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", imports_only], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    enabled, full_collections, frozen = proc.stdout.split()
-    assert enabled == "True"  # importing a script (as the tests do) must not leave the collector off
-    assert full_collections == "0"  # with the collector on, importing train ran seven
+    assert proc.stdout.split() == ["False", "0"]  # paused while the imports ran: with it on, train's ran seven
+    started = (
+        "import atexit, gc, runpy, sys\n"
+        f"sys.argv = ['{script}.py', '--help']\n"
+        "frozen, freeze = [], gc.freeze\n"
+        "gc.freeze = lambda: (freeze(), frozen.append(gc.get_freeze_count()))\n"  # what cli.run froze
+        "atexit.register(lambda: print('GC', gc.isenabled(), *frozen))\n"
+        f"runpy.run_path('{script}.py', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", started], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    _, enabled, frozen = proc.stdout.strip().splitlines()[-1].split()
+    assert enabled == "True"  # cli.run turned it back on
     assert frozen != "0"  # and what the imports made stays out of later collections
     assert "leaked" not in proc.stderr  # a normal exit unfreezes them: triton's bindings report leaks otherwise
 

@@ -5,16 +5,20 @@ Run: pytest tests/test_config.py
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf.errors import ValidationError
 
 from mnist_lit import MnistLitError
+from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.schema import validate
+from mnist_lit.training.loggers import build_loggers
 from tests.conftest import ROOT, compose_cfg, run_cli
 
 
@@ -76,24 +80,43 @@ def test_trainer_choice_is_lightning_trainer_arguments(choice):
 
 
 @pytest.mark.parametrize("choice", choices("callbacks"))
-def test_callbacks_choice_instantiates_every_callback(choice, make_cfg):
+def test_callbacks_choice_instantiates_every_callback_with_its_settings_in_the_run_dir(choice, make_cfg, tmp_path):
     cfg = make_cfg(f"callbacks={choice}")
-    assert all(instantiate(cb) is not None for cb in cfg.callbacks.values() if cb)
+    made = {name: instantiate(node) for name, node in cfg.callbacks.items() if node}
+    for name, obj in made.items():
+        assert isinstance(obj, get_class(cfg.callbacks[name]._target_))
+    checkpoint, settings = made["model_checkpoint"], cfg.callbacks.model_checkpoint
+    assert Path(checkpoint.dirpath) == tmp_path / "run" / "checkpoints"
+    assert (checkpoint.monitor, checkpoint.mode, checkpoint.save_top_k, checkpoint.save_last, checkpoint.filename) == (
+        settings.monitor, settings.mode, settings.save_top_k, settings.save_last, settings.filename,
+    )  # fmt: skip
+    assert made["on_exception"].path == tmp_path / "run" / "checkpoints" / "interrupted.ckpt"
+    assert made["lr_monitor"].logging_interval == cfg.callbacks.lr_monitor.logging_interval
+    assert made["progress_bar"].refresh_rate == 0  # as synthetic_overrides set it
+    assert made["report"].dirpath == tmp_path / "run" / "report"
 
 
 @pytest.mark.parametrize("choice", choices("logger"))
-def test_logger_choice_instantiates_its_logger_or_none(choice, make_cfg):
+def test_logger_choice_instantiates_its_loggers_writing_into_the_run_dir(choice, make_cfg, tmp_path):
     node = make_cfg(f"logger={choice}").logger
     assert (node is None) == (choice == "none")
-    if node is not None:
-        assert instantiate(node) is not None
+    made = build_loggers(node)
+    targets = [] if node is None else [node._target_] if "_target_" in node else [n._target_ for n in node.values()]
+    assert len(made) == len(targets) == {"none": 0, "many": 3}.get(choice, 1)
+    for logger, target in zip(made, targets):
+        assert isinstance(logger, get_class(target))
+        if hasattr(logger, "save_dir") and not isinstance(logger, MLFlowLogger):  # MLflow's is its store's
+            assert Path(logger.save_dir) == tmp_path / "run"
 
 
 @pytest.mark.parametrize("choice", choices("experiment"))
 def test_experiment_preset_instantiates_everything_it_touches(choice):
     cfg = compose_cfg([f"experiment={choice}"])
     validate(cfg)
-    assert instantiate(cfg.data) is not None
+    datamodule = instantiate(cfg.data)
+    assert isinstance(datamodule, MNISTDataModule)
+    assert datamodule.batch_size == cfg.data.batch_size
+    assert (datamodule.augment is not None) == cfg.data.augment
     # every preset keeps the not-a-digit output, except the speedrun, which trades it for speed
     outputs = 10 if choice == "speedrun" else 11
     assert model_of(cfg)(torch.zeros(2, 1, 28, 28)).shape == (2, outputs)

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from mnist_lit.answer import Thresholds
 from mnist_lit.inference.predictor import Prediction, Predictor
 from mnist_lit.reading.pictures import PictureError, read_digits
-from mnist_lit.serving.server.loop import IdleLoop
+from mnist_lit.serving.loop import IdleLoop
 
 PICTURE_FIELD = "image"  # the multipart field, or the JSON key, that holds the picture
 INPUT_FLAG = "input"  # ask for the 28x28 picture the model saw, as a base64 PNG (the drawing pad does)

@@ -12,7 +12,7 @@ from fastapi import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mnist_lit.serving.server.api import HOW_TO_SEND
+from mnist_lit.serving.api import HOW_TO_SEND
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 

@@ -18,8 +18,8 @@ from starlette.responses import HTMLResponse
 from mnist_lit import MnistLitError, devices
 from mnist_lit.inference.model import gpu_available
 from mnist_lit.inference.predictor import Predictor
-from mnist_lit.serving.server.api import DigitAPI
-from mnist_lit.serving.server.middleware import JsonOrForm
+from mnist_lit.serving.api import DigitAPI
+from mnist_lit.serving.middleware import JsonOrForm
 
 PAGE = "pad.html"  # the drawing pad, in mnist_lit/serving/static
 MB = 1024 * 1024

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from mnist_lit import IMAGE_SIZE
 from mnist_lit.reading.preprocess import (
     BOX,
     COM_CENTRE,
-    FIELD,
     NoInkError,
     centre_by_mass,
     clean,
@@ -127,11 +127,11 @@ def test_centre_of_mass_lands_at_mnists_centre():
     box = np.zeros((20, 10), np.float32)
     box[4:10] = 1.0  # mass in the upper rows: the box must sit low to centre it
     field = centre_by_mass(box)
-    assert field.shape == (FIELD, FIELD)
-    rows = np.arange(FIELD)
+    assert field.shape == (IMAGE_SIZE, IMAGE_SIZE)
+    rows = np.arange(IMAGE_SIZE)
     cy = (field.sum(axis=1) @ rows) / field.sum()
     cx = (field.sum(axis=0) @ rows) / field.sum()
-    assert np.nonzero(field.sum(axis=1))[0][0] > (FIELD - BOX) // 2  # lower than a plain centring puts it
+    assert np.nonzero(field.sum(axis=1))[0][0] > (IMAGE_SIZE - BOX) // 2  # lower than a plain centring puts it
     assert abs(cy - COM_CENTRE) <= 0.5
     assert abs(cx - COM_CENTRE) <= 0.5
 
@@ -148,7 +148,7 @@ def test_mnist_form_is_kept():
     img = draw_seven()
     pixels = preprocess(img).pixels
     assert pixels.dtype == np.uint8
-    assert pixels.shape == (FIELD, FIELD)
+    assert pixels.shape == (IMAGE_SIZE, IMAGE_SIZE)
     rows, cols = np.nonzero(pixels > 0)
     assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 in (BOX, BOX + 1, BOX + 2)
     assert pixels[0].max() == 0

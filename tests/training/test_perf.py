@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnist_lit.data import MNISTDataModule
 from mnist_lit.data.batches import RandomAffine, TensorBatches, warp
+from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.training.perf import NVML_CUDA_CHECK, keep_freed_memory, plain_cuda_check_without_gpu, resolve_precision
+from mnist_lit.training.run import train
 from tests.conftest import N_TRAIN, N_VAL, make_digits
-from train import train
 
 
 def test_affine_identity_and_motion():

@@ -14,7 +14,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_lit import MnistLitError, checkpoints
-from mnist_lit.inference.predictor import Predictor, find_images, load_picture, load_pictures
+from mnist_lit.inference.predictor import Predictor
+from mnist_lit.inference.sources import find_images, load_picture, load_pictures
 from mnist_lit.reading.preprocess import MAX_DETAIL, preprocess
 from tests.conftest import ROOT, run_cli
 
@@ -82,7 +83,7 @@ def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_c
 def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
     output_root = synthetic_ckpt.parents[3]  # <root>/runs/<run>/checkpoints/best.ckpt
     picture = digit_picture(tmp_path / "one.png")
-    proc = run_cli("predict.py", f"image={picture}", f"output_root={output_root}", "topk=2", cwd=tmp_path)
+    proc = run_cli("predict.py", f"image={picture}", f"paths.runs={output_root}", "topk=2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"using checkpoint {synthetic_ckpt}" in proc.stderr
     header, row = proc.stdout.strip().splitlines()
@@ -201,8 +202,8 @@ def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_c
 
 @pytest.mark.slow
 def test_user_style_pictures_of_real_digits(real_run, tmp_path):
-    from bench.user_digits import write_pictures
     from mnist_lit.data.idx import load_split
+    from mnist_lit.reading.samples import write_pictures
     from tests.conftest import real_data_root
 
     images, labels = load_split(real_data_root(), "test")
@@ -292,7 +293,7 @@ def test_a_grid_and_a_star_are_not_digits(real_run, tmp_path):
 
 
 def test_a_bomb_beside_a_good_picture_is_one_line_and_the_good_one_is_answered(synthetic_ckpt, tmp_path):
-    from tests.test_pictures import png_declaring
+    from mnist_lit.reading.samples import png_declaring
 
     (tmp_path / "bomb.png").write_bytes(png_declaring(20000, 20000))
     digit_picture(tmp_path / "good.png")

@@ -10,8 +10,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lit.training.evaluation import REPORT_FILES
+from mnist_lit.training.run import train
 from tests.conftest import FAST, N_TEST, run_cli
-from train import train
 
 
 def read_csv(path) -> list[dict[str, str]]:

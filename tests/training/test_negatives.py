@@ -1,4 +1,4 @@
-"""The generated non-digits.  Run: pytest tests/test_negatives.py"""
+"""The generated non-digits and the ink they are drawn in.  Run: pytest tests/training/test_negatives.py"""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_lit import negatives
 from mnist_lit.reading.preprocess import BOX, COM_CENTRE
+from mnist_lit.training import ink as strokes
+from mnist_lit.training import negatives
 
 
 def test_negatives_are_laid_out_like_preprocessed_pictures():
@@ -37,11 +38,11 @@ def test_glyphs_render_from_the_bundled_fonts_as_binary_ink(char):
     font = ImageFont.truetype(str(negatives.font_dir() / negatives.FONTS[0]), negatives.FONT_PX)
     ink = negatives.render_glyph(char, font)
     assert ink is not None
-    assert ink.shape == (negatives.HI, negatives.HI)
+    assert ink.shape == (strokes.HI, strokes.HI)
     assert ink.dtype == bool
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     longer = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
-    assert longer == pytest.approx(negatives.FILL * negatives.HI, abs=2)
+    assert longer == pytest.approx(negatives.FILL * strokes.HI, abs=2)
 
 
 def test_a_character_without_ink_renders_as_none():
@@ -55,9 +56,9 @@ def test_overlapping_digits_hold_both_digits_ink():
     digits = torch.zeros(2, 1, 28, 28)
     digits[0, 0, 4:24, 13:15] = 1  # a bar
     digits[1, 0, 13:15, 4:24] = 1  # a dash
-    ink = negatives.lift(digits)
-    both = negatives.overlaps(ink, torch.Generator().manual_seed(0))
-    assert both.shape == (2, 1, negatives.HI, negatives.HI)
+    ink = strokes.lift(digits)
+    both = strokes.overlaps(ink, torch.Generator().manual_seed(0))
+    assert both.shape == (2, 1, strokes.HI, strokes.HI)
     assert both.sum() > ink.sum() * 1.15  # each picture holds its own digit and some of its (smaller) partner
 
 
@@ -75,9 +76,9 @@ def test_negatives_have_edges_as_soft_as_mnist_digits():
     digits = images[:2000].float() / 255
     generator, cpu = torch.Generator().manual_seed(0), torch.device("cpu")
     letters = negatives.glyphs()[:256].float()
-    drawn = [negatives.distort(letters, generator)]
+    drawn = [strokes.distort(letters, generator)]
     drawn += [family(256, generator, cpu) for family in (negatives.scribbles, negatives.shapes, negatives.compositions)]
-    made = negatives.fit_field(torch.cat(drawn))
+    made = strokes.fit_field(torch.cat(drawn))
     # the network must tell them apart by shape: with blurrier (or crisper) edges it would learn the edges (dust,
     # specks and faint grain, is left out: it is all edge)
     assert grey_share(made) == pytest.approx(grey_share(digits), abs=0.1)
@@ -86,9 +87,9 @@ def test_negatives_have_edges_as_soft_as_mnist_digits():
 @pytest.mark.parametrize("family", ["scribbles", "shapes", "compositions", "dust"])
 def test_each_family_draws_binary_ink_that_fills_the_canvas(family):
     ink = getattr(negatives, family)(16, torch.Generator().manual_seed(1), torch.device("cpu"))
-    assert ink.shape == (16, 1, negatives.HI, negatives.HI)
+    assert ink.shape == (16, 1, strokes.HI, strokes.HI)
     assert set(ink.unique().tolist()) <= {0.0, 1.0}
     for drawing in ink[:, 0] > 0:
         rows, cols = drawing.any(1).nonzero().flatten(), drawing.any(0).nonzero().flatten()
         span = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
-        assert span > 0.5 * negatives.HI  # spread over the canvas, not a dot in a corner
+        assert span > 0.5 * strokes.HI  # spread over the canvas, not a dot in a corner

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mnist_lit import MnistLitError
+from mnist_lit.training.run import train
 from tests.conftest import run_cli, synthetic_overrides
-from train import train
 
 NO_GPU_HERE = "needs a GPU, and torch finds none here; use"
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU, so the GPU settings are valid")

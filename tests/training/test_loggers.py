@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from wandb.proto import wandb_internal_pb2
 
+from mnist_lit.training.run import train
 from tests.conftest import run_cli, synthetic_overrides
-from train import train
 
 ONE_EPOCH = ("trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1")
 REPORT_IMAGES = {"train_batch.png", "test_confusion_matrix.png", "test_misclassified.png", "test_reliability.png"}

@@ -9,10 +9,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnist_lit import MnistLitError, checkpoints
+from mnist_lit import MnistLitError
+from mnist_lit.models import rebuild
 from mnist_lit.training.module import MNISTLitModule
+from mnist_lit.training.run import train
 from tests.conftest import N_TRAIN, N_VAL
-from train import train
 
 SHORT = ("trainer.max_epochs=1",)
 
@@ -111,7 +112,7 @@ def test_checkpoint_loads_without_hydra(make_cfg, tmp_path, model):
     ckpt = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
     assert (hp["mean"], hp["std"]) == (0.1307, 0.3081)
-    net = checkpoints.network(ckpt)
+    net = rebuild(ckpt)
     with torch.no_grad():
         torch.testing.assert_close(net(x), module(x))
     assert hp["optimizer"]["_target_"] == "torch.optim.adam.Adam"

@@ -16,7 +16,8 @@ from mnist_lit import checkpoints
 from mnist_lit.data.idx import load_split
 from mnist_lit.inference.export import export
 from mnist_lit.inference.onnx_model import OnnxModel
-from mnist_lit.inference.predictor import Predictor, find_images, load_pictures
+from mnist_lit.inference.predictor import Predictor
+from mnist_lit.inference.sources import find_images, load_pictures
 from mnist_lit.inference.torch_model import Scorer
 from tests.conftest import ROOT, real_data_root, run_cli
 
@@ -121,13 +122,16 @@ import json, sys
 sys.path.insert(0, {root!r})
 from hydra import compose, initialize_config_dir
 import predict
-from mnist_lit.serving.server import DigitAPI, Item
+from mnist_lit.serving.api import DigitAPI, Item
 from mnist_lit.reading.pictures import read_digits
 from mnist_lit.inference.predictor import Prediction, Predictor
 
 with initialize_config_dir(version_base="1.3", config_dir={conf!r}):
     cfg = compose("predict", overrides=["image={image}", "ckpt={model}", "format=jsonl"])
-status = predict.predict(cfg)
+try:
+    predict.main(cfg)  # Hydra's main runs a given config as it is
+except SystemExit as stop:  # predict.py ends with its exit status
+    status = stop.code
 thresholds = Predictor({model!r}, device="cpu").thresholds("auto", 0.5)  # as predict.py's defaults
 api = DigitAPI({model!r}, thresholds, device="cpu", cpu_threads=1)
 api.setup("cpu")

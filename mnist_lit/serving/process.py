@@ -1,11 +1,11 @@
-"""serve.py: the HTTP API and the page, against a real server on a free loopback port.
+"""serve.py as a user starts it, in a child process on a free loopback port, and the HTTP calls a client makes:
+for the tests and bench/serve_load.py. stop() sends SIGTERM, as a service manager does, and times the cleanup.
 
-Run: pytest tests/test_serve.py
+Try it: pytest tests/serving/test_serve.py
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -16,26 +16,25 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import ROOT, run_cli
-
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, where serve.py is
 START_SECONDS = 120  # the inference worker is a fresh interpreter that imports torch: slow on a busy CI machine
 STOP_SECONDS = 5  # the issue's bound for freeing the port after SIGTERM
 REQUEST_SECONDS = 30
 
 
 def free_port() -> int:
+    """A loopback port that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:
+    """Whether the loopback `port` can be bound."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -64,6 +63,7 @@ def descendants(pid: int) -> set[int]:
 
 
 def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not)."""
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
@@ -72,6 +72,7 @@ def alive(pid: int) -> bool:
 
 
 def get(url: str) -> tuple[int, bytes]:
+    """GET `url`: its status and body, an HTTP error's too."""
     try:
         with urllib.request.urlopen(url, timeout=REQUEST_SECONDS) as response:
             return response.status, response.read()
@@ -80,6 +81,7 @@ def get(url: str) -> tuple[int, bytes]:
 
 
 def post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    """POST `body` to `url`: its status and JSON answer, an HTTP error's too."""
     request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:
@@ -104,6 +106,7 @@ def multipart(data: bytes, name: str = "digit.png", **fields: str) -> tuple[byte
 
 
 def drawn_png(stroke: list[tuple[int, int]], width: int = 14) -> bytes:
+    """A 200x200 PNG of one black pen stroke through `stroke`'s points on white."""
     img = Image.new("RGB", (200, 200), "white")
     ImageDraw.Draw(img).line(stroke, fill="black", width=width, joint="curve")
     buf = io.BytesIO()
@@ -111,7 +114,7 @@ def drawn_png(stroke: list[tuple[int, int]], width: int = 14) -> bytes:
     return buf.getvalue()
 
 
-ONE = [(100, 30), (96, 170)]
+ONE = [(100, 30), (96, 170)]  # a stroke that reads as a 1
 
 
 class Server:
@@ -155,101 +158,3 @@ class Server:
         for pid in left:
             os.kill(pid, signal.SIGKILL)
         raise AssertionError(f"after SIGTERM, children {left} still alive or port {self.port} still held")
-
-
-@pytest.fixture(scope="module")
-def server(synthetic_ckpt, tmp_path_factory):
-    s = Server(synthetic_ckpt, tmp_path_factory.mktemp("serve"), "max_batch_size=8", "batch_timeout=0.05")
-    yield s
-    if s.proc.poll() is None:
-        s.stop()
-
-
-def test_health_is_200_and_the_page_is_served_at_root(server):
-    assert get(server.url + "/health") == (200, b"ok")
-    status, body = get(server.url + "/")
-    assert status == 200
-    assert b"<canvas" in body
-    assert b"litserve running" not in body
-
-
-def test_an_upload_gets_the_same_answer_as_predict_py(server, synthetic_ckpt, tmp_path):
-    path = tmp_path / "one.png"
-    path.write_bytes(drawn_png(ONE))
-    status, answer = post(server.url + "/predict", *multipart(path.read_bytes()))
-    assert status == 200
-    proc = run_cli("predict.py", f"image={path}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path)
-    line = json.loads(proc.stdout)
-    del line["image"]
-    assert answer == line
-
-
-def test_base64_json_and_a_data_url_get_the_same_answer_as_an_upload(server):
-    data = drawn_png(ONE)
-    _, uploaded = post(server.url + "/predict", *multipart(data))
-    encoded = base64.b64encode(data).decode()
-    for image in (encoded, "data:image/png;base64," + encoded):
-        status, answer = post(server.url + "/predict", json.dumps({"image": image}).encode(), "application/json")
-        assert status == 200
-        assert answer == uploaded
-
-
-def test_the_input_the_model_saw_comes_back_when_asked(server):
-    status, answer = post(server.url + "/predict", *multipart(drawn_png(ONE), input="1"))
-    assert status == 200
-    seen = Image.open(io.BytesIO(base64.b64decode(answer["input"])))
-    assert seen.size == (28, 28)
-    assert seen.getextrema()[1] > 200  # white ink on black
-
-
-def test_bad_bodies_in_a_batch_get_400_and_the_good_ones_their_answers(server):
-    good = multipart(drawn_png(ONE))
-    bad = [
-        multipart(b"this is not a picture", name="notes.png"),
-        (json.dumps({"image": "%%% not base64"}).encode(), "application/json"),
-        (json.dumps({"picture": "wrong key"}).encode(), "application/json"),
-        (b"{not json", "application/json"),
-        multipart(drawn_png(ONE)[:300]),  # truncated
-    ]
-    requests = [good] * 6 + bad
-    with ThreadPoolExecutor(len(requests)) as pool:  # at once: the server batches them together
-        results = list(pool.map(lambda r: post(server.url + "/predict", *r), requests))
-    for status, body in results[:6]:
-        assert status == 200
-        assert body["verdict"] in ("digit", "unsure", "not a digit")
-    messages = [body.get("error", "") for _, body in results[6:]]
-    assert [status for status, _ in results[6:]] == [400] * len(bad), messages
-    assert "not a picture" in messages[0]
-    assert "not valid base64" in messages[1]
-    assert 'send the picture as a multipart field "image"' in messages[2]
-    assert 'send the picture as a multipart field "image"' in messages[3]
-    assert "corrupt image" in messages[4]
-    assert get(server.url + "/health")[0] == 200
-
-
-def test_an_upload_over_the_limit_is_413(server):
-    status, _ = post(server.url + "/predict", *multipart(os.urandom(11 * 1024 * 1024)))
-    assert status == 413
-    status, _ = post(
-        server.url + "/predict", json.dumps({"image": "A" * (11 * 1024 * 1024)}).encode(), "application/json"
-    )
-    assert status == 413
-    assert get(server.url + "/health")[0] == 200
-
-
-def test_sigterm_stops_every_process_and_frees_the_port(synthetic_ckpt, tmp_path):
-    server = Server(synthetic_ckpt, tmp_path)
-    assert descendants(server.proc.pid)  # LitServe started worker processes
-    assert server.stop() < STOP_SECONDS
-
-
-def test_a_port_in_use_is_a_one_line_error(synthetic_ckpt, tmp_path):
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        proc = run_cli("serve.py", f"ckpt={synthetic_ckpt}", f"port={port}", cwd=tmp_path, timeout=60)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        f"error: port {port} on 127.0.0.1 is in use (Address already in use); choose another, such as port={port + 1}"
-    ]

@@ -5,50 +5,20 @@ Run: pytest tests/test_pictures.py
 
 from __future__ import annotations
 
-import io
-import struct
 import time
 import warnings
-import zlib
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from mnist_lit.inference.sources import find_images
 from mnist_lit.reading.pictures import MAX_PIXELS, SVG_ERROR, PictureError, list_pictures, read_picture
+from mnist_lit.reading.samples import FORMATS, FUZZED, encode, png_declaring, seven
 
-# format name for Pillow's save -> keyword arguments
-FORMATS = {
-    "PNG": {},
-    "JPEG": {"quality": 90},
-    "GIF": {},
-    "WEBP": {"quality": 90},
-    "TIFF": {},
-    "BMP": {},
-    "ICO": {"sizes": [(96, 96)]},
-    "AVIF": {"quality": 90},
-    "HEIF": {"quality": 90},
-}
-FUZZED = ("PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP", "HEIF")  # the formats the fuzz test damages
 CASE_SECONDS = 5.0  # a damaged file must be answered within this, on the slowest CI machine
-
-
-def seven(size: tuple[int, int] = (96, 96)) -> Image.Image:
-    """A dark 7 on light paper, drawn with a pen: asymmetric, so that a rotation shows."""
-    img = Image.new("RGB", size, (236, 234, 228))
-    w, h = size
-    ImageDraw.Draw(img).line(
-        [(0.25 * w, 0.2 * h), (0.75 * w, 0.2 * h), (0.42 * w, 0.85 * h)], fill=(30, 30, 35), width=max(3, w // 12)
-    )
-    return img
-
-
-def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **{**FORMATS.get(fmt, {}), **kwargs})
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +65,6 @@ def test_a_phone_photo_with_exif_rotation_is_read_upright(fmt, reference):
     read = read_picture(encode(sideways, fmt, exif=exif.tobytes()))
     assert similar(read, reference) > 0.95
     assert similar(read_picture(encode(sideways, fmt)), reference) < 0.5  # without the tag it is another picture
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares width x height: a decompression bomb's shape, a few hundred bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
-    rows = zlib.compress(b"\0" * (width + 1) * 4)  # a few rows only: a real bomb compresses the rest as well
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("side", [20000, 8000])  # above twice the limit (Pillow's error), and above it (its warning)
@@ -157,10 +116,6 @@ def test_a_missing_file_is_a_one_line_error(tmp_path):
 
 
 def test_a_folder_lists_every_picture_format_and_names_what_it_skips(tmp_path):
-    from mnist_lit.inference.predictor import (
-        find_images,  # here, not at the top: bench/fuzz.py imports this file, without torch
-    )
-
     for fmt, name in (("PNG", "a.png"), ("ICO", "b.ico"), ("HEIF", "c.heic"), ("AVIF", "d.avif"), ("TIFF", "e.tif")):
         (tmp_path / name).write_bytes(encode(seven(), fmt))
     (tmp_path / "f.svg").write_text("<svg></svg>")

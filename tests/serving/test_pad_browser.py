@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_serve import Server
+from mnist_lit.serving.process import Server
 
 ANSWER_MS = 30_000  # how long the page may take to show an answer (the first one warms the worker up)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mnist_lit.training.calibration import choose_threshold, fit_temperature, not_digit_probability, reliability
+from mnist_lit.models import not_digit_probability
+from mnist_lit.training.calibration import ACCEPT_SHARE, calibrate, choose_threshold, fit_temperature, reliability
 
 
 @pytest.mark.parametrize("true_t", [0.5, 1.0, 2.5])
@@ -41,3 +43,25 @@ def test_reliability_bins_count_every_prediction_once():
     assert top["bin"] == (0.9, 1.0)
     assert top["count"] == 2
     assert top["accuracy"] == 1.0
+
+
+def test_a_validation_fits_the_temperature_and_without_negatives_no_threshold():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 10, (500,))
+    logits = torch.randn(500, 10) + 8 * F.one_hot(labels, 10)  # right, and overconfident
+    fitted, logged = calibrate(logits, labels)
+    assert set(fitted) == {"temperature"}
+    assert set(logged) == {"val/temperature"}
+    assert fitted["temperature"] == logged["val/temperature"] == pytest.approx(fit_temperature(logits, labels))
+
+
+def test_a_validation_with_negatives_chooses_the_threshold_on_the_digits_and_counts_the_rejected():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 10, (1000,))
+    digits = torch.cat([torch.randn(1000, 10) + 6 * F.one_hot(labels, 10), torch.full((1000, 1), -4.0)], 1)
+    negatives = torch.cat([torch.randn(200, 10), torch.full((200, 1), 4.0)], 1)
+    negatives[:50, 10] = -8.0  # a quarter look like digits to the network
+    fitted, logged = calibrate(digits, labels, negatives)
+    assert fitted["not_digit"] == choose_threshold(not_digit_probability(digits))
+    assert float(logged["val/accept"]) >= ACCEPT_SHARE
+    assert float(logged["val/reject"]) == pytest.approx(0.75)

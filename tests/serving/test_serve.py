@@ -1,0 +1,126 @@
+"""serve.py: the HTTP API and the page, against a real server on a free loopback port.
+
+Run: pytest tests/test_serve.py
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from PIL import Image
+
+from mnist_lit.serving.process import (
+    ONE,
+    STOP_SECONDS,
+    Server,
+    descendants,
+    drawn_png,
+    get,
+    multipart,
+    post,
+)
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def server(synthetic_ckpt, tmp_path_factory):
+    s = Server(synthetic_ckpt, tmp_path_factory.mktemp("serve"), "max_batch_size=8", "batch_timeout=0.05")
+    yield s
+    if s.proc.poll() is None:
+        s.stop()
+
+
+def test_health_is_200_and_the_page_is_served_at_root(server):
+    assert get(server.url + "/health") == (200, b"ok")
+    status, body = get(server.url + "/")
+    assert status == 200
+    assert b"<canvas" in body
+    assert b"litserve running" not in body
+
+
+def test_an_upload_gets_the_same_answer_as_predict_py(server, synthetic_ckpt, tmp_path):
+    path = tmp_path / "one.png"
+    path.write_bytes(drawn_png(ONE))
+    status, answer = post(server.url + "/predict", *multipart(path.read_bytes()))
+    assert status == 200
+    proc = run_cli("predict.py", f"image={path}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path)
+    line = json.loads(proc.stdout)
+    del line["image"]
+    assert answer == line
+
+
+def test_base64_json_and_a_data_url_get_the_same_answer_as_an_upload(server):
+    data = drawn_png(ONE)
+    _, uploaded = post(server.url + "/predict", *multipart(data))
+    encoded = base64.b64encode(data).decode()
+    for image in (encoded, "data:image/png;base64," + encoded):
+        status, answer = post(server.url + "/predict", json.dumps({"image": image}).encode(), "application/json")
+        assert status == 200
+        assert answer == uploaded
+
+
+def test_the_input_the_model_saw_comes_back_when_asked(server):
+    status, answer = post(server.url + "/predict", *multipart(drawn_png(ONE), input="1"))
+    assert status == 200
+    seen = Image.open(io.BytesIO(base64.b64decode(answer["input"])))
+    assert seen.size == (28, 28)
+    assert seen.getextrema()[1] > 200  # white ink on black
+
+
+def test_bad_bodies_in_a_batch_get_400_and_the_good_ones_their_answers(server):
+    good = multipart(drawn_png(ONE))
+    bad = [
+        multipart(b"this is not a picture", name="notes.png"),
+        (json.dumps({"image": "%%% not base64"}).encode(), "application/json"),
+        (json.dumps({"picture": "wrong key"}).encode(), "application/json"),
+        (b"{not json", "application/json"),
+        multipart(drawn_png(ONE)[:300]),  # truncated
+    ]
+    requests = [good] * 6 + bad
+    with ThreadPoolExecutor(len(requests)) as pool:  # at once: the server batches them together
+        results = list(pool.map(lambda r: post(server.url + "/predict", *r), requests))
+    for status, body in results[:6]:
+        assert status == 200
+        assert body["verdict"] in ("digit", "unsure", "not a digit")
+    messages = [body.get("error", "") for _, body in results[6:]]
+    assert [status for status, _ in results[6:]] == [400] * len(bad), messages
+    assert "not a picture" in messages[0]
+    assert "not valid base64" in messages[1]
+    assert 'send the picture as a multipart field "image"' in messages[2]
+    assert 'send the picture as a multipart field "image"' in messages[3]
+    assert "corrupt image" in messages[4]
+    assert get(server.url + "/health")[0] == 200
+
+
+def test_an_upload_over_the_limit_is_413(server):
+    status, _ = post(server.url + "/predict", *multipart(os.urandom(11 * 1024 * 1024)))
+    assert status == 413
+    status, _ = post(
+        server.url + "/predict", json.dumps({"image": "A" * (11 * 1024 * 1024)}).encode(), "application/json"
+    )
+    assert status == 413
+    assert get(server.url + "/health")[0] == 200
+
+
+def test_sigterm_stops_every_process_and_frees_the_port(synthetic_ckpt, tmp_path):
+    server = Server(synthetic_ckpt, tmp_path)
+    assert descendants(server.proc.pid)  # LitServe started worker processes
+    assert server.stop() < STOP_SECONDS
+
+
+def test_a_port_in_use_is_a_one_line_error(synthetic_ckpt, tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = run_cli("serve.py", f"ckpt={synthetic_ckpt}", f"port={port}", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use (Address already in use); choose another, such as port={port + 1}"
+    ]

@@ -1,0 +1,84 @@
+"""The negatives curriculum: what each training step gives up and gets, and the fixed validation negatives.
+
+Run: pytest tests/training/test_curriculum.py
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mnist_lit.data import NORMALIZATIONS
+from mnist_lit.training.curriculum import REFILL_STEPS, VAL_NEGATIVES, Curriculum
+
+MEAN, STD = NORMALIZATIONS["mnist"]
+SHARE = 0.125
+
+
+def batch(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized digit-like pictures (a bar at a place per label) and their labels."""
+    torch.manual_seed(0)
+    y = torch.arange(size) % 10
+    x = torch.zeros(size, 1, 28, 28)
+    for i, k in enumerate(y.tolist()):
+        x[i, 0, 4 + 2 * k : 6 + 2 * k, 6:22] = 1.0
+    return (x - MEAN) / STD, y
+
+
+def test_each_step_draws_its_share_of_negatives_and_restroked_digits_with_the_batch_labels():
+    x, y = batch()
+    curriculum = Curriculum(SHARE, MEAN, STD)
+    extra, restroked, labels = curriculum.draw(x, y)
+    k = round(SHARE * len(x))
+    assert extra.shape == restroked.shape == (k, 1, 28, 28)
+    assert set(labels.tolist()) <= set(y.tolist())
+    pixels = torch.cat([extra, restroked]) * STD + MEAN  # back to [0, 1]: normalized as the batch is
+    assert pixels.min() >= -1e-5
+    assert pixels.max() <= 1 + 1e-5
+    assert (restroked * STD + MEAN).flatten(1).sum(1).gt(1).all()  # every restroked digit keeps its ink
+
+
+def test_a_refill_serves_refill_steps_steps_before_the_next_one():
+    x, y = batch()
+    curriculum = Curriculum(SHARE, MEAN, STD)
+    curriculum.draw(x, y)
+    bank = curriculum.bank
+    k = round(SHARE * len(x))
+    assert len(curriculum.pending[0]) == k * (REFILL_STEPS - 1)
+    for _ in range(REFILL_STEPS - 1):
+        curriculum.draw(x, y)
+    assert len(curriculum.pending[0]) == 0
+    curriculum.draw(x, y)
+    assert len(curriculum.pending[0]) == k * (REFILL_STEPS - 1)
+    assert curriculum.bank is bank  # made once per process
+
+
+def test_rewire_keeps_the_step_size_and_sets_the_negatives_apart():
+    x, y = batch()
+    (digits, labels), extra = Curriculum(SHARE, MEAN, STD).rewire((x, y))
+    k = len(extra)
+    assert len(digits) == len(labels) == len(x) - k  # with the k negatives, the step costs what a plain one does
+    assert torch.equal(digits[k:], x[2 * k :])
+    assert torch.equal(labels[k:], y[2 * k :])
+
+
+def test_the_negatives_are_augmented_like_the_digits_when_the_data_is():
+    x, y = batch()
+    seen = []
+
+    def augment(pictures: torch.Tensor) -> torch.Tensor:
+        seen.append(pictures.shape)
+        return pictures.flip(-1)
+
+    Curriculum(SHARE, MEAN, STD).draw(x, y, augment)
+    assert seen == [(round(SHARE * len(x)) * REFILL_STEPS, 1, 28, 28)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_validation_negatives_are_the_same_pictures_whatever_the_training_seed(seed):
+    torch.manual_seed(seed)
+    made = Curriculum(SHARE, MEAN, STD).validation_negatives(torch.device("cpu"))
+    torch.manual_seed(seed + 100)
+    again = Curriculum(SHARE, MEAN, STD).validation_negatives(torch.device("cpu"))
+    assert made.shape == (VAL_NEGATIVES, 1, 28, 28)
+    assert torch.equal(made, again)

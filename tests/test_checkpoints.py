@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -10,7 +9,6 @@ import pytest
 import torch
 
 from mnist_lit import MnistLitError, checkpoints
-from mnist_lit.files import atomic_write, write_json
 from mnist_lit.models import rebuild
 from mnist_lit.training.module import MNISTLitModule
 from mnist_lit.training.run import train
@@ -62,20 +60,6 @@ def test_checkpoint_without_normalization_is_not_ours(tmp_path, synthetic_ckpt):
         checkpoints.read(tmp_path / "x.ckpt")
 
 
-def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
-    target = tmp_path / "metrics.json"
-    write_json(target, {"test/acc": 0.5})
-
-    def broken(f):
-        f.write(b'{"half')
-        raise OSError("disk full, say")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, broken)
-    assert json.loads(target.read_text()) == {"test/acc": 0.5}
-    assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left behind
-
-
 def test_a_fresh_run_never_resumes_a_checkpoint_it_finds(make_cfg, tmp_path):
     first = train(make_cfg("trainer.max_epochs=2", run_dir=tmp_path / "old"))
     assert first["epochs"] == 2
@@ -84,3 +68,19 @@ def test_a_fresh_run_never_resumes_a_checkpoint_it_finds(make_cfg, tmp_path):
     shutil.copy(fresh_dir / "checkpoints" / "last.ckpt", fresh_dir / "checkpoints" / "interrupted.ckpt")
     fresh = train(make_cfg("trainer.max_epochs=1", run_dir=fresh_dir))
     assert fresh["epochs"] == 1  # trained one epoch from scratch; a resume would have stopped at epoch 2
+
+
+def test_given_or_newest_takes_the_given_file_or_names_the_newest_on_stderr(tmp_path, capsys):
+    old, new = (tmp_path / "runs" / name / "checkpoints" / "best.ckpt" for name in ("a", "b"))
+    for path in (old, new):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+    os.utime(old, (1, 1))
+    assert checkpoints.given_or_newest(str(old), tmp_path) == old
+    assert capsys.readouterr().err == ""
+    assert checkpoints.given_or_newest(None, tmp_path) == new
+    assert capsys.readouterr().err == f"using checkpoint {new}\n"
+    with pytest.raises(MnistLitError, match="ckpt=.*nope.ckpt does not exist"):
+        checkpoints.given_or_newest(str(tmp_path / "nope.ckpt"), tmp_path)
+    with pytest.raises(MnistLitError, match="no checkpoint"):
+        checkpoints.given_or_newest(None, tmp_path / "empty")

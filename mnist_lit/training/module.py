@@ -20,7 +20,7 @@ from mnist_lit import NUM_CLASSES
 from mnist_lit.data import NORMALIZATIONS
 from mnist_lit.models import build_net, not_digit_probability
 from mnist_lit.training.calibration import calibrate
-from mnist_lit.training.curriculum import Curriculum
+from mnist_lit.training.curriculum import Batch, Curriculum
 from mnist_lit.training.settings import optimizers, plain
 
 STAGES = ("train", "val", "test")
@@ -28,6 +28,12 @@ DEFAULT_MEAN, DEFAULT_STD = NORMALIZATIONS["mnist"]
 NOT_DIGIT = NUM_CLASSES  # the class index of the 11th output
 EVAL_CHUNK = 512  # validation negatives per forward pass
 ECE_BINS = 15
+
+
+def stage_metrics() -> nn.ModuleDict:
+    """Each stage's loss and digit accuracy: updated every step, computed once per epoch."""
+    made = {"loss": MeanMetric, "acc": lambda: MulticlassAccuracy(NUM_CLASSES, average="micro")}
+    return nn.ModuleDict({f"{stage}_{name}": make() for stage in STAGES for name, make in made.items()})
 
 
 class MNISTLitModule(L.LightningModule):
@@ -45,7 +51,7 @@ class MNISTLitModule(L.LightningModule):
     ) -> None:
         super().__init__()
         # the network's 11th output exists exactly when negatives teach it; stored with the net's settings, so
-        # that checkpoints.network rebuilds it without this class (checkpoints from before it have 10 outputs)
+        # that models.rebuild rebuilds it without this class (checkpoints from before it have 10 outputs)
         net["not_digit"] = negatives > 0
         # logger=False: train.py logs the whole resolved config to TensorBoard instead
         self.save_hyperparameters(logger=False)
@@ -54,10 +60,7 @@ class MNISTLitModule(L.LightningModule):
         # and "not_digit" is the probability above which a picture is rejected
         self.calibration: dict[str, float] = {"temperature": 1.0}
         self.curriculum = Curriculum(negatives, mean, std) if negatives else None
-        self.metrics = nn.ModuleDict()
-        for stage in STAGES:
-            self.metrics[f"{stage}_loss"] = MeanMetric()
-            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.metrics = stage_metrics()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best
         self.test_confusion = MulticlassConfusionMatrix(NUM_CLASSES)  # per-class accuracy; the report draws it
@@ -72,9 +75,7 @@ class MNISTLitModule(L.LightningModule):
         """Logits (B, 10) for normalized images (B, 1, 28, 28)."""
         return self.net(x)
 
-    def _step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, extra: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, batch: Batch, stage: str, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss (with its graph, for training) and the batch's digit logits (B, 10 or 11); updates the stage's
         metrics. `extra` non-digits (K, 1, 28, 28) go through the same pass, as class NOT_DIGIT."""
         x, y = batch
@@ -103,7 +104,7 @@ class MNISTLitModule(L.LightningModule):
         self.metrics[f"{stage}_acc"].reset()
         return metrics[f"{stage}/acc"]
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         extra = None
         if self.curriculum is not None:
             # the digits' own augmentation (data.augment) goes onto the negatives too
@@ -118,12 +119,12 @@ class MNISTLitModule(L.LightningModule):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         _, logits = self._step(batch, "val")
         self.val_logits.update(logits.float())
         self.val_labels.update(batch[1])
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """Updates the test metrics; returns the predicted digits (B,), for callbacks such as the report."""
         _, logits = self._step(batch, "test")
         y, digit_logits = batch[1], logits[:, :NUM_CLASSES].float()
@@ -173,10 +174,8 @@ class MNISTLitModule(L.LightningModule):
         self.log_dict({f"test/acc_class_{k}": acc for k, acc in enumerate(per_class.tolist())})
 
     def configure_optimizers(self) -> Any:
-        return optimizers(
-            self.parameters(), self.hparams.optimizer, self.hparams.scheduler,
-            lambda: int(self.trainer.estimated_stepping_batches),
-        )  # fmt: skip
+        steps = lambda: int(self.trainer.estimated_stepping_batches)  # noqa: E731  (a whole-run schedule's length)
+        return optimizers(self.parameters(), self.hparams.optimizer, self.hparams.scheduler, steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # partials and OmegaConf nodes would be pickled as objects; plain data keeps the file loadable with

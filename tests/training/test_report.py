@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -90,3 +91,15 @@ def test_failed_job_is_listed_and_does_not_hide_the_others(tmp_path, synthetic_r
     assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
     assert "model.dropout=1.5 is invalid" in rows[-1]["error"]
     assert all(json.loads((sweep / r["job"] / "metrics.json").read_text()) for r in rows[:2])
+
+
+def test_a_resumed_runs_curves_start_at_epoch_1(make_cfg, tmp_path):
+    first = train(make_cfg("trainer.max_epochs=1", run_dir=tmp_path / "a"))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    train(make_cfg("trainer.max_epochs=2", f"ckpt_path={last}", run_dir=tmp_path / "b"))
+    saved = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+    history = next(state["history"] for key, state in saved.items() if key.startswith("RunReport"))
+    assert sorted(history) == [0, 1]  # the first epoch's points came with the checkpoint
+    assert history[0]["val/acc"] == pytest.approx(first["val/acc"])
+    assert {"train/loss", "val/loss"} <= set(history[1])
+    assert Image.open(tmp_path / "b" / "report" / "curves.png").size[0] > 0

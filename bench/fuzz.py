@@ -3,7 +3,7 @@ pixels or a one-line PictureError, never another exception or a hang.
 
 Run: .venv/bin/python bench/fuzz.py --cases 1000
 Prints a markdown table per format: cases, outcomes, crashes, the slowest case, and the process's peak memory.
-tests/test_pictures.py runs a few hundred such cases on every test run; this is the long version.
+tests/reading/test_pictures.py runs a few hundred such cases on every test run; this is the long version.
 """
 
 from __future__ import annotations

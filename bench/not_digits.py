@@ -4,7 +4,7 @@ family; then how many real digits it still accepts.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/not_digits.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 
-Most families are held out from the training negatives (mnist_lit/negatives.py): other fonts (STIX, Computer
+Most families are held out from the training negatives (mnist_lit/training/negatives.py): other fonts (STIX, Computer
 Modern), other symbols, and hand-drawn doodles (smiley, house, star, spiral, arrow, heart, sun); so the figure
 measures generalization. Letters here include S, Z, B, g and q, which training leaves out for looking like
 digits; only O, o, I, l and | (indistinguishable from 0 and 1) are not drawn.

@@ -1,7 +1,7 @@
 """Training batches without a DataLoader: slices of a shuffled index over uint8 tensors, normalized and (for
 training) warped on the device that holds them.
 
-Try it: pytest tests/test_perf.py
+Try it: pytest tests/training/test_perf.py
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """MNIST's raw files: decoding and checking the IDX format, and downloading them when they are missing.
 
-Try it: pytest tests/test_data.py
+Try it: pytest tests/data/test_data.py
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Read picture files that anyone may send: every outcome is 28x28 pixels or a one-line PictureError, whatever the
 bytes hold. predict.py and serve.py both read through here.
 
-Try it: pytest tests/test_pictures.py
+Try it: pytest tests/reading/test_pictures.py
 
 Order matters. Pillow's Image.open reads only the header, so the size is checked (Pillow's decompression-bomb
 check, as an error) before a single pixel is decoded. A PNG's chunk checksums are verified before decoding it,

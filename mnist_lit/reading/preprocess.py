@@ -1,6 +1,6 @@
 """Turn any picture of a digit into what the model was trained on, the way MNIST itself was made.
 
-Try it: pytest tests/test_preprocess.py
+Try it: pytest tests/reading/test_preprocess.py
 
 MNIST's recipe: white ink on black, the digit's bounding box scaled (keeping its aspect ratio) so that its longer
 side is 20 px, anti-aliased, then placed in a 28x28 field with its centre of mass at the centre. User pictures

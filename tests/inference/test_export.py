@@ -1,4 +1,4 @@
-"""export.py and the torch-free ONNX path of predict.py and serve.py.  Run: pytest tests/test_export.py"""
+"""export.py and the torch-free ONNX path of predict.py and serve.py.  Run: pytest tests/inference/test_export.py"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""predict.py: formats, bad input, safe loading, annotation.  Run: pytest tests/test_predict.py"""
+"""predict.py: formats, bad input, safe loading, annotation.  Run: pytest tests/inference/test_predict.py"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The picture loader: every format people have, bombs, corrupt data, folders, and fuzzed bytes.
 
-Run: pytest tests/test_pictures.py
+Run: pytest tests/reading/test_pictures.py
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Each preprocessing step on synthetic pictures, then the whole pipeline.  Run: pytest tests/test_preprocess.py"""
+"""Each preprocessing step on synthetic pictures, then the whole pipeline.
+
+Run: pytest tests/reading/test_preprocess.py
+"""
 
 from __future__ import annotations
 

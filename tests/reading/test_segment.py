@@ -1,4 +1,7 @@
-"""Reading numbers: segmentation on synthetic pictures, and the answer's fields.  Run: pytest tests/test_segment.py"""
+"""Reading numbers: segmentation on synthetic pictures, and the answer's fields.
+
+Run: pytest tests/reading/test_segment.py
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The drawing pad in real headless Chromium: draw with pointer events, read the answer the page shows.
 
-Run: pytest tests/test_pad_browser.py   (needs Debian's chromium: apt-get install -y chromium)
+Run: pytest tests/serving/test_pad_browser.py   (needs Debian's chromium: apt-get install -y chromium)
 Playwright drives the system's Chromium through `executable_path`: its own browser download needs the internet.
 Without Chromium the test is skipped, saying why; with REQUIRE_BROWSER=1 (CI) it fails instead.
 """

@@ -1,6 +1,6 @@
 """serve.py: the HTTP API and the page, against a real server on a free loopback port.
 
-Run: pytest tests/test_serve.py
+Run: pytest tests/serving/test_serve.py
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Temperature scaling, the rejection threshold, the reliability bins.  Run: pytest tests/test_calibration.py"""
+"""Temperature scaling, the rejection threshold, the reliability bins.
+
+Run: pytest tests/training/test_calibration.py
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Experiment loggers: MLflow's SQLite store, W&B offline, several at once, and a name that does not exist.
-Run: pytest tests/test_loggers.py"""
+Run: pytest tests/training/test_loggers.py"""
 
 from __future__ import annotations
 

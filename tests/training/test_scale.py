@@ -1,6 +1,6 @@
 """Beyond one run: Optuna search, launchers, DDP on CPU, kill-and-resume, atomic checkpoints.
 
-Run: pytest tests/test_scale.py
+Run: pytest tests/training/test_scale.py
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The real train(): smoke runs, outputs, TensorBoard scalars, resume, checkpoints.  Run: pytest tests/test_train.py"""
+"""The real train(): smoke runs, outputs, TensorBoard scalars, resume, checkpoints.
+
+Run: pytest tests/training/test_train.py
+"""
 
 from __future__ import annotations
 

@@ -23,8 +23,6 @@ from mnist_lit.inference.table import format_table
 @cli.command
 def main(cfg: DictConfig) -> None:
     """Answer every picture that cfg.image names; exit status 1 if any picture failed."""
-    if not cfg.image:
-        cli.fail("give the pictures: image=FILE, image=FOLDER or image='GLOB'")
     ckpt = given_or_newest(cfg.ckpt, cfg.paths.runs)
     found = find_images(str(cfg.image))
     if found.skipped_line():

@@ -44,9 +44,11 @@ AT_LEAST_1 = Rule(lambda v: v >= 1, "at least 1")
 NON_NEGATIVE = Rule(lambda v: v >= 0, "0 or more")
 POSITIVE = Rule(lambda v: v > 0, "a positive number")
 FRACTION = Rule(lambda v: 0 <= v < 1, "in [0, 1)")
-PROBABILITY = Rule(lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+PROBABILITY = Rule(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+                   "a probability in [0, 1]")  # fmt: skip
 AUTO_OR_COUNT = Rule(lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
                      "auto or a whole number, at least 1")  # fmt: skip
+GIVEN_PICTURES = Rule(bool, "a picture, a folder or a glob (image=FILE, image=FOLDER or image='GLOB')")
 FORMATS = ("table", "jsonl")  # predict.py's output
 SERVE_HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the only hosts LitServer.run accepts
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
@@ -160,7 +162,7 @@ class AnswerSchema(CommandSchema):
 class PredictSchema(AnswerSchema):
     """predict.yaml"""
 
-    image: str | None = None
+    image: str | None = ruled(GIVEN_PICTURES, default=None)
     format: str = ruled(one_of(FORMATS))
     topk: int = ruled(Rule(lambda v: 1 <= v <= 10, "between 1 and 10"))
     device: str = MISSING
@@ -214,8 +216,11 @@ def check(key: str, schema: Any) -> None:
     for spec in fields(schema):
         rule, value = spec.metadata.get("rule"), getattr(schema, spec.name)
         if rule is not None and not rule.holds(value):
+            name = f"{key}{'.' if key else ''}{spec.name}"
+            if value is None:  # a setting left out
+                raise MnistLitError(f"give {name}: {rule.says}")
             shown = list(value) if isinstance(value, (list, tuple)) else value
-            raise MnistLitError(f"{key}{'.' if key else ''}{spec.name}={shown} is invalid: it must be {rule.says}")
+            raise MnistLitError(f"{name}={shown} is invalid: it must be {rule.says}")
 
 
 def register() -> None:

@@ -187,3 +187,33 @@ def test_evaluate_validates_its_data_settings(tmp_path):
     proc = run_cli("evaluate.py", "data.normalize=zscore", cwd=tmp_path)
     assert proc.returncode != 0
     assert "error: data.normalize=zscore is invalid" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "setting", "error"),
+    [
+        ("predict.py", "format=xml", "format=xml is invalid: it must be one of ['jsonl', 'table']"),
+        ("predict.py", "topk=0", "topk=0 is invalid: it must be between 1 and 10"),
+        ("predict.py", "workers=0", "workers=0 is invalid: it must be auto or a whole number, at least 1"),
+        ("predict.py", "not_digit=abc", "not_digit=abc is invalid: it must be auto or a probability in [0, 1]"),
+        ("predict.py", "read=lines", "read=lines is invalid: it must be one of ['auto', 'digit', 'number']"),
+        ("serve.py", "host=1.2.3.4", "host=1.2.3.4 is invalid: it must be one of ['0.0.0.0', '127.0.0.1', '::']"),
+        ("serve.py", "port=80", "port=80 is invalid: it must be a port from 1024 to 65535"),
+        ("serve.py", "unsure=2", "unsure=2.0 is invalid: it must be a probability gap in [0, 1]"),
+        ("export.py", "out=model.txt", "out=model.txt is invalid: it must be a file name ending in .onnx"),
+        ("evaluate.py", "data.batch_size=0", "data.batch_size=0 is invalid: it must be at least 1"),
+    ],
+)
+def test_every_commands_bad_setting_is_one_line_before_any_work(tmp_path, script, setting, error):
+    proc = run_cli(script, "image=x.png" if script == "predict.py" else "ckpt=none.ckpt", setting, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"error: {error}"]  # not the missing checkpoint: checked first
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_predict_without_pictures_says_how_to_give_them(tmp_path):
+    proc = run_cli("predict.py", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "error: give image: a picture, a folder or a glob (image=FILE, image=FOLDER or image='GLOB')"
+    )

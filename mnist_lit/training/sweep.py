@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_lit import first_line
 from mnist_lit.cli import fail
 from mnist_lit.files import atomic_write
 
@@ -42,7 +43,7 @@ def record_failure(run_dir: str | os.PathLike, err: BaseException) -> None:
     """Note in the job's run dir why it failed, for the sweep summary."""
     log.exception("job failed; the sweep goes on")
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    (Path(run_dir) / FAILED_FILE).write_text(f"{type(err).__name__}: {err}".splitlines()[0] + "\n")
+    (Path(run_dir) / FAILED_FILE).write_text(f"{type(err).__name__}: {first_line(err)}\n")
 
 
 def collect(sweep_dir: str | os.PathLike, metric: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import pytest
 from hydra import compose, initialize
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
+from PIL import Image, ImageDraw
 
 import mnist_lit.schema  # noqa: F401  (registers the config schemas, as train.py's import does)
 
@@ -44,6 +45,14 @@ def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         row = 3 + 2 * int(k)
         images[i, row : row + 2, 4:24] = 255
     return images, labels
+
+
+def digit_picture(path: Path, value: int = 1) -> Path:
+    """A dark pen stroke on light paper, saved where asked."""
+    img = Image.new("RGB", (120, 160), (235, 235, 230))
+    ImageDraw.Draw(img).line([(60 + 3 * value, 30), (55, 130)], fill=(25, 25, 25), width=7)
+    img.save(path)
+    return path
 
 
 def make_mnist(root: Path, n_train: int = N_TRAIN, n_test: int = N_TEST) -> Path:

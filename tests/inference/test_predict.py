@@ -15,19 +15,10 @@ from PIL import Image, ImageDraw
 
 from mnist_lit import MnistLitError, checkpoints
 from mnist_lit.inference.predictor import Predictor
-from mnist_lit.inference.sources import find_images, load_picture, load_pictures
-from mnist_lit.reading.preprocess import MAX_DETAIL, preprocess
-from tests.conftest import ROOT, run_cli
+from mnist_lit.inference.sources import load_pictures
+from tests.conftest import ROOT, digit_picture, run_cli
 
 FADE = np.linspace(0, 1, 101)  # steps of a cross-fade between two digits
-
-
-def digit_picture(path, value: int = 1):
-    """A dark pen stroke on light paper, saved where asked."""
-    img = Image.new("RGB", (120, 160), (235, 235, 230))
-    ImageDraw.Draw(img).line([(60 + 3 * value, 30), (55, 130)], fill=(25, 25, 25), width=7)
-    img.save(path)
-    return path
 
 
 @pytest.fixture
@@ -93,17 +84,6 @@ def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
     assert row.count("%") == 3  # the confidence and two top-k entries
 
 
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [("missing.png", "no such file or folder"), ("empty", "folder has no pictures"), ("*.gif", "no file matches")],
-)
-def test_bad_image_specs_get_one_line_errors(tmp_path, spec, message):
-    (tmp_path / "empty").mkdir()
-    found = find_images(str(tmp_path / spec))
-    assert found.paths == []
-    assert message in found.failed[0].error
-
-
 def test_glob_and_other_pictures_still_predicted(tmp_path, synthetic_ckpt):
     digit_picture(tmp_path / "x1.png")
     digit_picture(tmp_path / "x2.png")
@@ -164,25 +144,6 @@ def test_annotate_writes_side_by_side_and_never_overwrites(tmp_path, synthetic_c
     with Image.open(out / "seven.pred.png") as img:
         assert img.width == 2 * 224
         assert img.height > 224
-
-
-def test_parallel_preprocessing_matches_serial(tmp_path):
-    paths = [str(digit_picture(tmp_path / f"{i:03d}.png", value=i % 7)) for i in range(70)]
-    serial, parallel = load_pictures(paths, workers=1), load_pictures(paths, workers=2)
-    assert [p.image for p in parallel] == paths
-    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(serial, parallel))
-
-
-def test_big_jpeg_is_decoded_reduced_and_reads_the_same(tmp_path):
-    photo = Image.new("RGB", (3200, 2400), (225, 222, 215))
-    ImageDraw.Draw(photo).line([(1500, 500), (1700, 500), (1450, 1900)], fill=(30, 30, 40), width=60)  # a 7
-    path = tmp_path / "photo.jpg"
-    photo.save(path, quality=90)
-    with Image.open(path) as img:
-        img.draft(img.mode, (MAX_DETAIL, MAX_DETAIL))
-        assert img.size == (1600, 1200)  # what load_picture decodes: half the work per side, still >= MAX_DETAIL
-    full = preprocess(Image.open(path)).pixels.astype(int)  # decoded at full size
-    assert np.abs(load_picture(str(path)).pixels - full).mean() < 4
 
 
 def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_ckpt):

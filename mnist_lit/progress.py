@@ -10,16 +10,16 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from tqdm import tqdm
-
 T = TypeVar("T")
 SHOW_FROM = 64  # pictures: below this many, the work is over before a bar would help
 
 
 def progress(items: Iterable[T], total: int, what: str, show_from: int = SHOW_FROM) -> Iterator[T]:
     """`items`, drawing a bar of `total` steps named `what` on stderr while they are consumed, when it is a
-    terminal (tqdm's disable=None) and there are at least `show_from` steps."""
-    if total < show_from:
+    terminal and there are at least `show_from` steps."""
+    if total < show_from or not sys.stderr.isatty():
         yield from items
         return
-    yield from tqdm(items, total=total, desc=what, file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
+    from tqdm import tqdm  # only for a bar: its import costs a one-picture run more than the rest of its start
+
+    yield from tqdm(items, total=total, desc=what, file=sys.stderr, leave=False, dynamic_ncols=True)

@@ -210,12 +210,16 @@ class EvaluateSchema(CommandSchema):
 COMMANDS = {"predict": PredictSchema, "serve": ServeSchema, "export": ExportSchema, "evaluate": EvaluateSchema}
 
 
-def check(key: str, schema: Any) -> None:
-    """Raise MnistLitError, naming `key.field=value` (`field=value` at the top), for the first field of `schema`
-    that breaks its rule."""
-    for spec in fields(schema):
-        rule, value = spec.metadata.get("rule"), getattr(schema, spec.name)
-        if rule is not None and not rule.holds(value):
+def check(key: str, node: DictConfig) -> None:
+    """Raise MnistLitError, naming `key.field=value` (`field=value` at the top), for the first field of the
+    composed `node` that breaks the rule its schema declares."""
+    for spec in fields(OmegaConf.get_type(node)):
+        rule = spec.metadata.get("rule")
+        if rule is None:
+            continue
+        value = node[spec.name]
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value  # a list setting
+        if not rule.holds(value):
             name = f"{key}{'.' if key else ''}{spec.name}"
             if value is None:  # a setting left out
                 raise MnistLitError(f"give {name}: {rule.says}")
@@ -241,11 +245,11 @@ def validate(cfg: DictConfig) -> None:
     first. A config without some of these nodes (evaluate.py has no model) is checked for what it has; a command's
     own settings are checked by the schema its YAML names."""
     if OmegaConf.get_type(cfg) in COMMANDS.values():
-        check("", OmegaConf.to_object(cfg))
+        check("", cfg)
     for key in ("data", "model", "optimizer"):
         node = cfg.get(key)
         if OmegaConf.is_config(node) and OmegaConf.get_type(node) not in (dict, None):
-            check(key, OmegaConf.to_object(node))  # the dataclass, built from the composed values
+            check(key, node)
     trainer = cfg.get("trainer")
     if trainer is not None and not trainer.get("fast_dev_run"):
         epochs = trainer.get("max_epochs")

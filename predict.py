@@ -24,13 +24,13 @@ from mnist_lit.inference.table import format_table
 def main(cfg: DictConfig) -> None:
     """Answer every picture that cfg.image names; exit status 1 if any picture failed."""
     ckpt = given_or_newest(cfg.ckpt, cfg.paths.runs)
-    found = find_images(str(cfg.image))
+    found = find_images(cfg.image)
     if found.skipped_line():
         print(found.skipped_line(), file=sys.stderr)
     workers = (os.cpu_count() or 1) if cfg.workers == "auto" else int(cfg.workers)
     # the pictures first: their worker processes are forked before the model's runtime starts any threads
-    predictions = found.failed + load_pictures(found.paths, workers, read=str(cfg.read))
-    predictor = Predictor(ckpt, device=str(cfg.device))
+    predictions = found.failed + load_pictures(found.paths, workers, read=cfg.read)
+    predictor = Predictor(ckpt, device=cfg.device)
     predictor.classify(predictions, predictor.thresholds(cfg.not_digit, cfg.unsure), batch_size=cfg.batch_size)
 
     print("\n".join(p.to_json() for p in predictions) if cfg.format == "jsonl" else format_table(predictions, cfg.topk))

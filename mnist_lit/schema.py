@@ -7,9 +7,9 @@ Try it: python train.py optimizer.lr=abc   (refused while composing: not a float
 
 Types are checked by Hydra when it composes (each YAML of data/, model/ and optimizer/, and each command's own
 YAML, names its schema in its defaults list). Ranges and choices are checked here and nowhere else, by
-`validate`, which builds each dataclass from the composed values and checks each field against the Rule declared
-beside it: here, because this is the one place that sees every setting before any work starts, and names it as
-the user wrote it. The classes and functions that take these settings trust them.
+`validate`, which reads each composed value and checks it against the Rule declared beside its field: here,
+because this is the one place that sees every setting before any work starts, and names it as the user wrote it.
+The classes and functions that take these settings trust them.
 """
 
 from __future__ import annotations
@@ -223,8 +223,7 @@ def check(key: str, node: DictConfig) -> None:
             name = f"{key}{'.' if key else ''}{spec.name}"
             if value is None:  # a setting left out
                 raise MnistLitError(f"give {name}: {rule.says}")
-            shown = list(value) if isinstance(value, (list, tuple)) else value
-            raise MnistLitError(f"{name}={shown} is invalid: it must be {rule.says}")
+            raise MnistLitError(f"{name}={value} is invalid: it must be {rule.says}")
 
 
 def register() -> None:

@@ -46,22 +46,22 @@ def check_port_free(host: str, port: int) -> None:
 
 def build_server(cfg: DictConfig, ckpt: str | os.PathLike) -> ls.LitServer:
     """The LitServer for `ckpt` with the pad's page at /, ahead of LitServe's own GET /."""
-    threshold = Predictor(ckpt, device="cpu").thresholds(cfg.not_digit, float(cfg.unsure))  # also checks ckpt
-    on_cpu = devices.on_cpu(str(cfg.accelerator), lambda: gpu_available(ckpt))
+    threshold = Predictor(ckpt, device="cpu").thresholds(cfg.not_digit, cfg.unsure)  # also checks ckpt
+    on_cpu = devices.on_cpu(cfg.accelerator, lambda: gpu_available(ckpt))
     cores = os.cpu_count() or 1
     # a picture's decoding and preprocessing run in the worker, one at a time: on CPU, processes are the parallelism
     workers = (cores if on_cpu else 1) if cfg.workers_per_device == "auto" else int(cfg.workers_per_device)
     api = DigitAPI(
-        str(ckpt), threshold, cpu_threads=max(1, cores // workers) if on_cpu else 0, read=str(cfg.read),
-        max_batch_size=int(cfg.max_batch_size), batch_timeout=float(cfg.batch_timeout),
+        str(ckpt), threshold, cpu_threads=max(1, cores // workers) if on_cpu else 0, read=cfg.read,
+        max_batch_size=cfg.max_batch_size, batch_timeout=cfg.batch_timeout,
     )  # fmt: skip
     server = ls.LitServer(
         api,
         accelerator="cpu" if on_cpu else cfg.accelerator,  # a GPU the model's runtime cannot use is no choice
         devices=cfg.devices,
         workers_per_device=workers,
-        timeout=float(cfg.timeout),
-        max_payload_size=int(float(cfg.max_upload_mb) * MB),
+        timeout=cfg.timeout,  # the schema typed these: floats and ints already
+        max_payload_size=int(cfg.max_upload_mb * MB),
         middlewares=[JsonOrForm],
     )
     routes = server.app.router.routes

@@ -72,9 +72,9 @@ def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_c
 
 
 def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
-    output_root = synthetic_ckpt.parents[3]  # <root>/runs/<run>/checkpoints/best.ckpt
+    runs = synthetic_ckpt.parents[2]  # <runs>/<run>/checkpoints/best.ckpt
     picture = digit_picture(tmp_path / "one.png")
-    proc = run_cli("predict.py", f"image={picture}", f"paths.runs={output_root}", "topk=2", cwd=tmp_path)
+    proc = run_cli("predict.py", f"image={picture}", f"paths.runs={runs}", "topk=2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"using checkpoint {synthetic_ckpt}" in proc.stderr
     header, row = proc.stdout.strip().splitlines()

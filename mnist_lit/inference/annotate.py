@@ -1,4 +1,5 @@
-"""Annotated copies of predicted pictures: the picture beside the 28x28 input the model saw, with its answer.
+"""Annotated copies of predicted pictures: the picture, the ink found in it (the page's light flattened, its printed
+lines taken out) and the 28x28 input the model saw, side by side, with the answer.
 
 Try it: python predict.py image=path/to/digits/ annotate=outputs/annotated
 """
@@ -8,12 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from mnist_lit.answer import NOT_A_DIGIT, UNSURE, Answer
 from mnist_lit.inference.predictor import Prediction
+from mnist_lit.reading.preprocess import NoInkError, found_ink
 
-PANEL = 224  # px: each half of the annotated picture
+PANEL = 224  # px: each of the three panels of the annotated picture
 CAPTION = 28  # px: the strip under the panels
 BOX_COLOURS = {"digit": (30, 130, 60), UNSURE: (200, 130, 20), NOT_A_DIGIT: (190, 40, 40)}  # by verdict
 
@@ -49,6 +52,14 @@ def draw_boxes(board: Image.Image, pred: Prediction, scale: float) -> None:
         draw.text((x0 + 2, max(0, y0 - 12)), "?" if answer.digit is None else str(answer.digit), fill=colour)
 
 
+def ink_panel(img: Image.Image) -> np.ndarray:
+    """The ink the reader found in the picture, white on black, (H, W) uint8; black where it found none."""
+    try:
+        return (found_ink(img) * 255).astype(np.uint8)
+    except NoInkError:
+        return np.zeros((img.height, img.width), np.uint8)
+
+
 def annotate(pred: Prediction, out_dir: str | os.PathLike) -> Path:
     """Write `<stem>.pred.png` into out_dir (never over an existing file) and return its path."""
     out_dir = Path(out_dir)
@@ -56,7 +67,7 @@ def annotate(pred: Prediction, out_dir: str | os.PathLike) -> Path:
     with Image.open(pred.image) as img:
         shown = ImageOps.exif_transpose(img).convert("RGBA")
     # a checkerboard behind transparent pictures, so that ink on nothing stays visible
-    canvas = Image.new("RGB", (2 * PANEL, PANEL + CAPTION), "white")
+    canvas = Image.new("RGB", (3 * PANEL, PANEL + CAPTION), "white")
     picture = ImageOps.contain(shown, (PANEL, PANEL))
     board = Image.new("RGB", picture.size, (200, 200, 200))
     draw = ImageDraw.Draw(board)
@@ -66,11 +77,13 @@ def annotate(pred: Prediction, out_dir: str | os.PathLike) -> Path:
     board.paste(picture, (0, 0), picture)
     draw_boxes(board, pred, picture.width / shown.width)
     canvas.paste(board, ((PANEL - picture.width) // 2, (PANEL - picture.height) // 2))
+    ink = ImageOps.pad(Image.fromarray(ink_panel(shown)), (PANEL, PANEL), color=0)  # on black, like the input
+    canvas.paste(ink.convert("RGB"), (PANEL, 0))
     model_input = Image.fromarray(pred.model_input())
     model_input = model_input.resize((PANEL, max(1, PANEL * 28 // model_input.width)), Image.Resampling.NEAREST)
-    canvas.paste(model_input.convert("RGB"), (PANEL, 0))
+    canvas.paste(model_input.convert("RGB"), (2 * PANEL, 0))
     caption = caption_of(pred.answer) if len(pred.digits) <= 1 else number_caption(pred)
-    ImageDraw.Draw(canvas).text((8, PANEL + 8), f"{caption}   model input: 28x28", fill="black")
+    ImageDraw.Draw(canvas).text((8, PANEL + 8), f"{caption}   ink found   model input: 28x28", fill="black")
     target = out_dir / f"{Path(pred.image).stem}.pred.png"
     n = 1
     while target.exists():  # another picture of the same name, or an earlier call: keep both

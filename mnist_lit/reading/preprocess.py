@@ -4,11 +4,10 @@ Try it: pytest tests/reading/test_preprocess.py
 
 MNIST's recipe: white ink on black, the digit's bounding box scaled (keeping its aspect ratio) so that its longer
 side is 20 px, anti-aliased, then placed in a 28x28 field with its centre of mass at the centre. User pictures
-are dark-on-light, coloured, transparent, off-centre, tiny on big canvases, unevenly lit or JPEG-compressed; each
-step below undoes one of those. Everything is numpy + Pillow: no torchvision, so predict.py starts fast.
-
-The small products below are einsums, not `@`: `@` goes to OpenBLAS, whose thread pool wakes up for matrices of
-this size; with one preprocessing process per core, the threads would fight the processes for the cores.
+are dark-on-light, coloured, transparent, off-centre, tiny on big canvases, unevenly lit or JPEG-compressed, or
+phone photos of ruled paper in a shadow; each step below undoes one of those. The page itself (its light and its
+printed lines) is mnist_lit.reading.page's, on OpenCV; the rest is numpy + Pillow: no torch, so predict.py starts
+fast.
 """
 
 from __future__ import annotations
@@ -19,26 +18,23 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFilter, ImageOps
 
 from mnist_lit import IMAGE_SIZE
+from mnist_lit.reading import page, surface
 
 VERSION = "mnist-lit-1"  # of the recipe below; exported models record it, so that a changed recipe is noticed
 BOX = 20  # the digit's longer side inside the field
 COM_CENTRE = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.00, 14.01)
-LOCATE_SIZE = 80  # longer side at which the digit is first found; big pictures are reduced to this first
+LOCATE_SIZE = 320  # longer side at which the digit is first found; big pictures are reduced to this first
 WORK_SIZE = 80  # longer side at which the digit's region, cut from the full picture, is examined: 2-4x the box
 DETAIL_SIZE = 2 * BOX  # a digit at least this big on the small copy is seen well enough there
 MAX_DETAIL = 1024  # the largest side a picture is examined at when its digit is too small to see reduced
-BG_FIT_ROUNDS = 2  # refits of the paper surface, each on the pixels nearest the last fit
-PAPER_SHARE = 0.6  # share of pixels taken as paper for the fit; digits cover far less of a picture
-BG_FIT_GRID = 40  # the surface is fitted to about BG_FIT_GRID x BG_FIT_GRID samples
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 weights of R, G, B in brightness
-RIDGE_6X6 = 1e-4 * np.eye(6, dtype=np.float32)  # Tikhonov term of the surface fit
-NOISE_SIGMAS = 4.0  # deviations within this many robust sigmas of the paper are grain or JPEG noise
 TRANSPARENT_MAJORITY = 0.5  # alpha is the ink when more than this share of the picture is transparent
-MIN_CONTRAST = 0.06  # ink standing out less than this (0-1 scale) above the noise floor is no stroke
 PEAK_RANK = 8  # the stroke intensity is read at the 8th brightest ink pixel: robust to a hot pixel or two
+DIGIT_REACH = 0.5  # ink further from the digit than this share of its size is something else
 MASS_TRIM = 0.003  # share of ink mass trimmed on each side when boxing the digit: drops stray specks
 UINT16_MAX = 65535
 MNIST_STROKE = 2.35  # mean stroke width of MNIST digits in 28x28 pixels (2 * area / perimeter)
+MIN_GROW = 3  # px: strokes thinner than their width by less than this are left as they are
+STROKE_SHARE = 0.8 * MNIST_STROKE / BOX  # thinner strokes, as a share of the digit's longer side, are widened
 
 
 class NoInkError(ValueError):
@@ -88,61 +84,6 @@ def as_array(img: Image.Image, longest: int = WORK_SIZE, region: tuple[int, int,
     return np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
-    """The q-quantile by partial sort (nearest rank): several times cheaper than np.quantile on small arrays."""
-    k = min(values.size - 1, int(q * values.size))
-    return float(np.partition(values.ravel(), k)[k])
-
-
-def _axis(n: int) -> np.ndarray:
-    """n coordinates evenly over [-1, 1] (np.linspace's, at a fraction of its call overhead)."""
-    return np.arange(n, dtype=np.float32) * np.float32(2.0 / max(n - 1, 1)) - np.float32(1.0 if n > 1 else 0.0)
-
-
-def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Paper colour under uneven light, as a smooth quadratic surface per channel (H, W, 3) fitted to the
-    pixels that are not ink, and the noise floor: how far paper pixels stray from it (grain, JPEG)."""
-    h, w, _ = rgb.shape
-    step = max(1, max(h, w) // BG_FIT_GRID)  # the surface is smooth: a coarse grid of samples fits it
-    ys, xs = _axis(h), _axis(w)
-    grid_y, grid_x = ys[::step], xs[::step]  # the sample rows and columns, row-major like `samples`
-    y, x = np.repeat(grid_y, len(grid_x)), np.tile(grid_x, len(grid_y))
-    samples = rgb[::step, ::step].reshape(-1, 3)
-    # (n, 9): the quadratic terms 1, x, y, x^2, xy, y^2, then the sample's colour, so that one selection and one
-    # product give both sides of the normal equations
-    rows = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y, *samples.T], axis=1)
-    terms = rows[:, :6]
-    middle = len(samples) // 2
-    fitted = np.partition(samples, middle, axis=0)[middle]  # the median paper colour: where the fit starts
-    for _ in range(BG_FIT_ROUNDS):
-        # paper is most of the picture: keep the samples nearest the current model, refit, repeat
-        error = samples - fitted
-        residual = np.einsum("ij,ij->i", error, error)
-        a = rows[residual <= _quantile(residual, PAPER_SHARE)]
-        normal = np.einsum("ni,nj->ij", a[:, :6], a)  # (6, 9): A'A beside A'b
-        # least squares by the 6x6 normal equations; the ridge keeps a degenerate sample set solvable
-        coef = np.linalg.solve(normal[:, :6] + RIDGE_6X6, normal[:, 6:])  # (6, 3)
-        fitted = np.einsum("nk,kc->nc", terms, coef)
-    error = samples - fitted
-    residual = np.sqrt(np.einsum("ij,ij->i", error, error) * (1.0 / 3.0))
-    on_paper = residual[residual <= _quantile(residual, PAPER_SHARE)]
-    # a robust spread: the median absolute deviation, scaled to a Gaussian sigma
-    centre = _quantile(on_paper, 0.5)
-    floor = centre + NOISE_SIGMAS * 1.4826 * _quantile(np.abs(on_paper - centre), 0.5)
-    # the surface at every pixel as one (H, 3) x (3, W, 3) product, grouping the terms by powers of y:
-    # 1 * (c0 + c1 x + c3 x^2) + y * (c2 + c4 x) + y^2 * c5
-    c = coef.astype(np.float32)
-    by_x = np.stack(
-        [
-            c[0] + xs[:, None] * c[1] + (xs * xs)[:, None] * c[3],
-            c[2] + xs[:, None] * c[4],
-            np.broadcast_to(c[5], (w, 3)),
-        ]
-    )  # (3, W, 3)
-    by_y = np.stack([np.ones_like(ys), ys, ys * ys], axis=1)  # (H, 3)
-    return np.einsum("hk,kwc->hwc", by_y, by_x), float(floor)
-
-
 def ink_map(rgba: np.ndarray) -> np.ndarray:
     """(H, W) float32, 0 on paper and growing with how much a pixel is ink, whatever the polarity, colours or
     lighting; paper grain, uneven light and JPEG noise are subtracted."""
@@ -153,17 +94,10 @@ def ink_map(rgba: np.ndarray) -> np.ndarray:
         if rgba.shape[2] == 4:  # composite any partial transparency onto white, as a viewer would show it
             alpha = rgba[..., 3:]
             rgb = rgb * alpha + (1.0 - alpha)
-        paper, floor = background(rgb)
-        diff = rgb - paper
-        luma = np.einsum("ijk,k->ij", diff, LUMA)
-        # colour distance catches red ink on pink paper too; einsum: one pass, no (H, W, 3) temporary
-        distance = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff) * (1.0 / 3.0))
-        # polarity: do the strongest deviations go darker (ink on paper) or lighter (chalk, MNIST itself)?
-        # (noise is symmetric and cancels; the strokes, however few, are all on one side)
-        darker, lighter = (np.maximum(v.ravel() - floor, 0.0) for v in (-luma, luma))
-        polarity = -1.0 if np.einsum("i,i", darker, darker) > np.einsum("i,i", lighter, lighter) else 1.0
-        ink = np.maximum(distance - floor, 0.0, dtype=np.float32)
-        ink[polarity * luma <= -MIN_CONTRAST] = 0.0  # glare on dark ink is no stroke
+        flat = page.flat_ink(np.ascontiguousarray(rgb, dtype=np.float32)) if page.available() else None
+        if flat is not None:  # the paper estimated at a scale larger than a stroke, shadows and all
+            return flat
+        ink = surface.smooth_ink(rgb)
     return ink
 
 
@@ -171,14 +105,14 @@ def clean(ink: np.ndarray) -> np.ndarray:
     """Zero the paper texture and JPEG noise below an Otsu threshold; stretch the strokes to full intensity."""
     flat = ink.ravel()
     peak = float(np.partition(flat, -PEAK_RANK)[-PEAK_RANK]) if flat.size > PEAK_RANK else float(flat.max())
-    if peak < MIN_CONTRAST:
+    if peak < surface.MIN_CONTRAST:
         raise NoInkError("no ink found: the picture is blank")
     ink = np.minimum(ink * np.float32(1.0 / peak), np.float32(1.0))  # ink is >= 0: only the top needs a clip
-    threshold = max(otsu(ink), MIN_CONTRAST / peak)
+    threshold = max(otsu(ink), surface.MIN_CONTRAST / peak)
     strokes = ink >= threshold
     if not strokes.any():
         raise NoInkError("no ink found: the picture is blank")
-    level = _quantile(ink[strokes], 0.5)  # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
+    level = surface.quantile(ink[strokes], 0.5)  # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
     out = np.minimum(ink * np.float32(1.0 / max(level, 1e-6)), np.float32(1.0))
     out[~strokes] = 0.0
     return out
@@ -232,6 +166,23 @@ def stroke_width(pixels: np.ndarray) -> float:
     return 2.0 * area / max(int((strokes & ~eroded).sum()), 1)
 
 
+def thicken(crop: np.ndarray, width: float) -> np.ndarray:
+    """One digit's ink (h, w), cropped to its box, with strokes thinner than `width` px (a pen on a big page)
+    widened to it: done at the picture's own detail, a thin or grainy line becomes a solid stroke before it is
+    reduced, where widening it after would only blur it."""
+    grow = round(width - stroke_width(crop)) | 1
+    if grow < MIN_GROW:
+        return crop
+    padded = np.pad(crop, grow // 2 + 1)
+    return (
+        page.dilate(padded, grow)
+        if page.available()
+        else np.asarray(
+            Image.fromarray(padded).filter(ImageFilter.MaxFilter(grow))  # a square pen instead of a round one
+        )
+    )
+
+
 def match_stroke(box: np.ndarray) -> np.ndarray:
     """Thicken hairlines (pen on a big canvas) towards MNIST's stroke width; leave normal strokes alone."""
     if stroke_width(box) >= MNIST_STROKE * 0.6:
@@ -254,20 +205,57 @@ def centre_by_mass(box: np.ndarray, field: int = IMAGE_SIZE) -> np.ndarray:
     return out
 
 
-def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Cleaned ink of the picture's digit region and its box: the digit is found on a small copy of the whole
-    picture, then cut out with a margin and examined again at up to WORK_SIZE."""
-    coarse = as_array(img, LOCATE_SIZE)
+@dataclass
+class Sheet:
+    """A picture's ink on a reduced copy, its paper lines taken out, and where they ran (None without OpenCV)."""
+
+    ink: np.ndarray
+    lines: np.ndarray | None
+    size: tuple[int, int]  # the picture's (width, height)
+
+
+def sheet_of(img: Image.Image, longest: int = LOCATE_SIZE) -> Sheet:
+    """The whole picture's ink at up to `longest`, its paper lines found and taken out."""
+    ink, lines = ink_map(as_array(img, longest)), None
+    if page.available():
+        lines = page.find_lines(ink)
+        ink = page.remove_lines(ink, lines)
+    return Sheet(ink, lines, img.size)
+
+
+def region_ink(img: Image.Image, region: tuple[int, int, int, int], sheet: Sheet, longest: int) -> np.ndarray:
+    """The ink of `region` (left, top, right, bottom) of the picture at up to `longest`, the lines the sheet
+    found taken out of it too: a region cut close around writing shows too little of a line to tell it apart."""
+    ink = ink_map(as_array(img, longest, region))
+    if sheet.lines is None:
+        return ink
+    if not sheet.lines.any():
+        return ink
+    near = page.lines_in(sheet.lines, sheet.size, region, ink.shape)
+    return page.remove_lines(ink, page.find_lines(ink, near))
+
+
+def found_ink(img: Image.Image) -> np.ndarray:
+    """What the reader takes for ink in the whole picture, (h, w) in [0, 1] on its working copy: light flattened,
+    paper lines out, noise cleaned; for a user to see why a picture was read as it was."""
+    return clean(sheet_of(upright(img)).ink)
+
+
+def locate(img: Image.Image, sheet: Sheet | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Cleaned ink of the picture's digit region and its box: the digit is found on the sheet (a small copy of the
+    whole picture), then cut out with a margin and examined again at up to WORK_SIZE."""
+    sheet = sheet or sheet_of(img)
     try:
-        ink = clean(ink_map(coarse))
+        ink = clean(sheet.ink)
     except NoInkError:
-        if max(img.size) <= LOCATE_SIZE:  # it was not reduced: there is no more detail to see
+        if max(sheet.ink.shape) >= max(img.size):  # it was not reduced: there is no more detail to see
             raise
         # a digit a few pixels big on a big canvas averages away when reduced: look again at full detail
-        coarse = as_array(img, longest=min(max(img.size), MAX_DETAIL))
-        ink = clean(ink_map(coarse))
+        sheet = sheet_of(img, min(max(img.size), MAX_DETAIL))
+        ink = clean(sheet.ink)
+    ink = page.keep_writing(ink, DIGIT_REACH)
     top, left, bottom, right = ink_bbox(ink)
-    h, w = coarse.shape[:2]
+    h, w = ink.shape
     if max(bottom - top, right - left) >= DETAIL_SIZE or (h, w) == (img.height, img.width):
         return ink, (top, left, bottom, right)  # big enough already, or seen at full size: nothing more to see
     sy, sx = img.height / h, img.width / w  # per axis: rounding makes them differ slightly
@@ -279,18 +267,20 @@ def locate(img: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         min(img.width, round((right + margin) * sx)),
         min(img.height, round((bottom + margin) * sy)),
     )
-    ink = clean(ink_map(as_array(img, region=crop)))
+    ink = page.keep_writing(clean(region_ink(img, crop, sheet, WORK_SIZE)), DIGIT_REACH)
     return ink, ink_bbox(ink)
 
 
 def to_field(crop: np.ndarray) -> np.ndarray:
     """One digit's ink (H, W) in [0, 1], cropped to its box -> MNIST's (28, 28) uint8: 20 px box, MNIST's stroke
     width, centre of mass at the centre."""
+    crop = thicken(crop.astype(np.float32), STROKE_SHARE * max(crop.shape))
     field = centre_by_mass(match_stroke(fit_box(crop)))
     return np.clip(np.rint(field * 255), 0, 255).astype(np.uint8)
 
 
-def preprocess(img: Image.Image) -> Digit:
-    """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass)."""
-    ink, (top, left, bottom, right) = locate(upright(img))
+def preprocess(img: Image.Image, sheet: Sheet | None = None) -> Digit:
+    """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass); `sheet`, when
+    the caller has made it already, is the upright picture's."""
+    ink, (top, left, bottom, right) = locate(upright(img), sheet)
     return Digit(pixels=to_field(ink[top:bottom, left:right]))

@@ -142,8 +142,11 @@ def test_annotate_writes_side_by_side_and_never_overwrites(tmp_path, synthetic_c
     written = sorted(p.name for p in out.iterdir())
     assert written == ["seven.pred-1.png", "seven.pred.png"]
     with Image.open(out / "seven.pred.png") as img:
-        assert img.width == 2 * 224
+        assert img.width == 3 * 224  # the picture, the ink found in it, the model's 28x28 input
         assert img.height > 224
+        ink = np.asarray(img.convert("L"))[:224, 224:448]
+    assert ink.max() > 200  # the stroke shows, white on black
+    assert (ink > 128).mean() < 0.2
 
 
 def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_ckpt):

@@ -29,6 +29,7 @@ WINDOWS = (0.06, 0.12, 0.25, 0.5)  # the windows the paper may be estimated in, 
 PLATEAU = 1.15  # a window finds all the strokes when the next wider one finds no more than this much more ink
 GLOBAL_GAIN = 2.0  # the whole picture's paper level is considered when it finds this many times more ink ...
 SHARP_EDGE = 0.25  # ... with edges as steep as a stroke's: this share of the contrast per px; a shadow's are softer
+NEAR = 0.15  # ink within this share of the picture's shorter side of the writing is part of it
 PEAK_RANK = 8  # the paper's level over the whole picture: its 8th brightest pixel, robust to a hot pixel or two
 MIN_WINDOW = 3  # px
 ACROSS, ALONG = 1, 2  # bits of a line map: rules across the page, upright lines (margins, a grid's columns)
@@ -241,7 +242,8 @@ def lines_in(lines: np.ndarray, size: tuple[int, int], region: tuple[int, int, i
 
 def keep_writing(ink: np.ndarray, reach: float) -> np.ndarray:
     """The ink with what lies apart from the writing zeroed: the most massive piece of ink, and every piece within
-    `reach` times its height of what is kept, chained; a dot, a smudge or a fold elsewhere does not count."""
+    `reach` times its size (or NEAR of the picture) of what is kept, chained; a dot, a smudge or a fold elsewhere
+    does not count."""
     if cv2 is None:
         return ink
     mask = (ink > 0).astype(np.uint8)
@@ -252,7 +254,7 @@ def keep_writing(ink: np.ndarray, reach: float) -> np.ndarray:
     mass[0] = 0.0
     main = int(np.argmax(mass))
     x, y, w, h = (int(v) for v in stats[main, :4])
-    gap = reach * max(h, w)
+    gap = max(reach * max(h, w), NEAR * min(ink.shape))  # a tiny piece (an eye) keeps its neighbours near
     kept = np.zeros(n, bool)
     kept[main] = True
     box = [x, y, x + w, y + h]

@@ -267,7 +267,7 @@ def locate(img: Image.Image, sheet: Sheet | None = None) -> tuple[np.ndarray, tu
         min(img.width, round((right + margin) * sx)),
         min(img.height, round((bottom + margin) * sy)),
     )
-    ink = page.keep_writing(clean(region_ink(img, crop, sheet, WORK_SIZE)), DIGIT_REACH)
+    ink = clean(region_ink(img, crop, sheet, WORK_SIZE))  # the crop holds only what the sheet kept, and its margin
     return ink, ink_bbox(ink)
 
 

@@ -104,7 +104,8 @@ def main() -> None:
     ):
         scale = 1000 if unit == "ms" else 1
         values = [scale * statistics.median(r[key] for r in runs[name]) for name in checkouts]
-        print(f"| {label} | " + " | ".join(f"{v:.2f} {unit}" if unit == "s" else f"{v:.0f} {unit}" for v in values) + " |")
+        shown = [f"{v:.2f} {unit}" if unit == "s" else f"{v:.0f} {unit}" for v in values]
+        print(f"| {label} | " + " | ".join(shown) + " |")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Photos of paper: flatten the light, take out the paper's printed lines, keep the writing. OpenCV (the `photos`
-extra) does the morphology; without it, pictures are read with preprocess's smooth background fit alone.
+extra) does the morphology; without it, pictures are read with the smooth paper fit of
+mnist_lit.reading.surface alone, and paper lines stay.
 
 Try it: pytest tests/reading/test_page.py
 

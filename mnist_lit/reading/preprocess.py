@@ -211,7 +211,6 @@ class Sheet:
 
     ink: np.ndarray
     lines: np.ndarray | None
-    size: tuple[int, int]  # the picture's (width, height)
 
 
 def sheet_of(img: Image.Image, longest: int = LOCATE_SIZE) -> Sheet:
@@ -220,7 +219,7 @@ def sheet_of(img: Image.Image, longest: int = LOCATE_SIZE) -> Sheet:
     if page.available():
         lines = page.find_lines(ink)
         ink = page.remove_lines(ink, lines)
-    return Sheet(ink, lines, img.size)
+    return Sheet(ink, lines)
 
 
 def region_ink(img: Image.Image, region: tuple[int, int, int, int], sheet: Sheet, longest: int) -> np.ndarray:
@@ -231,7 +230,7 @@ def region_ink(img: Image.Image, region: tuple[int, int, int, int], sheet: Sheet
         return ink
     if not sheet.lines.any():
         return ink
-    near = page.lines_in(sheet.lines, sheet.size, region, ink.shape)
+    near = page.lines_in(sheet.lines, img.size, region, ink.shape)
     return page.remove_lines(ink, page.find_lines(ink, near))
 
 

@@ -13,8 +13,6 @@ from PIL import Image, ImageDraw, ImageFilter
 from mnist_lit.reading import page, pictures, preprocess
 from mnist_lit.reading.preprocess import clean, sheet_of
 
-pytestmark = pytest.mark.skipif(not page.available(), reason="needs OpenCV: pip install 'mnist-lit[photos]'")
-
 PAPER = (236, 234, 226)
 SIZE = (640, 480)
 STROKE = (160, 110, 170, 370)  # a "1": one stroke from (x0, y0) down to (x1, y1)
@@ -47,6 +45,12 @@ def found(img: Image.Image) -> tuple[np.ndarray, float]:
     """The cleaned ink of the whole page, and its scale against the page."""
     ink = clean(sheet_of(img).ink)
     return ink, ink.shape[1] / SIZE[0]
+
+
+def test_opencv_is_installed_with_the_test_setup():
+    # the `photos` extra is part of `dev`, which `make install` installs: without it the tests below would fail
+    # one by one, so say why once
+    assert page.available(), "OpenCV is missing: pip install 'mnist-lit[photos]' (make install includes it)"
 
 
 def test_a_shadow_across_the_page_is_not_ink():

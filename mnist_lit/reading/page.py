@@ -1,21 +1,19 @@
-"""Photos of paper: flatten the light, take out the paper's printed lines, keep the writing. OpenCV (the `photos`
+"""Photos of paper: flatten the light and keep the writing. OpenCV (the `photos`
 extra) does the morphology; without it, pictures are read with the smooth paper fit of
-mnist_lit.reading.surface alone, and paper lines stay.
+mnist_lit.reading.surface alone, and paper lines (mnist_lit.reading.lines) stay.
 
 Try it: pytest tests/reading/test_page.py
 
-Light first. Paper under a lamp, a window or a phone's shadow is never evenly lit, but it is smooth at the scale of
+Paper under a lamp, a window or a phone's shadow is never evenly lit, but it is smooth at the scale of
 a stroke or brighter than the ink at least: a greyscale closing (the brightest value nearby, then the darkest of
 those) with a window wider than any stroke fills the strokes in and keeps everything broader, a shadow's edge
 included. Ink is how much darker a pixel is than the paper around it, as a ratio, so that ink in a shadow counts
 as much as ink in the light, and a shadow's edge, which the closing keeps, is no ink at all.
-
-Then lines. Ruled lines, squared grids and margins are long, thin and straight, and run across most of the
-picture; strokes are short, or thick, or both. A line's pixels are those of a long run along it that is thin across
-it, so that a stroke crossing a line keeps the pixels where they meet.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,26 +25,17 @@ else:
     cv2.setNumThreads(1)  # one picture per process, one process per core: threads would fight them for cores
 
 WINDOWS = (0.06, 0.12, 0.25, 0.5)  # the windows the paper may be estimated in, as shares of the shorter side
-PLATEAU = 1.15  # a window finds all the strokes when the next wider one finds no more than this much more ink
+PLATEAU = 1.25  # a window finds all the strokes when the next wider one finds no more than this much more ink
 GLOBAL_GAIN = 2.0  # the whole picture's paper level is considered when it finds this many times more ink ...
 SHARP_EDGE = 0.25  # ... with edges as steep as a stroke's: this share of the contrast per px; a shadow's are softer
+SOLID_SHARE = 0.1  # ink this share of the longer side thick (its widest inscribed disc) ...
+SOLID_RATIO = 0.4  # ... and this share of its own length is a shadow or a fold, never a stroke
 NEAR = 0.15  # ink within this share of the picture's shorter side of the writing is part of it
 PEAK_RANK = 8  # the paper's level over the whole picture: its 8th brightest pixel, robust to a hot pixel or two
 MIN_WINDOW = 3  # px
-ACROSS, ALONG = 1, 2  # bits of a line map: rules across the page, upright lines (margins, a grid's columns)
 SMALL_SIZE = 80  # longer side of the copy that the polarity and the paper's window are judged on
 FLOOR_GRID = 32  # the paper's spread is measured on about this many samples a side
 NOISE_SIGMAS = 4.0  # ink within this many robust sigmas of the paper's own spread is grain, noise or JPEG
-RUN_SHARE = 0.12  # a paper line holds straight runs at least this share of the picture's width (or height)
-LINE_SPAN = 0.6  # ... and runs across at least this share of it
-TILT_PX = 2  # rows (columns) a line may drift by over one run: tilted lines hold long runs after this much growth
-FAINT = 0.08  # ink below this share of the strongest is too faint to be part of a line's shape
-MIN_PAGE = 120  # px: a smaller picture is a digit's own crop, not a page with lines across it
-MIN_LINE_RUN = 12  # px: no shorter run is a paper line, however small the picture
-LINE_WIDTH = 0.02  # a paper line is at most this share of the picture's shorter side wide ...
-LINE_LEVEL = 0.9  # a direction's lines are as dark as this quantile of their pixels; ink this many times ...
-DARKER_THAN_LINE = 1.5  # ... darker than that, where a line is, was written over it
-MIN_LINE_WIDTH = 4  # ... or this many px: a pen stroke runs across a line for longer than that
 
 
 def available() -> bool:
@@ -114,9 +103,13 @@ def paper_scale(luma: np.ndarray, dark: bool) -> float | None:
     hats.append(np.maximum(level - grey if dark else grey - level, 0))  # against the whole picture's paper
     energy = [float(np.maximum(hat - _floor(hat), 0).sum()) for hat in hats]
     chosen = next((k for k in range(len(shares) - 1) if energy[k + 1] <= PLATEAU * energy[k]), len(shares) - 1)
-    if energy[-1] <= GLOBAL_GAIN * energy[chosen]:
-        return shares[chosen]
+    # a solid piece means the window took in a shadow: the paper is followed closer. Only on light paper: a dark
+    # ground shows no shadow to speak of, and its thick strokes may fill a small picture
+    while dark and chosen > 0 and _solid(hats[chosen]):
+        chosen -= 1
     whole = hats[-1]
+    if energy[-1] <= GLOBAL_GAIN * energy[chosen] or (dark and _solid(whole)):
+        return shares[chosen]
     cut = max(otsu_level(whole), _floor(whole))
     extra = (whole > cut) & ~cv2.dilate((hats[chosen] > cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     edge = extra & ~cv2.erode(extra.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
@@ -125,6 +118,22 @@ def paper_scale(luma: np.ndarray, dark: bool) -> float | None:
     slope = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
     sharpness = float(np.median(slope[edge])) / max(float(np.median(whole[extra])), 1.0)
     return None if sharpness >= SHARP_EDGE else shares[chosen]
+
+
+def _solid(hat: np.ndarray) -> bool:
+    """Whether the strong ink of a small copy's top-hat (H, W) holds a solid piece: one whose widest inscribed disc
+    is SOLID_SHARE of the picture's longer side and SOLID_RATIO of its own length. Strokes are long for their width;
+    a shadow, or the dark half of a page, is not."""
+    mask = (hat > max(otsu_level(hat), _floor(hat))).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return False
+    depth = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    widest = np.zeros(n, np.float32)
+    np.maximum.at(widest, labels.ravel(), depth.ravel())
+    width = 2.0 * widest[1:]
+    length = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    return bool(np.any((width >= SOLID_SHARE * max(hat.shape)) & (width >= SOLID_RATIO * length)))
 
 
 def _side(picture: np.ndarray, share: float) -> int:
@@ -148,14 +157,33 @@ def _contrast(rgb: np.ndarray, window: np.ndarray, dark: bool) -> np.ndarray:
     return np.maximum(ink - np.float32(_floor(ink)), np.float32(0.0))
 
 
-def flat_ink(rgb: np.ndarray) -> np.ndarray | None:
-    """(H, W) float32 ink of an (H, W, 3) RGB picture in [0, 1], dark on light or light on dark: 0 on paper however
-    it is lit, growing with the ink's contrast against the paper around it. None when its strokes are too broad
-    for any window: then the paper is best fitted over the whole picture."""
+@dataclass(frozen=True)
+class Look:
+    """How a page is read: whether its ink is darker than its paper, and the window its paper is estimated in, as a
+    share of the page's shorter side (None: the paper is fitted over the whole picture instead)."""
+
+    dark: bool
+    share: float | None
+
+
+def look_of(rgb: np.ndarray) -> Look:
+    """The Look of a whole page, (H, W, 3) RGB in [0, 1], judged on a small grey copy of it."""
     luma = _small_luma(rgb)
     dark = dark_ink(luma)
-    share = paper_scale(luma, dark)
-    return None if share is None else _contrast(rgb, _window(rgb, share), dark)
+    return Look(dark, paper_scale(luma, dark))
+
+
+def flat_ink(rgb: np.ndarray, look: Look | None = None, page_side: float | None = None) -> np.ndarray | None:
+    """(H, W) float32 ink of an (H, W, 3) RGB picture in [0, 1], dark on light or light on dark: 0 on paper however
+    it is lit, growing with the ink's contrast against the paper around it. `look` is the whole page's, whose
+    shorter side is `page_side` px at this copy's scale: a part of a page is read at the page's own scale, since
+    the part alone shows too little of the paper to judge it by. None when the strokes are too broad for any
+    window: then the paper is best fitted over the whole picture."""
+    look = look or look_of(rgb)
+    if look.share is None:
+        return None
+    side = max(MIN_WINDOW, round(look.share * (page_side or min(rgb.shape[:2])))) | 1
+    return _contrast(rgb, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)), look.dark)
 
 
 def otsu_level(ink: np.ndarray) -> float:
@@ -165,80 +193,6 @@ def otsu_level(ink: np.ndarray) -> float:
         return 0.0
     level, _ = cv2.threshold(np.clip(ink * (255.0 / top), 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_OTSU)
     return float(level) * top / 255.0
-
-
-def _rect(along: int, across: int, direction: int) -> np.ndarray:
-    """A rectangle `along` px along the lines of `direction` (ACROSS or ALONG) and `across` px across them."""
-    return cv2.getStructuringElement(cv2.MORPH_RECT, (along, across) if direction == ACROSS else (across, along))
-
-
-def _thin(mask: np.ndarray, direction: int, widest: int) -> np.ndarray:
-    """uint8: the mask's pixels where its ink runs no further than `widest` across lines of `direction`; a stroke
-    crossing a line, or a thick bar along it, runs further."""
-    return mask & (1 - cv2.morphologyEx(mask, cv2.MORPH_OPEN, _rect(1, widest + 1, direction)))
-
-
-def _found(mask: np.ndarray, direction: int) -> np.ndarray:
-    """uint8 (H, W), 1 on the long thin straight lines of `direction` that run across the picture."""
-    h, w = mask.shape
-    span = w if direction == ACROSS else h
-    run = max(MIN_LINE_RUN, round(RUN_SHARE * span))
-    if run >= span:
-        return np.zeros_like(mask)
-    thin = _thin(mask, direction, max(MIN_LINE_WIDTH, round(LINE_WIDTH * min(h, w))))
-    grown = cv2.dilate(thin, _rect(1, 2 * TILT_PX + 1, direction))  # a slightly tilted line still runs straight
-    grown = cv2.morphologyEx(grown, cv2.MORPH_CLOSE, _rect(run // 3, 1, direction))  # ... and a faint one, unbroken
-    runs = cv2.morphologyEx(grown, cv2.MORPH_OPEN, _rect(run, 1, direction))
-    if not runs.any():  # no straight run long enough anywhere: most pictures
-        return np.zeros_like(mask)
-    runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, _rect(run, 1, direction))  # bridged where a stroke crosses it
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-    long = stats[:, cv2.CC_STAT_WIDTH if direction == ACROSS else cv2.CC_STAT_HEIGHT] >= LINE_SPAN * span
-    long[0] = False  # the background
-    return long[labels].astype(np.uint8) & thin if long.any() else np.zeros_like(mask)
-
-
-def find_lines(ink: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (H, W): the thin ink on the paper's printed lines, ACROSS and ALONG bits; with `near` (the lines found
-    on the whole picture, resampled to this part of it), only lines that lie there count: where writing fills a
-    part of the picture, a stroke may run as far across it as a line does."""
-    if near is None and min(ink.shape) < MIN_PAGE:
-        return np.zeros(ink.shape, np.uint8)
-    # the faintest ink (a line's own soft edge) is left out: it would merge the lines with their surroundings
-    mask = (ink > FAINT * float(ink.max())).astype(np.uint8)
-    across = _found(mask, ACROSS)
-    if near is not None:
-        across &= near & ACROSS
-    # a grid's crossings are thin once the rules across are gone: the upright lines take them
-    along = _found(mask & (1 - across), ALONG)
-    if near is not None:
-        along &= (near & ALONG) >> 1
-    return across * ACROSS | along * ALONG
-
-
-def remove_lines(ink: np.ndarray, lines: np.ndarray) -> np.ndarray:
-    """The ink with find_lines's `lines` zeroed, except ink much darker than the line it lies on."""
-    gone = np.zeros(ink.shape, bool)
-    near = []
-    for direction in (ACROSS, ALONG):
-        line = (lines & direction) > 0
-        if line.any():  # each direction's own level: a red margin is darker than the blue rules it crosses
-            gone |= line & (ink < DARKER_THAN_LINE * np.quantile(ink[line], LINE_LEVEL))
-        near.append(cv2.dilate(line.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool))
-    gone |= (lines > 0) & near[0] & near[1]  # where two lines cross, their inks add up: darker than either
-    return np.where(gone, np.float32(0.0), ink)
-
-
-def lines_in(lines: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int], shape: tuple) -> np.ndarray:
-    """The part of `lines`, found on a copy of a `size` (width, height) picture, that covers `region` (left, top,
-    right, bottom) of it, resampled to `shape` (h, w)."""
-    sx, sy = lines.shape[1] / size[0], lines.shape[0] / size[1]
-    left, top = int(region[0] * sx), int(region[1] * sy)
-    right, bottom = max(left + 1, int(np.ceil(region[2] * sx))), max(top + 1, int(np.ceil(region[3] * sy)))
-    part = np.ascontiguousarray(lines[top:bottom, left:right])
-    part = cv2.resize(part, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    reach = 2 * round(shape[1] / max(right - left, 1)) + 3  # a line found on the coarse copy is only roughly here
-    return cv2.dilate(part, np.ones((reach, reach), np.uint8))
 
 
 def keep_writing(ink: np.ndarray, reach: float) -> np.ndarray:

@@ -5,9 +5,9 @@ Try it: pytest tests/reading/test_preprocess.py
 MNIST's recipe: white ink on black, the digit's bounding box scaled (keeping its aspect ratio) so that its longer
 side is 20 px, anti-aliased, then placed in a 28x28 field with its centre of mass at the centre. User pictures
 are dark-on-light, coloured, transparent, off-centre, tiny on big canvases, unevenly lit or JPEG-compressed, or
-phone photos of ruled paper in a shadow; each step below undoes one of those. The page itself (its light and its
-printed lines) is mnist_lit.reading.page's, on OpenCV; the rest is numpy + Pillow: no torch, so predict.py starts
-fast.
+phone photos of ruled paper in a shadow; each step below undoes one of those. The page itself is read on OpenCV:
+its light by mnist_lit.reading.page, its printed lines by mnist_lit.reading.lines. The rest is numpy + Pillow: no
+torch, so predict.py starts fast.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFilter, ImageOps
 
 from mnist_lit import IMAGE_SIZE
-from mnist_lit.reading import page, surface
+from mnist_lit.reading import lines, page, surface
 
 VERSION = "mnist-lit-1"  # of the recipe below; exported models record it, so that a changed recipe is noticed
 BOX = 20  # the digit's longer side inside the field
@@ -84,21 +84,27 @@ def as_array(img: Image.Image, longest: int = WORK_SIZE, region: tuple[int, int,
     return np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
 
 
-def ink_map(rgba: np.ndarray) -> np.ndarray:
+def opaque(rgba: np.ndarray) -> np.ndarray | None:
+    """(H, W, 3) RGB of the picture as a viewer shows it, composited onto white; None when it is mostly
+    transparent, so that its alpha is the ink."""
+    if rgba.shape[2] == 3:
+        return rgba
+    if np.mean(rgba[..., 3] < 0.5) > TRANSPARENT_MAJORITY:
+        return None
+    alpha = rgba[..., 3:]
+    return np.ascontiguousarray(rgba[..., :3] * alpha + (1.0 - alpha), dtype=np.float32)
+
+
+def ink_map(rgba: np.ndarray, look: page.Look | None = None, page_side: float | None = None) -> np.ndarray:
     """(H, W) float32, 0 on paper and growing with how much a pixel is ink, whatever the polarity, colours or
-    lighting; paper grain, uneven light and JPEG noise are subtracted."""
-    if rgba.shape[2] == 4 and np.mean(rgba[..., 3] < 0.5) > TRANSPARENT_MAJORITY:
-        ink = rgba[..., 3].copy()  # a transparent background: the strokes are whatever is opaque
-    else:
-        rgb = rgba[..., :3]
-        if rgba.shape[2] == 4:  # composite any partial transparency onto white, as a viewer would show it
-            alpha = rgba[..., 3:]
-            rgb = rgb * alpha + (1.0 - alpha)
-        flat = page.flat_ink(np.ascontiguousarray(rgb, dtype=np.float32)) if page.available() else None
-        if flat is not None:  # the paper estimated at a scale larger than a stroke, shadows and all
-            return flat
-        ink = surface.smooth_ink(rgb)
-    return ink
+    lighting; paper grain, uneven light and JPEG noise are subtracted. `look` and `page_side`: page.flat_ink's."""
+    rgb = opaque(rgba)
+    if rgb is None:
+        return rgba[..., 3].copy()  # a transparent background: the strokes are whatever is opaque
+    flat = page.flat_ink(np.ascontiguousarray(rgb, dtype=np.float32), look, page_side) if page.available() else None
+    if flat is not None:  # the paper estimated at a scale larger than a stroke, shadows and all
+        return flat
+    return surface.smooth_ink(rgb)
 
 
 def clean(ink: np.ndarray) -> np.ndarray:
@@ -207,31 +213,35 @@ def centre_by_mass(box: np.ndarray, field: int = IMAGE_SIZE) -> np.ndarray:
 
 @dataclass
 class Sheet:
-    """A picture's ink on a reduced copy, its paper lines taken out, and where they ran (None without OpenCV)."""
+    """A picture's ink on a reduced copy, its paper lines taken out, where they ran, and how its page is read
+    (both None without OpenCV)."""
 
     ink: np.ndarray
     lines: np.ndarray | None
+    look: page.Look | None = None
 
 
 def sheet_of(img: Image.Image, longest: int = LOCATE_SIZE) -> Sheet:
     """The whole picture's ink at up to `longest`, its paper lines found and taken out."""
-    ink, lines = ink_map(as_array(img, longest)), None
-    if page.available():
-        lines = page.find_lines(ink)
-        ink = page.remove_lines(ink, lines)
-    return Sheet(ink, lines)
+    rgba = as_array(img, longest)
+    rgb = opaque(rgba)
+    if not page.available() or rgb is None:
+        return Sheet(ink_map(rgba), None)
+    look = page.look_of(np.ascontiguousarray(rgb, dtype=np.float32))
+    ink = ink_map(rgba, look)
+    found = lines.find_lines(ink)
+    return Sheet(lines.remove_lines(ink, found), found, look)
 
 
 def region_ink(img: Image.Image, region: tuple[int, int, int, int], sheet: Sheet, longest: int) -> np.ndarray:
     """The ink of `region` (left, top, right, bottom) of the picture at up to `longest`, the lines the sheet
     found taken out of it too: a region cut close around writing shows too little of a line to tell it apart."""
-    ink = ink_map(as_array(img, longest, region))
-    if sheet.lines is None:
+    rgba = as_array(img, longest, region)
+    ink = ink_map(rgba, sheet.look, min(img.size) * rgba.shape[1] / max(region[2] - region[0], 1))
+    if sheet.lines is None or not sheet.lines.any():
         return ink
-    if not sheet.lines.any():
-        return ink
-    near = page.lines_in(sheet.lines, img.size, region, ink.shape)
-    return page.remove_lines(ink, page.find_lines(ink, near))
+    near = lines.lines_in(sheet.lines, img.size, region, ink.shape)
+    return lines.remove_lines(ink, lines.find_lines(ink, near))
 
 
 def found_ink(img: Image.Image) -> np.ndarray:

@@ -66,6 +66,21 @@ def test_a_shadow_across_the_page_is_not_ink():
     assert (ink[stroke_mask(scale)] > 0).mean() > 0.8
 
 
+def test_a_shadow_reaching_in_from_a_corner_does_not_win_over_a_faint_pencil_digit():
+    img = page_with_one(ink=(150, 150, 150), width=3)  # a thin, faint grey pencil "1"
+    shade = Image.new("L", SIZE, 255)
+    ImageDraw.Draw(shade).ellipse((300, 250, 800, 600), fill=150)  # a hand's shadow over the bottom right corner
+    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(4)), np.float32)[..., None] / 255.0
+    shadowed = Image.fromarray((np.asarray(img, np.float32) * shade).astype(np.uint8))
+    ink, (top, left, bottom, right) = preprocess.locate(shadowed)
+    scale = ink.shape[1] / SIZE[0]  # the stroke is big enough to be boxed on the sheet itself
+    x0, y0, x1, y1 = STROKE
+    assert (x0 - 6) * scale <= left
+    assert right <= (x1 + 6) * scale
+    assert (y0 - 6) * scale <= top
+    assert bottom <= (y1 + 6) * scale
+
+
 def test_ink_inside_a_shadow_is_found_as_in_the_light():
     img = page_with_one()
     shade = Image.new("L", SIZE, 255)
@@ -132,9 +147,9 @@ def test_a_12_megapixel_photo_is_read_with_a_bounded_amount_of_work(tmp_path, mo
         seen.append(picture.size)
         return real_upright(picture)
 
-    def ink_map(rgba):
+    def ink_map(rgba, *args):
         examined.append(rgba.shape[0] * rgba.shape[1])
-        return real_ink_map(rgba)
+        return real_ink_map(rgba, *args)
 
     monkeypatch.setattr(preprocess, "upright", upright)
     monkeypatch.setattr(preprocess, "ink_map", ink_map)

@@ -90,15 +90,3 @@ def remove_lines(ink: np.ndarray, lines: np.ndarray) -> np.ndarray:
         near.append(cv2.dilate(line.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool))
     gone |= (lines > 0) & near[0] & near[1]  # where two lines cross, their inks add up: darker than either
     return np.where(gone, np.float32(0.0), ink)
-
-
-def lines_in(lines: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int], shape: tuple) -> np.ndarray:
-    """The part of `lines`, found on a copy of a `size` (width, height) picture, that covers `region` (left, top,
-    right, bottom) of it, resampled to `shape` (h, w)."""
-    sx, sy = lines.shape[1] / size[0], lines.shape[0] / size[1]
-    left, top = int(region[0] * sx), int(region[1] * sy)
-    right, bottom = max(left + 1, int(np.ceil(region[2] * sx))), max(top + 1, int(np.ceil(region[3] * sy)))
-    part = np.ascontiguousarray(lines[top:bottom, left:right])
-    part = cv2.resize(part, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    reach = 2 * round(shape[1] / max(right - left, 1)) + 3  # a line found on the coarse copy is only roughly here
-    return cv2.dilate(part, np.ones((reach, reach), np.uint8))

@@ -195,6 +195,19 @@ def otsu_level(ink: np.ndarray) -> float:
     return float(level) * top / 255.0
 
 
+def part_of(found: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int], shape: tuple) -> np.ndarray:
+    """The part of `found` (uint8, a map made on a copy of a `size` (width, height) picture) that covers `region`
+    (left, top, right, bottom) of it, resampled to `shape` (h, w) and grown by the copy's coarseness: what was
+    found on the coarse copy is only roughly here."""
+    sx, sy = found.shape[1] / size[0], found.shape[0] / size[1]
+    left, top = int(region[0] * sx), int(region[1] * sy)
+    right, bottom = max(left + 1, int(np.ceil(region[2] * sx))), max(top + 1, int(np.ceil(region[3] * sy)))
+    part = np.ascontiguousarray(found[top:bottom, left:right])
+    part = cv2.resize(part, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    reach = 2 * round(shape[1] / max(right - left, 1)) + 3
+    return cv2.dilate(part, np.ones((reach, reach), np.uint8))
+
+
 def keep_writing(ink: np.ndarray, reach: float) -> np.ndarray:
     """The ink with what lies apart from the writing zeroed: the most massive piece of ink, and every piece within
     `reach` times its size (or NEAR of the picture) of what is kept, chained; a dot, a smudge or a fold elsewhere

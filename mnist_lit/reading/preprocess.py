@@ -180,13 +180,9 @@ def thicken(crop: np.ndarray, width: float) -> np.ndarray:
     if grow < MIN_GROW:
         return crop
     padded = np.pad(crop, grow // 2 + 1)
-    return (
-        page.dilate(padded, grow)
-        if page.available()
-        else np.asarray(
-            Image.fromarray(padded).filter(ImageFilter.MaxFilter(grow))  # a square pen instead of a round one
-        )
-    )
+    if page.available():
+        return page.dilate(padded, grow)
+    return np.asarray(Image.fromarray(padded).filter(ImageFilter.MaxFilter(grow)))  # a square pen, not a round one
 
 
 def match_stroke(box: np.ndarray) -> np.ndarray:
@@ -233,14 +229,22 @@ def sheet_of(img: Image.Image, longest: int = LOCATE_SIZE) -> Sheet:
     return Sheet(lines.remove_lines(ink, found), found, look)
 
 
-def region_ink(img: Image.Image, region: tuple[int, int, int, int], sheet: Sheet, longest: int) -> np.ndarray:
+def region_ink(
+    img: Image.Image, region: tuple[int, int, int, int], sheet: Sheet, longest: int, kept: np.ndarray | None = None
+) -> np.ndarray:
     """The ink of `region` (left, top, right, bottom) of the picture at up to `longest`, the lines the sheet
-    found taken out of it too: a region cut close around writing shows too little of a line to tell it apart."""
+    found taken out of it too: a region cut close around writing shows too little of a line to tell it apart.
+    With `kept` (where the sheet found the writing, on its own copy), only ink there counts: the closer look adds
+    detail to what the whole picture showed, not new pieces (a sliver of shadow cut by the region's edge)."""
     rgba = as_array(img, longest, region)
     ink = ink_map(rgba, sheet.look, min(img.size) * rgba.shape[1] / max(region[2] - region[0], 1))
-    if sheet.lines is None or not sheet.lines.any():
+    if sheet.lines is None:  # without OpenCV: nothing was found that could be taken out
         return ink
-    near = lines.lines_in(sheet.lines, img.size, region, ink.shape)
+    if kept is not None:
+        ink = np.where(page.part_of(kept.astype(np.uint8), img.size, region, ink.shape) > 0, ink, np.float32(0.0))
+    if not sheet.lines.any():
+        return ink
+    near = page.part_of(sheet.lines, img.size, region, ink.shape)
     return lines.remove_lines(ink, lines.find_lines(ink, near))
 
 
@@ -276,7 +280,7 @@ def locate(img: Image.Image, sheet: Sheet | None = None) -> tuple[np.ndarray, tu
         min(img.width, round((right + margin) * sx)),
         min(img.height, round((bottom + margin) * sy)),
     )
-    ink = clean(region_ink(img, crop, sheet, WORK_SIZE))  # the crop holds only what the sheet kept, and its margin
+    ink = clean(region_ink(img, crop, sheet, WORK_SIZE, ink > 0))  # the crop holds only what the sheet kept
     return ink, ink_bbox(ink)
 
 

@@ -122,7 +122,7 @@ def line_ink(img: Image.Image, sheet: Sheet) -> tuple[np.ndarray, tuple[int, int
     )
     rw, rh = region[2] - region[0], region[3] - region[1]
     longest = min(MAX_LINE_WIDTH, max(LINE_HEIGHT, round(LINE_HEIGHT * rw / max(rh, 1))))
-    return clean(region_ink(img, region, sheet, longest)), region
+    return clean(region_ink(img, region, sheet, longest, coarse > 0)), region
 
 
 def _box(cols: slice, rows: slice, region: tuple[int, int, int, int], scale: tuple[float, float]) -> tuple:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from mnist_lit.reading import page, pictures, preprocess
+from mnist_lit.reading import page, pictures, preprocess, segment
 from mnist_lit.reading.preprocess import clean, sheet_of
 
 PAPER = (236, 234, 226)
@@ -79,6 +79,18 @@ def test_a_shadow_reaching_in_from_a_corner_does_not_win_over_a_faint_pencil_dig
     assert right <= (x1 + 6) * scale
     assert (y0 - 6) * scale <= top
     assert bottom <= (y1 + 6) * scale
+
+
+def test_a_shadow_edge_beside_the_writing_is_not_read_as_one_more_digit():
+    img = page_with_one()
+    shade = Image.new("L", SIZE, 255)
+    ImageDraw.Draw(shade).rectangle((230, 60, SIZE[0], 420), fill=150)  # its edge inside the number's close crop
+    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(3)), np.float32)[..., None] / 255.0
+    reading = segment.read(Image.fromarray((np.asarray(img, np.float32) * shade).astype(np.uint8)), "number")
+    assert len(reading.pieces) == 1
+    left, top, right, bottom = reading.pieces[0].box
+    assert STROKE[0] - 8 <= left
+    assert right <= STROKE[2] + 8
 
 
 def test_ink_inside_a_shadow_is_found_as_in_the_light():

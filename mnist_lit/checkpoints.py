@@ -84,3 +84,12 @@ def calibration(ckpt: dict[str, Any]) -> Calibration:
     stored = ckpt.get("calibration") or {}
     threshold = stored.get("not_digit") if ckpt["hyper_parameters"].get("not_digit") else None
     return Calibration(float(stored.get("temperature", 1.0)), None if threshold is None else float(threshold))
+
+
+def distance(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The digits' feature statistics fitted when the checkpoint was trained (means (10, F), precision (F, F),
+    limit), for the network's not-a-digit answer; None in checkpoints from before them or without that output."""
+    stored = (ckpt.get("calibration") or {}).get("distance")
+    if not stored or not ckpt["hyper_parameters"].get("not_digit"):
+        return None
+    return {"means": stored["means"].float(), "precision": stored["precision"].float(), "limit": float(stored["limit"])}

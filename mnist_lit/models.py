@@ -7,6 +7,7 @@ Try it: pytest tests/test_models.py
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,8 @@ import torch
 from torch import nn
 
 from mnist_lit import NUM_CLASSES, MnistLitError, first_line
+
+PROBABILITY_FLOOR = 1e-6  # keeps a threshold of exactly 0 or 1, and a distance of 0, out of the logarithm
 
 
 def _conv(c_in: int, c_out: int, batchnorm: bool, pool: bool = False) -> list[nn.Module]:
@@ -51,7 +54,15 @@ class _ConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10), or (B, 11) with the not-a-digit output, for images (B, 1, 28, 28)."""
-        return self.classifier(self.features(x))
+        return self.head(self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer (B, F) for images (B, 1, 28, 28): what the output layer reads the digit from."""
+        return self.classifier[:-1](self.features(x))
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The logits of the last hidden layer (B, F), as forward gives them."""
+        return self.classifier[-1](hidden)
 
 
 class CNN(_ConvNet):
@@ -128,6 +139,26 @@ def rebuild(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.
     except (MnistLitError, RuntimeError, TypeError) as err:
         raise MnistLitError(f"{path} does not hold an mnist-lit network: {first_line(err)}") from None
     return net.eval()
+
+
+def feature_distance(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """(N,) squared Mahalanobis distance of each of (N, F) features to the nearest of the digits' class means
+    (10, F), under their shared precision (F, F): how far a picture lies from every digit the network has seen."""
+    projected = features @ precision  # (N, F)
+    # |f - m|^2_P = f P f - 2 f P m + m P m, for every class at once: (N, 10)
+    own = (projected * features).sum(dim=1, keepdim=True)
+    across = projected @ means.T
+    centres = ((means @ precision) * means).sum(dim=1)
+    return (own - 2 * across + centres).amin(dim=1).clamp(min=0)
+
+
+def with_distance(no_digit: torch.Tensor, distance: torch.Tensor, limit: float, threshold: float) -> torch.Tensor:
+    """(N,) the not-a-digit probability with the feature distance folded in: above `threshold` (the 11th output's
+    rejection threshold) exactly where that output is, or the distance is beyond `limit`; so a rejection
+    threshold, the checkpoint's own or a user's, applies to both signals at once."""
+    log_t = math.log(min(max(threshold, PROBABILITY_FLOOR), 1.0 - PROBABILITY_FLOOR))
+    # t ** (limit / d): 0 at d = 0, t at d = limit, 1 as d grows without bound
+    return torch.maximum(no_digit, torch.exp(log_t * limit / distance.clamp(min=PROBABILITY_FLOOR)))
 
 
 def not_digit_probability(logits: torch.Tensor) -> torch.Tensor:

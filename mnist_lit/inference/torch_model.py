@@ -15,15 +15,30 @@ import torch
 from torch import nn
 
 from mnist_lit import NUM_CLASSES, MnistLitError, checkpoints, devices
-from mnist_lit.models import not_digit_probability, rebuild
+from mnist_lit.models import feature_distance, not_digit_probability, rebuild, with_distance
 
 
 class Scorer(nn.Module):
-    """A checkpoint's network with its input normalization and its fitted temperature built in."""
+    """A checkpoint's network with its input normalization, its fitted temperature and, where it was fitted, the
+    digits' feature statistics built in."""
 
-    def __init__(self, net: nn.Module, mean: float, std: float, temperature: float, not_digit: bool) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: float,
+        std: float,
+        temperature: float,
+        not_digit: bool,
+        distance: dict[str, Any] | None = None,
+        threshold: float | None = None,
+    ) -> None:
         super().__init__()
         self.net, self.mean, self.std, self.temperature, self.not_digit = net, mean, std, temperature, not_digit
+        self.distance = distance is not None and threshold is not None
+        if self.distance:  # buffers: they move with the module to its device, and ONNX holds them as constants
+            self.register_buffer("means", distance["means"])
+            self.register_buffer("precision", distance["precision"])
+            self.limit, self.threshold = distance["limit"], threshold
 
     @classmethod
     def of(cls, ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> Scorer:
@@ -31,14 +46,25 @@ class Scorer(nn.Module):
         mean, std = checkpoints.normalization(ckpt)
         net = rebuild(ckpt, path)
         not_digit = bool(ckpt["hyper_parameters"].get("not_digit"))
-        return cls(net, mean, std, checkpoints.calibration(ckpt).temperature, not_digit).eval()
+        calibration = checkpoints.calibration(ckpt)
+        distance = checkpoints.distance(ckpt) if hasattr(net, "embed") else None
+        return cls(net, mean, std, calibration.temperature, not_digit, distance, calibration.not_digit).eval()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """(B, 1, 28, 28) pixels in [0, 1] -> (B, 10) calibrated digit probabilities, and with the network's
-        not-a-digit output, (B,) probabilities of holding no digit (that output's softmax share, not scaled by T)."""
-        logits = self.net((pixels - self.mean) / self.std).float()  # normalized exactly as the training data was
+        not-a-digit output, (B,) probabilities of holding no digit: that output's softmax share (not scaled by T),
+        raised where the picture lies far from every digit in the network's features (models.with_distance)."""
+        x = (pixels - self.mean) / self.std  # normalized exactly as the training data was
+        hidden = self.net.embed(x) if self.distance else None
+        logits = (self.net(x) if hidden is None else self.net.head(hidden)).float()
         probs = torch.softmax(logits[:, :NUM_CLASSES] / self.temperature, dim=1)
-        return (probs, not_digit_probability(logits)) if self.not_digit else probs
+        if not self.not_digit:
+            return probs
+        no_digit = not_digit_probability(logits)
+        if hidden is not None:
+            distance = feature_distance(hidden.float(), self.means, self.precision)
+            no_digit = with_distance(no_digit, distance, self.limit, self.threshold)
+        return probs, no_digit
 
 
 class TorchModel:

@@ -1,5 +1,6 @@
 """Honest confidences: temperature scaling fitted on the validation split, the "not a digit" threshold chosen there,
-and the reliability diagram's bins.
+the digits' feature statistics that tell how far a picture lies from every digit, and the reliability diagram's
+bins.
 
 Try it: pytest tests/training/test_calibration.py
 
@@ -10,15 +11,20 @@ network, T < 1 sharpens a timid one. It never changes which digit wins, so accur
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
 from mnist_lit import NUM_CLASSES
-from mnist_lit.models import not_digit_probability
+from mnist_lit.models import feature_distance, not_digit_probability
 
 LBFGS_STEPS = 50  # one parameter, a convex objective in log T: LBFGS converges in a handful
 LOG_T_BOUND = 5.0  # T stays within [e^-5, e^5]; a fit that runs off is a degenerate validation set
 ACCEPT_SHARE = 0.998  # of the validation digits, accepted as digits by the chosen "not a digit" threshold
+DISTANCE_ACCEPT = 0.997  # of the held half of the validation digits, within the chosen feature distance
+SPLIT_SEED = 0  # the validation digits' halves (fit, held) are the same at every validation
+SHRINK = 1e-3  # the digits' covariance is shrunk towards its mean variance by this share: a stable inverse
 RELIABILITY_BINS = 15
 
 
@@ -51,13 +57,38 @@ def choose_threshold(digit_scores: torch.Tensor, accept: float = ACCEPT_SHARE) -
     return float(torch.quantile(digit_scores.float().cpu(), accept, interpolation="higher"))
 
 
+def fit_distance(features: torch.Tensor, labels: torch.Tensor, accept: float = DISTANCE_ACCEPT) -> dict[str, Any]:
+    """The digits' feature statistics for models.feature_distance, from validation digits' features (N, F) and
+    labels (N,): class means and shared precision fitted on one half, and the distance `limit` that `accept` of
+    the other half lies within. Nothing here is learned from non-digits. Empty when a class has no digits."""
+    features, labels = features.detach().double().cpu(), labels.detach().cpu().long()
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    fit, held = torch.zeros(len(labels), dtype=torch.bool), torch.zeros(len(labels), dtype=torch.bool)
+    fit[order[: len(order) // 2]] = True
+    held[order[len(order) // 2 :]] = True
+    if any(int((labels[fit] == c).sum()) == 0 for c in range(NUM_CLASSES)) or not held.any():
+        return {}
+    means = torch.stack([features[fit & (labels == c)].mean(dim=0) for c in range(NUM_CLASSES)])
+    centred = features[fit] - means[labels[fit]]
+    covariance = centred.T @ centred / len(centred)
+    covariance += SHRINK * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=covariance.dtype)
+    precision = torch.linalg.inv(covariance)
+    distance = feature_distance(features[held], means, precision)
+    limit = float(torch.quantile(distance, accept, interpolation="higher"))
+    return {"means": means.float(), "precision": precision.float(), "limit": limit}
+
+
 def calibrate(
-    logits: torch.Tensor, labels: torch.Tensor, negative_logits: torch.Tensor | None = None
-) -> tuple[dict[str, float], dict[str, torch.Tensor | float]]:
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    negative_logits: torch.Tensor | None = None,
+    features: torch.Tensor | None = None,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor | float]]:
     """What a validation fits, and what it logs: the temperature, fitted to the validation digits' logits (N, 10
     or 11) and labels (N,); with the logits (M, 11) of generated validation negatives (a network with the 11th
     output), the rejection threshold chosen on the digits, and the shares of digits it accepts and of negatives
-    it rejects."""
+    it rejects. With the digits' `features` (N, F) too, the feature distance's statistics (fit_distance), under
+    "distance"."""
     temperature = fit_temperature(logits[:, :NUM_CLASSES], labels)
     fitted, logged = {"temperature": temperature}, {"val/temperature": temperature}
     if negative_logits is None:
@@ -66,6 +97,10 @@ def calibrate(
     fitted["not_digit"] = choose_threshold(digit_scores)
     logged["val/accept"] = (digit_scores <= fitted["not_digit"]).float().mean()
     logged["val/reject"] = (negative_scores > fitted["not_digit"]).float().mean()
+    distance = fit_distance(features, labels) if features is not None else {}
+    if distance:
+        fitted["distance"] = distance
+        logged["val/distance_limit"] = distance["limit"]
     return fitted, logged
 
 

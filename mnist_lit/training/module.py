@@ -1,5 +1,6 @@
 """The LightningModule: one shared step for train/val/test, torchmetrics per stage; generated non-digits taught as
-an 11th class, and the temperature and rejection threshold fitted on the validation split at every validation.
+an 11th class, and the temperature, the rejection threshold and the digits' feature statistics fitted on the
+validation split at every validation.
 
 Try it: python train.py trainer.fast_dev_run=true
 """
@@ -18,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibratio
 
 from mnist_lit import NUM_CLASSES
 from mnist_lit.data import NORMALIZATIONS
-from mnist_lit.models import build_net, not_digit_probability
+from mnist_lit.models import build_net, feature_distance, not_digit_probability, with_distance
 from mnist_lit.training.calibration import calibrate
 from mnist_lit.training.curriculum import Batch, Curriculum
 from mnist_lit.training.settings import optimizers, plain
@@ -57,8 +58,9 @@ class MNISTLitModule(L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.net = build_net(arch, **net)
         # fitted at every validation, saved in every checkpoint (on_save_checkpoint): T divides the digit logits,
-        # and "not_digit" is the probability above which a picture is rejected
-        self.calibration: dict[str, float] = {"temperature": 1.0}
+        # "not_digit" is the probability above which a picture is rejected, and "distance" holds the digits'
+        # feature statistics (plain tensors and a float: they load with weights_only=True)
+        self.calibration: dict[str, Any] = {"temperature": 1.0}
         self.curriculum = Curriculum(negatives, mean, std) if negatives else None
         self.metrics = stage_metrics()
         self.val_acc_best = MaxMetric()
@@ -66,6 +68,7 @@ class MNISTLitModule(L.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(NUM_CLASSES)  # per-class accuracy; the report draws it
         # the validation logits and labels of an epoch, gathered across DDP ranks, for the temperature fit
         self.val_logits, self.val_labels = CatMetric(nan_strategy="disable"), CatMetric(nan_strategy="disable")
+        self.val_hidden = CatMetric(nan_strategy="disable")  # their last hidden layer, for the feature distance
         # before and after temperature scaling; the report draws both from their states
         self.test_ece_raw = MulticlassCalibrationError(NUM_CLASSES, n_bins=ECE_BINS)
         self.test_ece = MulticlassCalibrationError(NUM_CLASSES, n_bins=ECE_BINS)
@@ -75,20 +78,24 @@ class MNISTLitModule(L.LightningModule):
         """Logits (B, 10) for normalized images (B, 1, 28, 28)."""
         return self.net(x)
 
-    def _step(self, batch: Batch, stage: str, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss (with its graph, for training) and the batch's digit logits (B, 10 or 11); updates the stage's
-        metrics. `extra` non-digits (K, 1, 28, 28) go through the same pass, as class NOT_DIGIT."""
+    def _step(
+        self, batch: Batch, stage: str, extra: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The loss (with its graph, for training), the batch's digit logits (B, 10 or 11) and its last hidden
+        layer (B, F); updates the stage's metrics. `extra` non-digits (K, 1, 28, 28) go through the same pass, as
+        class NOT_DIGIT."""
         x, y = batch
         target = y
         if extra is not None:
             x, target = torch.cat([x, extra]), torch.cat([y, y.new_full((len(extra),), NOT_DIGIT)])
-        logits = self(x)
+        hidden = self.net.embed(x)
+        logits = self.net.head(hidden)
         loss = F.cross_entropy(logits, target)
         # weighted by batch size, so a short last batch counts for what it holds
         self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(target))
         digits = logits[: len(y)].detach()
         self.metrics[f"{stage}_acc"].update(digits[:, :NUM_CLASSES], y)  # which digit, of the pictures of digits
-        return loss, digits
+        return loss, digits, hidden[: len(y)].detach()
 
     def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         """The stage's loss and accuracy over the epoch so far (torchmetrics caches the result until reset)."""
@@ -110,7 +117,7 @@ class MNISTLitModule(L.LightningModule):
             # the digits' own augmentation (data.augment) goes onto the negatives too
             augment = getattr(getattr(self.trainer, "datamodule", None), "augment", None)
             batch, extra = self.curriculum.rewire(batch, augment)
-        loss, _ = self._step(batch, "train", extra)
+        loss, _, _ = self._step(batch, "train", extra)
         # Lightning writes step values every `log_every_n_steps` only (so no host sync per step), but each
         # self.log() call still costs bookkeeping, a noticeable share of a small CNN's step on CPU: log only
         # on the steps it writes (global_step + 1: the step counter moves after this step's optimizer step)
@@ -120,21 +127,33 @@ class MNISTLitModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        _, logits = self._step(batch, "val")
+        _, logits, hidden = self._step(batch, "val")
         self.val_logits.update(logits.float())
         self.val_labels.update(batch[1])
+        if self.curriculum is not None:
+            self.val_hidden.update(hidden.float())
 
     def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """Updates the test metrics; returns the predicted digits (B,), for callbacks such as the report."""
-        _, logits = self._step(batch, "test")
+        _, logits, hidden = self._step(batch, "test")
         y, digit_logits = batch[1], logits[:, :NUM_CLASSES].float()
         preds = digit_logits.argmax(dim=1)
         self.test_confusion.update(preds, y)
         self.test_ece_raw.update(digit_logits.softmax(dim=1), y)
         self.test_ece.update((digit_logits / self.calibration["temperature"]).softmax(dim=1), y)
         if "not_digit" in self.calibration:  # chosen at validation: none with trainer.limit_val_batches=0
-            self.test_accept.update((not_digit_probability(logits) <= self.calibration["not_digit"]).float())
+            self.test_accept.update((self.no_digit(logits, hidden) <= self.calibration["not_digit"]).float())
         return preds
+
+    def no_digit(self, logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """(B,) the probability of no digit, as predict.py computes it: the 11th output's, with the feature
+        distance folded in once it has been fitted."""
+        scores = not_digit_probability(logits)
+        fitted = self.calibration.get("distance")
+        if not fitted:
+            return scores
+        distance = feature_distance(hidden.float(), fitted["means"].to(hidden), fitted["precision"].to(hidden))
+        return with_distance(scores, distance, fitted["limit"], self.calibration["not_digit"])
 
     def on_test_epoch_start(self) -> None:
         for metric in (self.test_confusion, self.test_ece_raw, self.test_ece, self.test_accept):
@@ -146,21 +165,23 @@ class MNISTLitModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         acc = self._log_epoch("val")
         logits, labels = self.val_logits.compute(), self.val_labels.compute()
-        self.val_logits.reset()
-        self.val_labels.reset()
+        hidden = self.val_hidden.compute() if self.curriculum is not None else None
+        for metric in (self.val_logits, self.val_labels, self.val_hidden):
+            metric.reset()
         if self.trainer.sanity_checking:  # two batches of an untrained net are no "best"
             return
         self.val_acc_best.update(acc)
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
-        self.calibrate(logits, labels)
+        self.calibrate(logits, labels, hidden)
 
-    def calibrate(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Fit the calibration to the validation digits' logits (N, 10 or 11) and labels, and log it."""
+    def calibrate(self, logits: torch.Tensor, labels: torch.Tensor, hidden: torch.Tensor | None = None) -> None:
+        """Fit the calibration to the validation digits' logits (N, 10 or 11), labels and last hidden layer (N, F),
+        and log it."""
         negative_logits = None
         if self.curriculum is not None:
             made = self.curriculum.validation_negatives(self.device)
             negative_logits = torch.cat([self(chunk) for chunk in made.split(EVAL_CHUNK)])
-        fitted, logged = calibrate(logits, labels, negative_logits)
+        fitted, logged = calibrate(logits, labels, negative_logits, hidden)
         self.calibration.update(fitted)
         self.log_dict(logged)
 

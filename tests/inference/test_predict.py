@@ -14,9 +14,12 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.data.idx import load_split
 from mnist_lit.inference.predictor import Predictor
 from mnist_lit.inference.sources import load_pictures
-from tests.conftest import ROOT, digit_picture, run_cli
+from mnist_lit.inference.torch_model import Scorer
+from mnist_lit.models import feature_distance
+from tests.conftest import ROOT, digit_picture, real_data_root, run_cli
 
 FADE = np.linspace(0, 1, 101)  # steps of a cross-fade between two digits
 
@@ -241,6 +244,26 @@ def test_not_a_digit_is_an_answer_with_no_digit_and_exit_0(synthetic_ckpt, tmp_p
     assert row["verdict"] == "not a digit"
     assert row["digit"] is None
     assert row["confidence"] == row["not_digit"] > 0
+
+
+@pytest.mark.slow
+def test_the_feature_distance_rejects_a_picture_far_from_every_digit_and_accepts_mnist_test_digits(real_run):
+    ckpt = checkpoints.read(real_run["best_ckpt"])  # torch.load(weights_only=True)
+    fitted = checkpoints.distance(ckpt)
+    assert fitted is not None
+    assert fitted["means"].shape == (10, fitted["precision"].shape[0])
+    scorer = Scorer.of(ckpt)
+    images, _ = load_split(real_data_root(), "test")
+    pixels = images[:2000, None].float() / 255.0
+    with torch.no_grad():
+        hidden = scorer.net.embed((pixels - scorer.mean) / scorer.std)
+        accepted = feature_distance(hidden, scorer.means, scorer.precision) <= scorer.limit
+        assert accepted.float().mean() >= 0.99
+        stripes = torch.zeros(1, 1, 28, 28)
+        stripes[..., ::3, :] = 1.0  # bright rows all over the field: nothing like any digit
+        far = feature_distance(scorer.net.embed((stripes - scorer.mean) / scorer.std), scorer.means, scorer.precision)
+        assert float(far[0]) > scorer.limit
+        assert float(scorer(stripes)[1][0]) > checkpoints.calibration(ckpt).not_digit
 
 
 @pytest.mark.slow

@@ -9,8 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_lit.models import not_digit_probability
-from mnist_lit.training.calibration import ACCEPT_SHARE, calibrate, choose_threshold, fit_temperature, reliability
+from mnist_lit.models import feature_distance, not_digit_probability, with_distance
+from mnist_lit.training.calibration import (
+    ACCEPT_SHARE,
+    DISTANCE_ACCEPT,
+    calibrate,
+    choose_threshold,
+    fit_distance,
+    fit_temperature,
+    reliability,
+)
 
 
 @pytest.mark.parametrize("true_t", [0.5, 1.0, 2.5])
@@ -68,3 +76,40 @@ def test_a_validation_with_negatives_chooses_the_threshold_on_the_digits_and_cou
     assert fitted["not_digit"] == choose_threshold(not_digit_probability(digits))
     assert float(logged["val/accept"]) >= ACCEPT_SHARE
     assert float(logged["val/reject"]) == pytest.approx(0.75)
+
+
+def clustered(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 16) features in ten Gaussian clusters, one per digit, and their labels."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(10, 16, generator=g) * 6
+    labels = torch.arange(n) % 10
+    return centres[labels] + torch.randn(n, 16, generator=g), labels
+
+
+def test_the_feature_distance_puts_a_far_point_beyond_its_limit_and_keeps_new_digits_within():
+    features, labels = clustered(4000, 0)
+    fitted = fit_distance(features, labels)
+    new, _ = clustered(2000, 0)  # the same clusters, other draws: digits the fit never saw
+    within = feature_distance(new, fitted["means"], fitted["precision"]) <= fitted["limit"]
+    assert within.float().mean() >= DISTANCE_ACCEPT - 0.01
+    far = fitted["means"].mean(dim=0, keepdim=True) + 40.0  # between and beyond every cluster
+    assert float(feature_distance(far, fitted["means"], fitted["precision"])[0]) > 10 * fitted["limit"]
+
+
+def test_the_distance_raises_the_not_digit_probability_past_the_threshold_exactly_beyond_its_limit():
+    no_digit = torch.tensor([0.01, 0.01, 0.01, 0.9])
+    distance = torch.tensor([1.0, 9.9, 10.1, 0.5])
+    combined = with_distance(no_digit, distance, limit=10.0, threshold=0.6)
+    assert (combined > 0.6).tolist() == [False, False, True, True]
+    assert bool((combined >= no_digit).all())  # the 11th output is never overruled towards "digit"
+
+
+def test_calibrate_fits_the_distance_only_with_features_and_not_when_a_digit_class_is_missing():
+    features, labels = clustered(400, 1)
+    logits = torch.randn(400, 11)
+    fitted, logged = calibrate(logits, labels, torch.randn(50, 11), features)
+    assert set(fitted["distance"]) == {"means", "precision", "limit"}
+    assert "val/distance_limit" in logged
+    assert "distance" not in calibrate(logits, labels, torch.randn(50, 11))[0]
+    few = labels < 9  # no 9 among them
+    assert "distance" not in calibrate(logits[few], labels[few], torch.randn(50, 11), features[few])[0]

@@ -9,6 +9,7 @@ import torch
 from mnist_lit.reading.preprocess import BOX, COM_CENTRE
 from mnist_lit.training import ink as strokes
 from mnist_lit.training import negatives
+from tests.conftest import ROOT
 
 
 def test_negatives_are_laid_out_like_preprocessed_pictures():
@@ -93,3 +94,18 @@ def test_each_family_draws_binary_ink_that_fills_the_canvas(family):
         rows, cols = drawing.any(1).nonzero().flatten(), drawing.any(0).nonzero().flatten()
         span = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
         assert span > 0.5 * strokes.HI  # spread over the canvas, not a dot in a corner
+
+
+# the font packages kept for evaluating "not a digit" (bench/unseen.py), and what their files are called
+RESERVED = (
+    "dkg-handwriting", "fifthhorseman", "dkg.ttf", "dkgBd", "dkgIt", "dkgBI", "breip", "bwht", "BecauseWe",
+    "femkeklaver", "humor-sans", "Humor-Sans", "comic-neue", "ComicNeue", "Comic Neue",
+)  # fmt: skip
+
+
+def test_the_fonts_kept_for_evaluation_appear_nowhere_in_the_training_code():
+    training = [ROOT / "train.py", *(ROOT / "mnist_lit").rglob("*.py"), *(ROOT / "conf").rglob("*.yaml")]
+    named = [(path.name, word) for path in training for word in RESERVED if word.lower() in path.read_text().lower()]
+    assert not named
+    # and the fonts training draws its glyphs from are none of them
+    assert not [font for font in negatives.FONTS for word in RESERVED if word.lower() in font.lower()]

@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import cv2
+import not_digits
 import numpy as np
 import torch
 from paper import fonts, prune, thin
@@ -27,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_lit.inference.predictor import Predictor
 from mnist_lit.inference.sources import load_pictures
 
-SIDE = 256  # a drawing's own canvas
+SIDE = not_digits.SIDE  # a drawing's own canvas
 KEPT_FONTS = {  # Debian package: where its fonts are
     "fonts-dkg-handwriting": "/usr/share/fonts/truetype/fifthhorseman",
     "fonts-breip": "/usr/share/fonts/truetype/breip",
@@ -132,14 +133,8 @@ def doodle(kind: str, rng: np.random.Generator) -> np.ndarray:
 def glyph(char: str, font: ImageFont.FreeTypeFont, pen: int | None) -> np.ndarray | None:
     """A character, white on black, (SIDE, SIDE) uint8, as typed (`pen` None) or traced along its centre lines by
     a round pen `pen` px wide; None when the font lacks it."""
-    if font.getmask(char).getbbox() is None:
-        return None
-    img = Image.new("L", (SIDE, SIDE), 0)
-    draw = ImageDraw.Draw(img)
-    left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
-    draw.text(((SIDE - right - left) / 2, (SIDE - bottom - top) / 2), char, fill=255, font=font)
-    out = np.asarray(img)
-    if pen is None:
+    out = not_digits.glyph(char, font)  # the same SIDE canvas as bench/not_digits.py's typed glyphs
+    if out is None or pen is None:
         return out
     centre = prune(thin((out > 127).astype(np.uint8)), 3)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (pen | 1, pen | 1))

@@ -12,13 +12,14 @@ from collections.abc import Callable
 import torch
 
 from mnist_lit.data.batches import unnormalize
-from mnist_lit.training import ink, negatives
+from mnist_lit.training import ink, negatives, strokes
 
-BANK_SIZE = 4096  # negatives made once per fit; each training step draws from them
+BANK_SIZE = 8192  # negatives made once per fit; each training step draws from them
 VAL_NEGATIVES = 1024  # a fixed set, made alike on every DDP rank, for choosing the rejection threshold
 VAL_NEGATIVES_SEED = 20170706  # fixed apart from `seed`: every run chooses its threshold on the same pictures
 OVERLAP_SHARE = 0.25  # of each step's negatives: two of the batch's own digits drawn over each other
 STROKE_CHANGES = (-2, -1, -1, 1)  # canvas pixels (1/3 of a field pixel) off each side of a restroked digit's strokes
+FONT_DIGITS = 0.25  # of the restroked digits: digits of the Hershey fonts instead, typed, slanted and wobbled
 MIN_INK_KEPT = 0.3  # a digit thinned to less than this share of its ink is kept as it was
 REFILL_STEPS = 32  # training steps' worth of negatives made at once
 
@@ -79,8 +80,14 @@ class Curriculum:
         restroked = ink.widen(digits, change)
         kept = restroked.sum((1, 2, 3)) >= MIN_INK_KEPT * digits.sum((1, 2, 3))  # thinning must not erase it
         restroked = ink.fit_field(torch.where(kept.view(-1, 1, 1, 1), restroked, digits))
+        labels = y.repeat(repeats)[:count].clone()
+        # some digits give way to font digits: a typed 4 or a serif 1 is still a digit; augmented as the batch is
+        typed = round(count * FONT_DIGITS)
+        drawn_digits, labels[:typed] = strokes.make(typed, True, torch.default_generator, x.device)
+        drawn_digits = ink.fit_field(drawn_digits)
+        restroked[:typed] = augment(drawn_digits) if augment is not None else drawn_digits
         order = torch.randperm(count).to(x.device)
-        return (made[order] - self.mean) / self.std, (restroked - self.mean) / self.std, y.repeat(repeats)[:count]
+        return (made[order] - self.mean) / self.std, (restroked - self.mean) / self.std, labels
 
     def validation_negatives(self, device: torch.device) -> torch.Tensor:
         """The fixed validation negatives (VAL_NEGATIVES, 1, 28, 28), normalized, on `device`; made once."""

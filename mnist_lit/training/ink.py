@@ -8,6 +8,9 @@ Try it: pytest tests/training/test_negatives.py
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +22,12 @@ HI = IMAGE_SIZE * SUPERSAMPLE  # the drawing canvas's side (84)
 SPLATS_PER_SEGMENT = 64  # points drawn along each segment: close enough that the widened line has no gaps
 WARP_DEGREES = 25.0  # rotation of each drawing before it is laid out
 ELASTIC = 0.1  # largest elastic displacement, in canvas halves
+FILL = 0.7  # share of the canvas side that a drawing spans, leaving room to rotate and bend it
+MNIST_PEN = 2.35 * SUPERSAMPLE  # MNIST's mean stroke width (preprocess.MNIST_STROKE) in canvas pixels
+PEN_RANGE = (0.4, 1.25)  # strokes are drawn this many times MNIST_PEN wide
+MIN_ASPECT = 0.4  # strokes and shapes are at least this wide for their height (or the other way round)
+CHUNK = 512  # drawings made per tensor op; bounds memory at (CHUNK, 1, HI, HI)
+WOBBLE_WAVES = 2  # the smooth waves that a hand's wobble is made of
 
 
 def uniform(n: int, lo: float, hi: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -68,6 +77,57 @@ def rasterize(points: torch.Tensor, pen: torch.Tensor, width: torch.Tensor, side
     index = y.clamp(0, side - 1) * side + x.clamp(0, side - 1)
     hairline.scatter_reduce_(1, index, inside.float(), reduce="amax")
     return widen(hairline.view(n, 1, side, side), ((width - 1) / 2).round().long())
+
+
+def pack(drawings: list[list[np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drawings, each a list of strokes (K, 2), as polylines for `draw`: points (N, P, 2) and pen (N, P - 1), True
+    where a segment is drawn; a pen-up segment joins one stroke to the next, and short drawings repeat their last
+    point."""
+    size = max(sum(len(stroke) for stroke in drawing) for drawing in drawings)
+    points, pen = np.zeros((len(drawings), size, 2), np.float32), np.zeros((len(drawings), size - 1), bool)
+    for i, drawing in enumerate(drawings):
+        at = 0
+        for stroke in drawing:
+            points[i, at : at + len(stroke)] = stroke
+            pen[i, at : at + len(stroke) - 1] = True
+            at += len(stroke)
+        points[i, at:] = points[i, at - 1]
+    return torch.from_numpy(points), torch.from_numpy(pen)
+
+
+def draw(
+    points: torch.Tensor, pen: torch.Tensor, generator: torch.Generator, device: torch.device,
+    pen_range: tuple[float, float] = PEN_RANGE, turn: float = math.pi, shear: float = 0.0, wobble: float = 0.0,
+    min_aspect: float = MIN_ASPECT,
+) -> torch.Tensor:  # fmt: skip
+    """Polylines (N, P, 2) with pen (N, P - 1) as binary ink (N, 1, HI, HI): each turned up to `turn` radians either
+    way, slanted up to `shear`, bent by a smooth wobble up to `wobble` of its size, stretched a little, then
+    squeezed into FILL of the canvas keeping its aspect ratio (at least `min_aspect`), drawn with a pen of
+    pen_range times MNIST_PEN."""
+    n = points.shape[0]
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * turn
+    rot = torch.stack([torch.cos(angle), -torch.sin(angle), torch.sin(angle), torch.cos(angle)], -1).view(n, 2, 2)
+    slant = torch.zeros(n, 2, 2)
+    slant[:, 1, 0] = (torch.rand(n, generator=generator) * 2 - 1) * shear  # x moves with y: an italic
+    aspect = torch.exp(torch.randn(n, 1, 2, generator=generator) * 0.25)
+    lo, hi = points.amin(1, keepdim=True), points.amax(1, keepdim=True)
+    unit = (points - (lo + hi) / 2) / (hi - lo).amax(-1, keepdim=True).clamp_min(1e-6)  # longer side 1, centred
+    if wobble:  # a hand drifts smoothly: a few random waves across the drawing move every point a little
+        freq = torch.randn(n, WOBBLE_WAVES, 2, generator=generator) * 2
+        phase = torch.rand(n, WOBBLE_WAVES, 1, generator=generator) * 2 * math.pi
+        amp = (torch.rand(n, WOBBLE_WAVES, 2, generator=generator) * 2 - 1) * wobble
+        waves = torch.sin(2 * math.pi * unit @ freq.transpose(1, 2) + phase.transpose(1, 2))  # (N, P, waves)
+        unit = unit + waves @ amp
+    points = (unit @ (rot + slant @ rot)) * aspect
+    lo, hi = points.amin(1, keepdim=True), points.amax(1, keepdim=True)
+    extent = (hi - lo).clamp_min(1e-3)
+    # a thin sliver would be scaled up into a stroke like a 1: stretch the short side to min_aspect of the long
+    longest = extent.amax(-1, keepdim=True)
+    points = (points - (lo + hi) / 2) * (torch.maximum(extent, min_aspect * longest) / extent) / longest * FILL + 0.5
+    width = MNIST_PEN * uniform(n, *pen_range, generator, device)
+    return torch.cat(
+        [rasterize(*part) for part in zip(*(v.split(CHUNK) for v in (points.to(device), pen.to(device), width)))]
+    )
 
 
 def lift(digits: torch.Tensor) -> torch.Tensor:

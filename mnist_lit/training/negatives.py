@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_lit.training.ink import HI, SUPERSAMPLE, distort, fit_field, rasterize, uniform
+from mnist_lit.training import pictograms, strokes
+from mnist_lit.training.ink import CHUNK, FILL, HI, distort, draw, fit_field, uniform
 
 # fonts bundled with matplotlib (a core dependency): DejaVu only; STIX and Computer Modern are held out
 FONTS = (
@@ -36,14 +37,13 @@ FONTS = (
 LETTERS = "ACEFHJKLMNPRUVWXYacdefhkmnprtuvwxy"
 # nor the symbols that look like one: θ Θ φ Φ σ δ ∂ (0, 6, 8), ε ζ ξ β § (3, 5, 8)
 SYMBOLS = "#$%&*+<=>?@^{}~αγηλμπψωΓΔΛΞΠΣΨΩ∞∫√≈≠±÷×∑∇∈∉∩∪⊂⊃∧∨¬∀∃€£¥¶©®♠♣♦♪"
-FILL = 0.7  # share of the canvas side that a drawing spans, leaving room to rotate and bend it
 FONT_PX = 96  # glyphs are drawn this big, then scaled to FILL * HI and thresholded
-MNIST_PEN = 2.35 * SUPERSAMPLE  # MNIST's mean stroke width (preprocess.MNIST_STROKE) in canvas pixels
-PEN_RANGE = (0.4, 1.25)  # strokes are drawn this many times MNIST_PEN wide
-CHUNK = 512  # drawings made per tensor op; bounds memory at (CHUNK, 1, HI, HI)
-FAMILIES = {"glyphs": 0.3, "scribbles": 0.2, "shapes": 0.2, "compositions": 0.2, "dust": 0.1}  # shares of a bank
+# shares of a bank: glyphs are DejaVu letters and symbols filled in; strokes, the Hershey fonts drawn with a pen
+FAMILIES = {
+    "glyphs": 0.15, "strokes": 0.25, "pictograms": 0.2, "scribbles": 0.1, "shapes": 0.1, "compositions": 0.12,
+    "dust": 0.08,
+}  # fmt: skip
 FAINT_DUST = 0.25  # the faintest dust, as a share of full ink
-MIN_ASPECT = 0.4  # strokes and shapes are at least this wide for their height (or the other way round)
 
 
 def font_dir() -> Path:
@@ -101,7 +101,7 @@ def scribbles(n: int, generator: torch.Generator, device: torch.device) -> torch
     pen = torch.ones(n, steps - 1, dtype=torch.bool)
     for k in range(1, strokes):
         pen[:, k * per - 1] = False
-    return _draw(pos + jumps, pen, generator, device)
+    return draw(pos + jumps, pen, generator, device)
 
 
 def shapes(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -135,7 +135,7 @@ def shapes(n: int, generator: torch.Generator, device: torch.device) -> torch.Te
             points[i, : len(seg)] = seg
             points[i, len(seg) :] = seg[-1]
             pen[i, 0 : len(seg) - 1 : 2] = True  # every other segment joins two lines: pen up
-    return _draw(points, pen, generator, device)
+    return draw(points, pen, generator, device)
 
 
 def compositions(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -166,7 +166,7 @@ def compositions(n: int, generator: torch.Generator, device: torch.device) -> to
     points = torch.cat([outline, strokes.reshape(n, -1, 2)], 1)
     drawn_mark = torch.cat([torch.zeros(n, marks, 1, dtype=torch.bool), used.expand(n, marks, per_mark - 1)], 2)
     pen = torch.cat([torch.ones(n, ring - 1, dtype=torch.bool), drawn_mark.reshape(n, -1)], 1)  # pen up between
-    return _draw(points, pen, generator, device)
+    return draw(points, pen, generator, device)
 
 
 def dust(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -179,33 +179,12 @@ def dust(n: int, generator: torch.Generator, device: torch.device) -> torch.Tens
     used = torch.arange(specks).view(1, specks) < torch.randint(4, specks + 1, (n, 1), generator=generator)
     pen = torch.stack([used, torch.zeros_like(used)], -1).reshape(n, -1)[:, :-1]  # each speck, then a jump
     points = torch.where(used.repeat_interleave(2, 1)[..., None], points, centre[:, :1, 0])  # unused: on the first
-    return _draw(points, pen, generator, device, pen_range=(0.3, 1.0))
-
-
-def _draw(
-    points: torch.Tensor, pen: torch.Tensor, generator: torch.Generator, device: torch.device,
-    pen_range: tuple[float, float] = PEN_RANGE,
-) -> torch.Tensor:  # fmt: skip
-    """Squeeze the points into the canvas (keeping the aspect ratio, random tilt) and rasterize them."""
-    n = points.shape[0]
-    angle = torch.rand(n, generator=generator) * 2 * math.pi
-    rot = torch.stack([torch.cos(angle), -torch.sin(angle), torch.sin(angle), torch.cos(angle)], -1).view(n, 2, 2)
-    aspect = torch.exp(torch.randn(n, 1, 2, generator=generator) * 0.25)
-    points = (points @ rot) * aspect
-    lo, hi = points.amin(1, keepdim=True), points.amax(1, keepdim=True)
-    extent = (hi - lo).clamp_min(1e-3)
-    # a thin sliver would be scaled up into a stroke like a 1: stretch the short side to MIN_ASPECT of the long
-    longest = extent.amax(-1, keepdim=True)
-    points = (points - (lo + hi) / 2) * (torch.maximum(extent, MIN_ASPECT * longest) / extent) / longest * FILL + 0.5
-    width = MNIST_PEN * uniform(n, *pen_range, generator, device)
-    return torch.cat(
-        [rasterize(*part) for part in zip(*(v.split(CHUNK) for v in (points.to(device), pen.to(device), width)))]
-    )
+    return draw(points, pen, generator, device, pen_range=(0.3, 1.0))
 
 
 def canvases(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
     """`count` drawings (count, 1, HI, HI) of ink as uint8 (255: full ink), in random order, from each family its
-    FAMILIES share: letters and symbols, scribbles, shapes, compositions and dust."""
+    FAMILIES share."""
     device = torch.device(device)
     sizes = [round(count * share) for share in FAMILIES.values()]
     sizes[0] += count - sum(sizes)
@@ -213,7 +192,8 @@ def canvases(count: int, generator: torch.Generator, device: torch.device | str 
     picked = letters[torch.randint(len(letters), (sizes[0],), generator=generator)].to(device)
     # type has one pen and no tremor: each glyph is turned, bent and re-inked like a letter written by hand
     drawn = [torch.cat([distort(part.float(), generator) for part in picked.split(CHUNK)])]
-    for family, size in zip((scribbles, shapes, compositions, dust), sizes[1:]):
+    drawn.append(strokes.make(sizes[1], False, generator, device)[0])
+    for family, size in zip((pictograms.make, scribbles, shapes, compositions, dust), sizes[2:]):
         drawn.append(family(size, generator, device))
     # dust is often faint: the grain of a photo of blank paper, which preprocessing stretched into specks
     drawn[-1] *= uniform(sizes[-1], FAINT_DUST, 1.0, generator, device).view(-1, 1, 1, 1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mnist_lit.data import NORMALIZATIONS
-from mnist_lit.training.curriculum import REFILL_STEPS, VAL_NEGATIVES, Curriculum
+from mnist_lit.training.curriculum import FONT_DIGITS, REFILL_STEPS, VAL_NEGATIVES, Curriculum
 
 MEAN, STD = NORMALIZATIONS["mnist"]
 SHARE = 0.125
@@ -62,7 +62,7 @@ def test_rewire_keeps_the_step_size_and_sets_the_negatives_apart():
     assert torch.equal(labels[k:], y[2 * k :])
 
 
-def test_the_negatives_are_augmented_like_the_digits_when_the_data_is():
+def test_the_negatives_and_the_font_digits_are_augmented_like_the_digits_when_the_data_is():
     x, y = batch()
     seen = []
 
@@ -71,7 +71,23 @@ def test_the_negatives_are_augmented_like_the_digits_when_the_data_is():
         return pictures.flip(-1)
 
     Curriculum(SHARE, MEAN, STD).draw(x, y, augment)
-    assert seen == [(round(SHARE * len(x)) * REFILL_STEPS, 1, 28, 28)]
+    count = round(SHARE * len(x)) * REFILL_STEPS
+    assert seen == [(count, 1, 28, 28), (round(count * FONT_DIGITS), 1, 28, 28)]
+
+
+def test_a_share_of_the_restroked_digits_are_font_digits_with_their_own_labels():
+    x, y = batch()
+    x, y = x[:10], y[:10]  # one label per place: a font digit's label is told apart from the batch's order
+    curriculum = Curriculum(SHARE * 10, MEAN, STD)
+    _, restroked, labels = curriculum._refill(x, y, 400, None)
+    typed = round(400 * FONT_DIGITS)
+    own = y.repeat(40)[:400]
+    assert not torch.equal(labels[:typed], own[:typed])  # the font digits' labels are their own
+    assert torch.equal(labels[typed:], own[typed:])
+    assert set(labels[:typed].tolist()) == set(range(10))
+    bars = (x * STD + MEAN)[:, 0].gt(0.5).float()
+    # a font digit is not one of the batch's bars: its ink is spread over more than two rows
+    assert (restroked[:typed] * STD + MEAN)[:, 0].gt(0.5).any(2).sum(1).float().mean() > bars.any(2).sum(1).max()
 
 
 @pytest.mark.parametrize("seed", [0, 1])

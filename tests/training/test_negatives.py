@@ -8,7 +8,8 @@ import torch
 
 from mnist_lit.reading.preprocess import BOX, COM_CENTRE
 from mnist_lit.training import ink as strokes
-from mnist_lit.training import negatives
+from mnist_lit.training import negatives, pictograms
+from mnist_lit.training import strokes as stroke_fonts
 from tests.conftest import ROOT
 
 
@@ -85,9 +86,16 @@ def test_negatives_have_edges_as_soft_as_mnist_digits():
     assert grey_share(made) == pytest.approx(grey_share(digits), abs=0.1)
 
 
-@pytest.mark.parametrize("family", ["scribbles", "shapes", "compositions", "dust"])
+FAMILY_MAKERS = {
+    "scribbles": negatives.scribbles, "shapes": negatives.shapes, "compositions": negatives.compositions,
+    "dust": negatives.dust, "pictograms": pictograms.make,
+    "strokes": lambda n, generator, device: stroke_fonts.make(n, False, generator, device)[0],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_MAKERS))
 def test_each_family_draws_binary_ink_that_fills_the_canvas(family):
-    ink = getattr(negatives, family)(16, torch.Generator().manual_seed(1), torch.device("cpu"))
+    ink = FAMILY_MAKERS[family](16, torch.Generator().manual_seed(1), torch.device("cpu"))
     assert ink.shape == (16, 1, strokes.HI, strokes.HI)
     assert set(ink.unique().tolist()) <= {0.0, 1.0}
     for drawing in ink[:, 0] > 0:
@@ -101,6 +109,11 @@ RESERVED = (
     "dkg-handwriting", "fifthhorseman", "dkg.ttf", "dkgBd", "dkgIt", "dkgBI", "breip", "bwht", "BecauseWe",
     "femkeklaver", "humor-sans", "Humor-Sans", "comic-neue", "ComicNeue", "Comic Neue",
 )  # fmt: skip
+
+
+def test_every_training_family_has_its_share_of_a_bank():
+    assert set(FAMILY_MAKERS) | {"glyphs"} == set(negatives.FAMILIES)
+    assert sum(negatives.FAMILIES.values()) == pytest.approx(1.0)
 
 
 def test_the_fonts_kept_for_evaluation_appear_nowhere_in_the_training_code():

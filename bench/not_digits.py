@@ -34,6 +34,7 @@ HELD_OUT_FONTS = ("STIXGeneral.ttf", "STIXGeneralItalic.ttf", "cmr10.ttf", "cmti
 LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"
 SYMBOLS = "♥★☺☆✓✗→←↑↓⌂♫☼✉☎✂♞♕"  # none is in the training negatives
 DOODLES = ("smiley", "house", "star", "spiral", "arrow", "heart", "sun")
+DRAWN_TOO = ("scribble", "grid")  # drawn here besides DOODLES
 # kinds that the training negatives have too, drawn differently there (mnist_lit/training/pictograms.py)
 SEEN = ("scribble", "grid", "smiley", "star", "spiral", "arrow", "heart")
 
@@ -137,7 +138,7 @@ def drawings(per_family: int, rng: np.random.Generator) -> list[tuple[str, np.nd
             out.append(("letters (held-out fonts)", drawn))
     symbols = [s for s in SYMBOLS if glyph(s, symbol_font) is not None]
     out += [("symbols", glyph(str(rng.choice(symbols)), symbol_font)) for _ in range(per_family)]
-    for kind in (*DOODLES, *SEEN):
+    for kind in (*DOODLES, *DRAWN_TOO):
         out += [(kind, doodle(kind, rng)) for _ in range(per_family)]
     return out
 

@@ -20,6 +20,7 @@ VAL_NEGATIVES_SEED = 20170706  # fixed apart from `seed`: every run chooses its 
 OVERLAP_SHARE = 0.25  # of each step's negatives: two of the batch's own digits drawn over each other
 STROKE_CHANGES = (-2, -1, -1, 1)  # canvas pixels (1/3 of a field pixel) off each side of a restroked digit's strokes
 FONT_DIGITS = 0.25  # of the restroked digits: digits of the Hershey fonts instead, typed, slanted and wobbled
+RELEVEL_SHARE = 0.5  # of every step's pictures: re-inked as a picture read from a file is (ink.relevel)
 MIN_INK_KEPT = 0.3  # a digit thinned to less than this share of its ink is kept as it was
 REFILL_STEPS = 32  # training steps' worth of negatives made at once
 
@@ -44,7 +45,10 @@ class Curriculum:
         x, y = batch
         extra, restroked, labels = self.draw(x, y, augment)
         k = len(extra)
-        return (torch.cat([restroked, x[2 * k :]]), torch.cat([labels, y[2 * k :]])), extra
+        # digits and non-digits alike: how crisp a picture's edges are must tell nothing about what it shows
+        pictures = ink.relevel(torch.cat([restroked, x[2 * k :], extra]) * self.std + self.mean, RELEVEL_SHARE)
+        pictures = (pictures - self.mean) / self.std
+        return (pictures[: len(x) - k], torch.cat([labels, y[2 * k :]])), pictures[len(x) - k :]
 
     def draw(
         self, x: torch.Tensor, y: torch.Tensor, augment: Augment | None = None

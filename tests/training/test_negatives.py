@@ -122,3 +122,18 @@ def test_the_fonts_kept_for_evaluation_appear_nowhere_in_the_training_code():
     assert not named
     # and the fonts training draws its glyphs from are none of them
     assert not [font for font in negatives.FONTS for word in RESERVED if word.lower() in font.lower()]
+
+
+def test_relevel_drops_faint_ink_and_brightens_the_rest_of_its_share_only():
+    torch.manual_seed(0)
+    pictures = torch.zeros(400, 1, 28, 28)
+    pictures[:, :, 10:18, 10:18] = 0.6  # strokes
+    pictures[:, :, 2, 2] = 0.05  # a faint edge pixel
+    out = strokes.relevel(pictures, 0.5)
+    changed = (out != pictures).flatten(1).any(1)
+    assert 0.4 < changed.float().mean() < 0.6  # about its share
+    assert (out[changed][:, 0, 2, 2] == 0).float().mean() > 0.8  # faint ink mostly dropped
+    assert (out[changed][:, 0, 12, 12] >= 0.6).all()  # strokes never darker
+    assert out.max() <= 1.0
+    binary = (pictures > 0.5).float()
+    assert torch.equal(strokes.relevel(binary, 1.0), binary)  # full ink stays full, paper stays paper

@@ -181,7 +181,7 @@ def test_user_style_pictures_of_real_digits(real_run, tmp_path):
     truth = labels[:300].tolist()
     # a digit rejected as "not a digit" counts as wrong
     accuracy = np.mean([not p.error and p.answer.digit == y for p, y in zip(predictions, truth)])
-    assert accuracy >= 0.93  # one epoch of training; the 10-epoch model scores >= 97% (README)
+    assert accuracy >= 0.93  # two epochs of training; the 10-epoch model scores >= 97% (README)
 
 
 def test_a_checkpoint_from_before_calibration_still_predicts(tmp_path):

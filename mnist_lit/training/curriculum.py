@@ -80,18 +80,16 @@ class Curriculum:
         # would be told apart by their crisper edges
         if augment is not None:
             made = augment(made)
-        # the first `typed` places go to font digits: a typed 4 or a serif 1 is still a digit; augmented as the
-        # batch is. Only the rest of the batch's digits are restroked
+        change = torch.tensor(STROKE_CHANGES, device=x.device)[torch.randint(len(STROKE_CHANGES), (count,))]
+        restroked = ink.widen(digits, change)
+        kept = restroked.sum((1, 2, 3)) >= MIN_INK_KEPT * digits.sum((1, 2, 3))  # thinning must not erase it
+        restroked = ink.fit_field(torch.where(kept.view(-1, 1, 1, 1), restroked, digits))
+        labels = y.repeat(repeats)[:count].clone()
+        # some digits give way to font digits: a typed 4 or a serif 1 is still a digit; augmented as the batch is
         typed = round(count * FONT_DIGITS)
-        font_digits, font_labels = strokes.make(typed, True, torch.default_generator, x.device)
-        font_digits = ink.fit_field(font_digits)
-        own = digits[typed:]
-        change = torch.tensor(STROKE_CHANGES, device=x.device)[torch.randint(len(STROKE_CHANGES), (len(own),))]
-        restroked = ink.widen(own, change)
-        kept = restroked.sum((1, 2, 3)) >= MIN_INK_KEPT * own.sum((1, 2, 3))  # thinning must not erase it
-        restroked = ink.fit_field(torch.where(kept.view(-1, 1, 1, 1), restroked, own))
-        restroked = torch.cat([augment(font_digits) if augment is not None else font_digits, restroked])
-        labels = torch.cat([font_labels, y.repeat(repeats)[typed:count]])
+        drawn_digits, labels[:typed] = strokes.make(typed, True, torch.default_generator, x.device)
+        drawn_digits = ink.fit_field(drawn_digits)
+        restroked[:typed] = augment(drawn_digits) if augment is not None else drawn_digits
         order = torch.randperm(count).to(x.device)
         return (made[order] - self.mean) / self.std, (restroked - self.mean) / self.std, labels
 

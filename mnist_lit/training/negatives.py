@@ -1,5 +1,6 @@
 """Pictures that are not digits, made on the fly, for teaching the network to answer "not a digit": letters and
-symbols rendered from the fonts matplotlib ships, scribbles, polygons, grids and hatching, and overlapping digits.
+symbols rendered from the fonts matplotlib ships, the Hershey stroke fonts' glyphs (mnist_lit.training.strokes),
+pictograms (mnist_lit.training.pictograms), scribbles, polygons, grids and hatching, and overlapping digits.
 
 Try it: python -m mnist_lit.training.negatives outputs/negatives.png
 

@@ -30,7 +30,7 @@ def _dot(x: float, y: float) -> np.ndarray:
 
 
 def check(rng: np.random.Generator) -> list[np.ndarray]:
-    """A tick: a short stroke down, a long one up, sometimes inside a box or bent at its foot."""
+    """A tick: a short stroke down, a long one up, sometimes inside a box."""
     foot = (rng.uniform(0.3, 0.45), 1.0)
     strokes = [np.array([(0.0, rng.uniform(0.45, 0.7)), foot, (1.0, rng.uniform(-0.1, 0.2))])]
     if rng.random() < 0.2:

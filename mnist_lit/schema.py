@@ -51,6 +51,9 @@ AUTO_OR_COUNT = Rule(lambda v: v == "auto" or (isinstance(v, int) and not isinst
 GIVEN_PICTURES = Rule(bool, "a picture, a folder or a glob (image=FILE, image=FOLDER or image='GLOB')")
 FORMATS = ("table", "jsonl")  # predict.py's output
 SERVE_HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the only hosts LitServer.run accepts
+AUTHS = ("key", "none")  # serve.py's auth: "none" serves beyond loopback without a key, on purpose
+MIN_KEY = 16  # characters of an API key: a short one can be guessed
+NUMBER = Rule(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 
 
@@ -183,8 +186,28 @@ class ServeSchema(AnswerSchema):
     max_batch_size: int = ruled(AT_LEAST_1)
     batch_timeout: float = ruled(NON_NEGATIVE)
     timeout: float = ruled(POSITIVE)
-    max_upload_mb: float = ruled(POSITIVE)
+    api_servers: int = ruled(AT_LEAST_1)
     log_level: str = ruled(one_of(LOG_LEVELS))
+    api_key: str | None = ruled(Rule(lambda v: v is None or len(v) >= MIN_KEY, f"at least {MIN_KEY} characters"))
+    auth: str = ruled(one_of(AUTHS))
+    allowed_hosts: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)
+    rate: Any = ruled(
+        Rule(lambda v: v == "auto" or (NUMBER.holds(v) and v >= 0), "auto or requests per second, 0 or more")
+    )
+    burst: int = ruled(AT_LEAST_1)
+    docs: bool = MISSING
+    max_upload_mb: float = ruled(POSITIVE)
+    max_megapixels: float = ruled(POSITIVE)
+    heavy_megapixels: float = ruled(POSITIVE)
+    max_in_flight_mb: float = ruled(POSITIVE)
+    header_timeout: float = ruled(POSITIVE)
+    body_timeout: float = ruled(POSITIVE)
+    keep_alive: int = ruled(AT_LEAST_1)
+    max_connections: int = ruled(AT_LEAST_1)
+    grace: float = ruled(NON_NEGATIVE)
+    metrics: bool = MISSING
+    access_log: bool = MISSING
 
 
 @dataclass

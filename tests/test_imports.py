@@ -33,7 +33,8 @@ HEAVY = ("lightning", "pytorch_lightning", "torchvision", "torchmetrics", "tenso
 ONNX_PATH = (
     "mnist_lit.cli", "mnist_lit.checkpoints", "mnist_lit.inference.predictor", "mnist_lit.inference.sources",
     "mnist_lit.inference.table", "mnist_lit.inference.annotate", "mnist_lit.inference.onnx_model",
-    "mnist_lit.serving.server", "mnist_lit.serving.api", "mnist_lit.serving.loop", "mnist_lit.serving.middleware",
+    "mnist_lit.serving.server", "mnist_lit.serving.api", "mnist_lit.serving.loop", "mnist_lit.serving.access",
+    "mnist_lit.serving.limits", "mnist_lit.serving.observe", "mnist_lit.serving.protocol", "mnist_lit.serving.shutdown",
 )  # fmt: skip
 
 

@@ -145,19 +145,31 @@ def read_picture(source: bytes | str | os.PathLike) -> np.ndarray:
     return _read(source, lambda img: preprocess(img).pixels)
 
 
-def read_digits(source: bytes | str | os.PathLike, mode: str = "auto") -> Reading:
+def read_digits(source: bytes | str | os.PathLike, mode: str = "auto", max_pixels: int = MAX_PIXELS) -> Reading:
     """A picture file's digits (mnist_lit.reading.segment: one, or a number), each in MNIST's form with its box; raises
-    PictureError as read_picture does."""
-    return _read(source, lambda img: segment.read(img, mode))
+    PictureError as read_picture does, and for a picture of more than `max_pixels`."""
+    return _read(source, lambda img: segment.read(img, mode), max_pixels)
 
 
-def _read(source: bytes | str | os.PathLike, reader: Callable[[Image.Image], T]) -> T:
+def pixel_count(head: bytes) -> int | None:
+    """Width times height from the first bytes of a picture file (its header), or None when they do not say."""
+    try:
+        with _quiet_pillow(), Image.open(io.BytesIO(head)) as img:
+            return img.width * img.height
+    except Exception:  # any header Pillow cannot read: the full read reports why
+        return None
+
+
+def _read(source: bytes | str | os.PathLike, reader: Callable[[Image.Image], T], max_pixels: int = MAX_PIXELS) -> T:
     """Open, check and decode a picture safely, then hand it to `reader`; every failure is a PictureError."""
     source = source if isinstance(source, bytes) else os.fspath(source)
     if isinstance(source, str) and Path(source).suffix.lower() in SVG_SUFFIXES:
         raise PictureError(SVG_ERROR)
     with _quiet_pillow():
         img = _open(source)
+        if img.width * img.height > max_pixels:  # from the header: nothing decoded yet
+            img.close()
+            raise PictureError(f"picture too large ({img.width * img.height:,} pixels; the limit is {max_pixels:,})")
         try:
             if img.format in VERIFIED_FORMATS:
                 try:

@@ -23,8 +23,9 @@ from starlette.responses import JSONResponse
 
 from mnist_lit.answer import Thresholds
 from mnist_lit.inference.predictor import Prediction, Predictor
-from mnist_lit.reading.pictures import PictureError, read_digits
+from mnist_lit.reading.pictures import MAX_PIXELS, PictureError, read_digits
 from mnist_lit.serving.loop import IdleLoop
+from mnist_lit.serving.observe import metrics
 
 PICTURE_FIELD = "image"  # the multipart field, or the JSON key, that holds the picture
 INPUT_FLAG = "input"  # ask for the 28x28 picture the model saw, as a base64 PNG (the drawing pad does)
@@ -75,11 +76,11 @@ class DigitAPI(ls.LitAPI):
 
     def __init__(
         self, ckpt: str, thresholds: Thresholds, device: str = "auto", cpu_threads: int = 0, read: str = "auto",
-        **kwargs: Any,
+        max_pixels: int = MAX_PIXELS, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(loop=IdleLoop(), **kwargs)
         self.ckpt, self.thresholds, self.device_setting, self.cpu_threads = ckpt, thresholds, device, cpu_threads
-        self.read = read
+        self.read, self.max_pixels = read, max_pixels
         self.predictor: Predictor | None = None
 
     def setup(self, device: str) -> None:
@@ -92,13 +93,14 @@ class DigitAPI(ls.LitAPI):
         `request` stays unannotated: LitServe reads this annotation to choose how to parse the body, and without
         one it hands over the parsed form (multipart) or JSON."""
         try:
-            prediction = Prediction.of("", read_digits(picture_bytes(request), self.read))
+            prediction = Prediction.of("", read_digits(picture_bytes(request), self.read, self.max_pixels))
         except PictureError as err:
             prediction = Prediction("", error=str(err))
         return Item(prediction, send_input=wants_input(request))
 
     def predict(self, batch: list[Item]) -> list[Item]:
         """Answer every readable picture of the batch in one forward pass; the others pass through."""
+        metrics().batch.observe(len(batch))
         self.predictor.classify([item.prediction for item in batch], self.thresholds)
         return batch
 

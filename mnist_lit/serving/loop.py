@@ -9,8 +9,7 @@ from queue import Empty, Queue
 from typing import Any
 
 import litserve as ls
-from litserve.loops.base import _StopLoopError, collate_requests
-from litserve.loops.simple_loops import BatchedLoop
+from litserve.loops import BatchedLoop
 
 IDLE_WAIT = 1.0  # seconds an idle worker blocks on the request queue at a time (a sentinel stops it sooner)
 
@@ -37,7 +36,8 @@ class IdleLoop(BatchedLoop):
     """LitServe's batching loop, minus its idle polling. Its collect step asks the request queue (a proxy to a
     manager process) for a request every millisecond, waiting or not, which keeps about a tenth of a core busy on
     an idle server. Here an idle worker waits in one blocking get for the first request; then the batch fills for
-    batch_timeout exactly as LitServe does it."""
+    batch_timeout exactly as LitServe does it, through LitLoop's own get_batch_requests (public, in litserve.loops).
+    LitServe's stop sentinel travels the same way, so LitServe's own collect step sees it and ends the loop."""
 
     def get_batch_requests(self, lit_api: ls.LitAPI, request_queue: Queue, transport: Any) -> tuple[list, list]:
         """The next batch, waiting for its first request without polling."""
@@ -46,5 +46,5 @@ class IdleLoop(BatchedLoop):
         except Empty:
             return [], []
         except (KeyboardInterrupt, EOFError, OSError):  # Ctrl-C reaches the whole process group; or the queue's
-            raise _StopLoopError from None  # manager is gone: the server is stopping, and so does this worker
-        return collate_requests(self, lit_api, _Prefetched(first, request_queue), transport)
+            raise SystemExit(0) from None  # manager is gone: the server is stopping, and so does this worker
+        return super().get_batch_requests(lit_api, _Prefetched(first, request_queue), transport)

@@ -71,23 +71,42 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def get(url: str) -> tuple[int, bytes]:
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """GET `url`: its status and body, an HTTP error's too."""
     try:
-        with urllib.request.urlopen(url, timeout=REQUEST_SECONDS) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers or {}), timeout=REQUEST_SECONDS
+        ) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
 
 
-def post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+def post(url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     """POST `body` to `url`: its status and JSON answer, an HTTP error's too."""
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    headers = {"Content-Type": content_type, **(headers or {})}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
+
+
+def raw(port: int, data: bytes, wait: float = REQUEST_SECONDS) -> tuple[int, bytes]:
+    """Send `data` as it is on a new loopback connection: the status and the whole reply (0 and b"" for none)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
+        conn.sendall(data)
+        reply = b""
+        try:
+            while chunk := conn.recv(65536):
+                reply += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    try:
+        return int(reply.split(b" ", 2)[1]), reply
+    except (IndexError, ValueError):
+        return 0, reply
 
 
 def multipart(data: bytes, name: str = "digit.png", **fields: str) -> tuple[bytes, str]:
@@ -120,13 +139,14 @@ ONE = [(100, 30), (96, 170)]  # a stroke that reads as a 1
 class Server:
     """serve.py running as a user would start it; stop() sends SIGTERM, as a service manager does."""
 
-    def __init__(self, ckpt: Path, cwd: Path, *overrides: str) -> None:
+    def __init__(self, ckpt: Path, cwd: Path, *overrides: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}", f"port={self.port}", *overrides]
         self.log = cwd / f"serve-{self.port}.log"
+        env = {**os.environ, "TMPDIR": str(cwd), **(env or {})}  # its metrics folder goes under cwd too
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

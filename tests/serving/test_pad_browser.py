@@ -111,3 +111,27 @@ def test_drawing_1_7_0_then_17_and_a_scribble_on_the_pad(real_run, tmp_path):
     finally:
         server.stop()
     print(f"pointer-up to answer on screen: {', '.join(f'{ms:.0f} ms' for ms in timings)}")
+
+
+def test_the_pad_asks_once_for_the_key_of_a_server_that_has_one(synthetic_ckpt, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium()
+    key = "a-long-enough-pad-key-0123456789"
+    server = Server(synthetic_ckpt, tmp_path, f"api_key={key}", "workers_per_device=1")
+    asked = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept(key)))
+            page.goto(server.url + "/")
+            for _ in range(2):
+                answer = answer_after(page, lambda: draw(page, strokes_of("1")))
+                assert "error" not in answer, answer  # answered with the key, not a 401
+                page.click("#clear")
+            browser.close()
+    finally:
+        server.stop()
+    assert len(asked) == 1  # kept for the session after the first time
+    assert "API key" in asked[0]

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -26,14 +27,6 @@ from mnist_lit.serving.process import (
     post,
 )
 from tests.conftest import run_cli
-
-
-@pytest.fixture(scope="module")
-def server(synthetic_ckpt, tmp_path_factory):
-    s = Server(synthetic_ckpt, tmp_path_factory.mktemp("serve"), "max_batch_size=8", "batch_timeout=0.05")
-    yield s
-    if s.proc.poll() is None:
-        s.stop()
 
 
 def test_health_is_200_and_the_page_is_served_at_root(server):
@@ -112,6 +105,29 @@ def test_sigterm_stops_every_process_and_frees_the_port(synthetic_ckpt, tmp_path
     server = Server(synthetic_ckpt, tmp_path)
     assert descendants(server.proc.pid)  # LitServe started worker processes
     assert server.stop() < STOP_SECONDS
+
+
+STUCK_UPLOADS = 5
+
+
+def test_sigterm_answers_what_it_received_cuts_stuck_uploads_and_refuses_new_connections(synthetic_ckpt, tmp_path):
+    server = Server(synthetic_ckpt, tmp_path, "batch_timeout=1.5", "max_batch_size=16", "grace=2")
+    stuck = []
+    for _ in range(STUCK_UPLOADS):  # each declares 1 MB and sends a few bytes of it
+        conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        conn.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n{")
+        stuck.append(conn)
+    with ThreadPoolExecutor(2) as pool:
+        answer = pool.submit(post, server.url + "/predict", *multipart(drawn_png(ONE)))  # waits 1.5 s for its batch
+        time.sleep(0.5)
+        stopped = pool.submit(server.stop)
+        time.sleep(0.5)
+        with pytest.raises((ConnectionRefusedError, ConnectionResetError)):  # nothing listens any more
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).recv(1)
+        assert answer.result()[0] == 200
+        assert stopped.result() < STOP_SECONDS
+    for conn in stuck:
+        conn.close()
 
 
 def test_a_port_in_use_is_a_one_line_error(synthetic_ckpt, tmp_path):

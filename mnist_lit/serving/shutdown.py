@@ -1,0 +1,60 @@
+"""A graceful stop on SIGTERM, as a service manager sends it: the listening socket closes at once, requests already
+received are answered, stuck uploads are cut after the grace period, and every process goes.
+
+Try it: python serve.py & sleep 20; kill %1   (the port is free again within a few seconds)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+FRONT_END = "LitServer-"  # the name LitServe gives its HTTP front-end processes
+SETTLE_SECONDS = 0.1  # for the front-ends to stop accepting before the shared socket is shut
+JOIN_MARGIN = 1.0  # seconds past the grace period that a front-end gets to exit
+
+
+def stop_listening(port: int) -> None:
+    """Shut the listening socket on `port` that this process shares with its children: shutdown() acts on the socket
+    itself, not on one process's handle, so the kernel refuses new connections at once (Linux; elsewhere the
+    socket closes as the processes exit)."""
+    fd_dir = Path("/proc/self/fd")
+    for name in os.listdir(fd_dir) if fd_dir.is_dir() else []:
+        try:
+            sock = socket.socket(fileno=int(name))
+        except (OSError, ValueError):  # not a socket
+            continue
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) and sock.getsockname()[1] == port:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, IndexError, TypeError):
+            pass
+        finally:
+            sock.detach()  # the handle stays LitServe's to close
+
+
+def stop_on_sigterm(port: int, stopping: object, grace: float) -> None:
+    """Make SIGTERM stop the server as Ctrl-C does, after a graceful stop of the HTTP front-ends; LitServe then
+    terminates and joins every worker process it started."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt this one
+        stopping.set()  # /health says 503 from now on
+        fronts = [p for p in multiprocessing.active_children() if p.name.startswith(FRONT_END)]
+        for front in fronts:  # uvicorn's own graceful stop: no new connections, answer the ones in flight
+            front.terminate()
+        time.sleep(SETTLE_SECONDS)
+        stop_listening(port)
+        deadline = time.monotonic() + grace + JOIN_MARGIN
+        for front in fronts:
+            front.join(max(0.0, deadline - time.monotonic()))
+        raise KeyboardInterrupt  # LitServe's stop: the model workers and the queue manager
+
+    signal.signal(signal.SIGTERM, interrupt)
+    # forked children (LitServe's HTTP servers) inherit the handler; uvicorn re-raises SIGTERM after its own
+    # graceful stop, expecting the default action, not a KeyboardInterrupt traceback
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))

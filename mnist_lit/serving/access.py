@@ -28,6 +28,7 @@ API_PATH = "/predict"
 MAX_HEADERS = 100  # header lines in one request
 MAX_HEADER_BYTES = 32 * 1024  # all of a request's header names and values together; cookies stay well under
 MAX_CLIENTS = 10_000  # rate buckets kept; the least recently seen client's goes first
+BUSY = 503
 UNAUTHORIZED = (b"www-authenticate", b"Bearer")
 DRAIN_BYTES = 16 * 1024 * 1024  # of a refused body, read and dropped so that the client sees its answer
 DRAIN_SECONDS = 5.0
@@ -61,10 +62,10 @@ async def drain(receive: Receive) -> None:
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, status: int, error: str, headers: Iterable = ()) -> None:
-    """Answer a request's 4xx or 503 without keeping its body: the body is dropped first, unless the client waits
-    for a 100 Continue (then none of it is ever sent)."""
+    """Answer a request's 4xx without keeping its body: the body is dropped first, unless the client waits for a 100
+    Continue (then none of it is ever sent). A 503 is not drained: a full server must refuse cheaply."""
     sent = dict(scope["headers"])
-    has_body = sent.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in sent
+    has_body = status != BUSY and sent.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in sent
     if has_body and sent.get(b"expect", b"").lower() != b"100-continue":
         await drain(receive)
     await answer(send, status, error, headers)

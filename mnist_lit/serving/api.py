@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from mnist_lit.answer import Thresholds
 from mnist_lit.inference.predictor import Prediction, Predictor
 from mnist_lit.reading.pictures import MAX_PIXELS, PictureError, read_digits
+from mnist_lit.serving.heap import return_big_buffers
 from mnist_lit.serving.loop import IdleLoop
 from mnist_lit.serving.observe import metrics
 
@@ -85,6 +86,7 @@ class DigitAPI(ls.LitAPI):
 
     def setup(self, device: str) -> None:
         """Load the model on the device LitServe gives this worker, with `cpu_threads` threads on CPU."""
+        return_big_buffers()
         device = device if self.device_setting == "auto" else self.device_setting
         self.predictor = Predictor(self.ckpt, device=device, threads=self.cpu_threads)
 

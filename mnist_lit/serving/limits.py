@@ -29,6 +29,7 @@ MAX_FIELDS = 2  # its other fields: "input", and "image" itself when sent as bas
 MAX_JSON_BRACKETS = 8  # {"image": "<base64>", "input": true} has one; base64 has none
 HEAD_BYTES = 64 * 1024  # enough of a picture file for its header, JPEG's EXIF included
 BUSY_RETRY_SECONDS = "1"
+HEAVY_BYTES = 1024 * 1024  # a body larger than this is heavy whatever its pixels: parsing and decoding it is work
 
 
 class Refused(Exception):
@@ -46,7 +47,7 @@ class Budget:
     max_bytes: int  # one body
     seconds: float  # to receive one whole body
     in_flight_bytes: int  # all bodies being read or answered at once
-    heavy_pixels: int  # a picture larger than this waits for the other heavy ones: one at a time
+    heavy_pixels: int  # a picture larger than this (or a body over HEAVY_BYTES) waits for the other heavy ones
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -170,7 +171,7 @@ class BodyLimits:
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        if (pixel_count(head) or 0) <= self.budget.heavy_pixels:
+        if len(body) <= HEAVY_BYTES and (pixel_count(head) or 0) <= self.budget.heavy_pixels:
             await self.app(scope, replay, send)
             return
         async with self.heavy_lane:  # one heavy decode at a time leaves the other workers to everyone else

@@ -135,6 +135,53 @@ def drawn_png(stroke: list[tuple[int, int]], width: int = 14) -> bytes:
 
 ONE = [(100, 30), (96, 170)]  # a stroke that reads as a 1
 
+DEEP = 100_000  # nesting levels of the deep-JSON cases
+
+
+def request(path: str, body: bytes = b"", content_type: str | None = None, extra: str = "") -> bytes:
+    """A whole HTTP/1.1 POST on a connection that closes after the answer."""
+    kind = f"Content-Type: {content_type}\r\n" if content_type else ""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{kind}Content-Length: {len(body)}\r\n{extra}Connection: close\r\n"
+    )
+    return head.encode() + b"\r\n" + body
+
+
+def form_of(parts: list[bytes], boundary: str = "b0undary") -> tuple[bytes, str]:
+    """A multipart body of the given parts."""
+    body = b"".join(f"--{boundary}\r\n".encode() + p + b"\r\n" for p in parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+FIELD = b'Content-Disposition: form-data; name="f"\r\n\r\nx'
+FILE = b'Content-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\nx'
+HOSTILE = {  # the bodies a hostile client sends to POST /predict, each with its content type
+    "5000 parts": form_of([FIELD] * 5000),
+    "2000 file parts": form_of([FILE] * 2000),
+    "multipart without a boundary": (b"--x\r\nhello\r\n--x--\r\n", "multipart/form-data"),
+    "garbage after the boundary": (
+        b"--b0undary\r\n\x00\xff garbage without headers",
+        "multipart/form-data; boundary=b0undary",
+    ),
+    "5000 urlencoded fields": ("&".join(f"f{i}=1" for i in range(5000)).encode(), "application/x-www-form-urlencoded"),
+    "a deep JSON list": (b"[" * DEEP + b"]" * DEEP, "application/json"),
+    "a deep JSON image": (b'{"image": ' + b"[" * DEEP + b"]" * DEEP + b"}", "application/json"),
+    "a deep JSON dict": (b'{"a": ' * DEEP + b"1" + b"}" * DEEP, "application/json"),
+    "a deep JSON list, no content type": (b"[" * DEEP + b"]" * DEEP, None),
+}
+
+
+def pss_mb(pids: set[int]) -> float:
+    """The processes' proportional set size together, in MB: a page shared by several counts once in all."""
+    total = 0
+    for pid in pids:
+        try:
+            rollup = (Path("/proc") / str(pid) / "smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    return total / 1024
+
 
 class Server:
     """serve.py running as a user would start it; stop() sends SIGTERM, as a service manager does."""
@@ -159,6 +206,10 @@ class Server:
             time.sleep(0.25)
         self.proc.kill()
         raise AssertionError(f"serve.py not healthy in {START_SECONDS} s: {self.log.read_text()}")
+
+    def pids(self) -> set[int]:
+        """serve.py's process and every process below it."""
+        return {self.proc.pid} | descendants(self.proc.pid)
 
     def stop(self) -> float:
         """SIGTERM; the seconds until the process and all its children are gone and the port is free."""

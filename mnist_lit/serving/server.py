@@ -26,6 +26,7 @@ from mnist_lit.inference.model import gpu_available, is_onnx
 from mnist_lit.inference.predictor import Predictor
 from mnist_lit.serving.access import LOOPBACK_NAMES, Access, Guard
 from mnist_lit.serving.api import DigitAPI
+from mnist_lit.serving.heap import return_big_buffers
 from mnist_lit.serving.limits import BodyLimits, Budget
 from mnist_lit.serving.observe import Observe, metrics_page, use_directory
 from mnist_lit.serving.protocol import with_header_deadline
@@ -164,6 +165,7 @@ def build_server(cfg: DictConfig, ckpt: str | os.PathLike, stopping: object = No
 
 def serve(cfg: DictConfig, ckpt: str | os.PathLike) -> None:
     """Run the server until Ctrl-C or SIGTERM, every process sharing one metrics folder, removed at the end."""
+    return_big_buffers()  # before the front-ends fork: they inherit it
     metrics_dir = tempfile.mkdtemp(prefix="mnist-lit-metrics-")
     use_directory(metrics_dir)
     try:

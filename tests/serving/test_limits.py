@@ -16,44 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from mnist_lit.serving.process import ONE, drawn_png, get, multipart, post, raw
+from mnist_lit.serving.process import HOSTILE, ONE, drawn_png, get, multipart, post, raw, request
 
-DEEP = 100_000  # nesting levels of the deep-JSON cases
 SLOW_CONNECTIONS = 200  # held open with half-sent headers while good requests are asked
 GOOD_REQUESTS = 20
-
-
-def request(path: str, body: bytes = b"", content_type: str | None = None, extra: str = "") -> bytes:
-    """A whole HTTP/1.1 POST on a connection that closes after the answer."""
-    kind = f"Content-Type: {content_type}\r\n" if content_type else ""
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{kind}Content-Length: {len(body)}\r\n{extra}Connection: close\r\n"
-    )
-    return head.encode() + b"\r\n" + body
-
-
-def form_of(parts: list[bytes], boundary: str = "b0undary") -> tuple[bytes, str]:
-    """A multipart body of the given parts."""
-    body = b"".join(f"--{boundary}\r\n".encode() + p + b"\r\n" for p in parts) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-FIELD = b'Content-Disposition: form-data; name="f"\r\n\r\nx'
-FILE = b'Content-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\nx'
-HOSTILE = {
-    "5000 parts": form_of([FIELD] * 5000),
-    "2000 file parts": form_of([FILE] * 2000),
-    "multipart without a boundary": (b"--x\r\nhello\r\n--x--\r\n", "multipart/form-data"),
-    "garbage after the boundary": (
-        b"--b0undary\r\n\x00\xff garbage without headers",
-        "multipart/form-data; boundary=b0undary",
-    ),
-    "5000 urlencoded fields": ("&".join(f"f{i}=1" for i in range(5000)).encode(), "application/x-www-form-urlencoded"),
-    "a deep JSON list": (b"[" * DEEP + b"]" * DEEP, "application/json"),
-    "a deep JSON image": (b'{"image": ' + b"[" * DEEP + b"]" * DEEP + b"}", "application/json"),
-    "a deep JSON dict": (b'{"a": ' * DEEP + b"1" + b"}" * DEEP, "application/json"),
-    "a deep JSON list, no content type": (b"[" * DEEP + b"]" * DEEP, None),
-}
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))

@@ -128,14 +128,16 @@ class Guard:
                 scope, receive, send, 431, f"headers too large (at most {MAX_HEADERS} lines, {MAX_HEADER_BYTES} bytes)"
             )
             return
-        refusal = self.refusal(scope, dict(headers))
+        sent = dict(headers)
+        cross = self.cross_origin(sent)
+        refusal = self.refusal(scope, sent, cross)
         if refusal is not None:
             await refuse(scope, receive, send, *refusal)
             return
-        origin = dict(headers).get(b"origin")
-        if origin is None or not self.cross_origin(dict(headers)):
+        if not cross:
             await self.app(scope, receive, send)
             return
+        origin = sent[b"origin"]
         if scope["method"] == "OPTIONS":  # an allowed origin's preflight
             await answer(send, 204, None, self.cors_headers(origin, preflight=True))
             return
@@ -147,8 +149,9 @@ class Guard:
 
         await self.app(scope, receive, with_cors)
 
-    def refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, list] | None:
-        """The status, error and headers that refuse this request, or None when it may pass."""
+    def refusal(self, scope: Scope, headers: dict[bytes, bytes], cross: bool) -> tuple[int, str, list] | None:
+        """The status, error and headers that refuse this request (`cross`: sent from another origin's page), or
+        None when it may pass."""
         path = scope["path"]
         if path == "/health" and self.access.stopping is not None and self.access.stopping.is_set():
             return 503, "the server is stopping", []
@@ -157,7 +160,7 @@ class Guard:
         host = headers.get(b"host", b"").decode("latin-1")
         if self.access.hosts is not None and host_name(host).lower() not in self.access.hosts:
             return 400, f"this server does not answer for Host {host!r}", []
-        if self.cross_origin(headers) and headers[b"origin"].decode("latin-1") not in self.access.origins:
+        if cross and headers[b"origin"].decode("latin-1") not in self.access.origins:
             return 403, "requests from other sites' pages are not allowed (see the cors_origins setting)", []
         needs_key = self.key is not None and path not in OPEN_PATHS and scope["method"] != "OPTIONS"
         # compare_digest takes constant time: no guessing the key from how fast a wrong one is refused

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from mnist_lit import startup  # noqa: F401  (first: the imports below run without the garbage collector)
-
-# isort: split
-
 import os
 import sys
 

@@ -1,25 +1,14 @@
-"""How every command-line script starts and ends: without collecting garbage during its imports (mnist_lit.startup
-pauses it, `run` resumes it), without console noise the user cannot act on, with unknown config choices and user
-errors as one line, and, once everything is written, without the interpreter's slow teardown.
+"""How every command-line script starts and ends: unknown config choices and user errors as one line, and without
+console noise the user cannot act on.
 
-Try it: time python predict.py image=<one picture>
-
-After torch and Lightning are imported, a normal interpreter exit spends seconds freeing hundreds of thousands of
-objects one by one, on every run; the operating system reclaims the memory at once. So, once the
-script's work is done and the exit handlers have run (log files flushed, worker processes joined), the process ends
-with os._exit. Anything unusual, such as a thread still running or an exception, takes the normal way out.
-Daemon threads (tqdm's progress-bar monitor, for one) don't count: a normal exit does not wait for them either.
+Try it: python predict.py image=nowhere.png   (one line, `error: ...`, exit status 1)
 """
 
 from __future__ import annotations
 
-import atexit
-import gc
 import logging
-import os
 import re
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from functools import wraps
@@ -50,18 +39,6 @@ def quiet() -> None:
     """Silence the known console noise that no setting of this app can act on."""
     logging.getLogger(LIGHTNING_INFO).addFilter(_not_an_advert)
     warnings.filterwarnings("ignore", message=LEAFSPEC_DEPRECATION, category=FutureWarning)
-
-
-def after_imports() -> None:
-    """Turn garbage collection back on after a script's imports, during which it paused it; silence known noise.
-
-    The objects that importing train.py creates live until exit, yet with the collector on, the imports ran
-    several full collections over them as they arrived: a large share of every start-up.
-    """
-    gc.freeze()  # they stay out of every later collection too
-    atexit.register(gc.unfreeze)  # a normal exit still frees them: native extensions (triton's) report leaks
-    gc.enable()
-    quiet()
 
 
 def fail(reason: object) -> NoReturn:
@@ -108,23 +85,8 @@ def config_dirs(args: list[str]) -> list[Path]:
     return found
 
 
-def run(main: Callable[[], object]) -> NoReturn:
-    """Call a @hydra.main entry point, once its script's imports are done, then exit with its status as
-    `python script.py` would, only sooner."""
-    after_imports()
-    try:
-        check_choices(sys.argv[1:], Path(sys.argv[0]).resolve().parent / "conf")
-        main()
-        status = 0
-    except SystemExit as stop:
-        if stop.code is None or isinstance(stop.code, int):
-            status = stop.code or 0
-        else:  # SystemExit("message"): Python prints the message and exits 1
-            print(stop.code, file=sys.stderr)
-            status = 1
-    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
-        sys.exit(status)  # a thread may still be writing: let the interpreter join it
-    atexit._run_exitfuncs()  # what a normal exit runs first: logging.shutdown, multiprocessing joins, ...
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+def run(main: Callable[[], object]) -> None:
+    """Call a @hydra.main entry point after refusing unknown config choices and silencing known noise."""
+    quiet()
+    check_choices(sys.argv[1:], Path(sys.argv[0]).resolve().parent / "conf")
+    main()

@@ -184,6 +184,7 @@ class ServeSchema(AnswerSchema):
     devices: Any = MISSING
     workers_per_device: Any = ruled(AUTO_OR_COUNT)
     max_batch_size: int = ruled(AT_LEAST_1)
+    max_worker_mb: float = ruled(NON_NEGATIVE)
     batch_timeout: float = ruled(NON_NEGATIVE)
     timeout: float = ruled(POSITIVE)
     api_servers: int = ruled(AT_LEAST_1)

@@ -7,13 +7,11 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 from PIL import Image
 
-from mnist_lit import cli
 from tests.conftest import FAST, ROOT, make_digits, run_cli
 
 # a proxy on a closed local port: torchvision's download fails at once without any traffic leaving the machine
@@ -29,6 +27,7 @@ def assert_one_line_error(proc, *fragments: str) -> None:
         assert fragment in errors[0]
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("arg", "choices"),
     [("model=resnet9000", "['cnn', 'deep_cnn']"), ("optimizer=adam,lion", "['adam', 'sgd']")],
@@ -40,6 +39,7 @@ def test_an_unknown_choice_is_one_line_with_the_choices(tmp_path, arg, choices):
     assert proc.stderr.strip().splitlines() == [f"error: {bad} does not exist; choose one of {choices}"]
 
 
+@pytest.mark.cli
 def test_missing_mnist_offline_fails_fast(tmp_path):
     start = time.monotonic()
     proc = run_cli("train.py", f"data.root={tmp_path / 'empty'}", *FAST, cwd=tmp_path, env=OFFLINE)
@@ -50,6 +50,7 @@ def test_missing_mnist_offline_fails_fast(tmp_path):
     assert len(printed) == 1  # the error and nothing else: no torchvision mirror chatter, no Trainer banner
 
 
+@pytest.mark.cli
 def test_corrupt_idx_is_a_clear_error(tmp_path, synthetic_root):
     root = tmp_path / "data"
     shutil.copytree(synthetic_root, root)
@@ -59,11 +60,13 @@ def test_corrupt_idx_is_a_clear_error(tmp_path, synthetic_root):
     assert_one_line_error(proc, str(images), "truncated or corrupt")
 
 
+@pytest.mark.cli
 def test_missing_ckpt_path_is_one_line_on_the_console(tmp_path, synthetic_root):
     proc = run_cli("train.py", f"data.root={synthetic_root}", "ckpt_path=nope/last.ckpt", *FAST, cwd=tmp_path)
     assert_one_line_error(proc, "ckpt_path=nope/last.ckpt does not exist")
 
 
+@pytest.mark.cli
 def test_default_run_dir_and_no_overwrite(tmp_path, synthetic_root):
     proc = run_cli("train.py", f"data.root={synthetic_root}", *FAST, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -78,6 +81,7 @@ def test_default_run_dir_and_no_overwrite(tmp_path, synthetic_root):
     assert (run / ".hydra" / "config.yaml").read_text() == config  # refused before Hydra wrote anything
 
 
+@pytest.mark.cli
 def test_multirun_gives_each_job_its_own_dir_and_a_summary(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep"
     proc = run_cli(
@@ -109,6 +113,7 @@ def test_multirun_gives_each_job_its_own_dir_and_a_summary(tmp_path, synthetic_r
     assert_one_line_error(again, "already holds a run")
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("body", "status", "stderr"),
     [("pass", 0, ""), ("raise SystemExit(3)", 3, ""), ("raise SystemExit('error: bad input')", 1, "error: bad input")],
@@ -134,29 +139,7 @@ def test_scripts_end_with_their_status_and_everything_written(tmp_path, body, st
     assert "logged" in log.read_text()  # the log file was flushed and closed
 
 
-class FastExit(Exception):
-    """Raised by a stand-in for os._exit, so a test sees which way run() ends."""
-
-
-@pytest.mark.parametrize(("daemon", "fast"), [(True, True), (False, False)])
-def test_only_a_live_non_daemon_thread_keeps_the_normal_exit(monkeypatch, daemon, fast):
-    def fake_exit(status):
-        raise FastExit(status)
-
-    monkeypatch.setattr(cli.os, "_exit", fake_exit)
-    monkeypatch.setattr(cli.atexit, "_run_exitfuncs", lambda: None)  # pytest's own handlers must not run here
-    release = threading.Event()
-    worker = threading.Thread(target=release.wait, daemon=daemon)  # like tqdm's monitor when daemon
-    worker.start()
-    try:
-        with pytest.raises(FastExit if fast else SystemExit) as ended:
-            cli.run(lambda: None)
-    finally:
-        release.set()
-        worker.join()
-    assert ended.value.args[0] == 0 if fast else ended.value.code == 0
-
-
+@pytest.mark.cli
 def test_a_running_thread_finishes_its_write_before_exit(tmp_path):
     out = tmp_path / "written.txt"
     script = (
@@ -173,36 +156,25 @@ def test_a_running_thread_finishes_its_write_before_exit(tmp_path):
     assert out.read_text() == "done"
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("script", ["train", "evaluate", "predict", "serve", "export"])
-def test_entry_points_import_without_full_collections_and_collect_again_once_they_run(script):
-    imports_only = (
-        "import gc, importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('entry', '{script}.py')\n"
-        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"  # not __main__: its imports only
-        "print(gc.isenabled(), gc.get_stats()[2]['collections'])\n"
+def test_an_entry_point_imported_as_a_spawned_worker_imports_it_collects_garbage(script):
+    # multiprocessing's spawn (LitServe's model workers, DataLoader workers, DDP ranks) re-imports the main script
+    # as __mp_main__: whatever its imports do to the collector stays for the worker's whole life
+    spawned = (
+        "import gc, runpy\n"
+        f"runpy.run_path('{script}.py', run_name='__mp_main__')\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
     )
-    proc = subprocess.run([sys.executable, "-c", imports_only], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", spawned], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["False", "0"]  # paused while the imports ran: with it on, train's ran seven
-    started = (
-        "import atexit, gc, runpy, sys\n"
-        f"sys.argv = ['{script}.py', '--help']\n"
-        "frozen, freeze = [], gc.freeze\n"
-        "gc.freeze = lambda: (freeze(), frozen.append(gc.get_freeze_count()))\n"  # what cli.run froze
-        "atexit.register(lambda: print('GC', gc.isenabled(), *frozen))\n"
-        f"runpy.run_path('{script}.py', run_name='__main__')\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", started], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    _, enabled, frozen = proc.stdout.strip().splitlines()[-1].split()
-    assert enabled == "True"  # cli.run turned it back on
-    assert frozen != "0"  # and what the imports made stays out of later collections
-    assert "leaked" not in proc.stderr  # a normal exit unfreezes them: triton's bindings report leaks otherwise
+    assert proc.stdout.split() == ["True", "0"]
 
 
 NOISE = ("Warning", "warn(", "Tip")  # what a warning or an advert looks like on the console
 
 
+@pytest.mark.cli
 def test_default_commands_print_no_warnings(tmp_path, synthetic_root, synthetic_ckpt):
     trained = run_cli("train.py", f"data.root={synthetic_root}", *FAST, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr

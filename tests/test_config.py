@@ -175,6 +175,7 @@ def test_wrong_type_is_refused_while_composing():
         compose_cfg(["optimizer.lr=abc"])
 
 
+@pytest.mark.cli
 def test_invalid_value_stops_the_cli_before_any_work(tmp_path):
     proc = run_cli("train.py", "data.batch_size=-1", "hydra.run.dir=run", cwd=tmp_path)
     assert proc.returncode != 0
@@ -183,12 +184,14 @@ def test_invalid_value_stops_the_cli_before_any_work(tmp_path):
     assert not (tmp_path / "run" / "tensorboard").exists()
 
 
+@pytest.mark.cli
 def test_evaluate_validates_its_data_settings(tmp_path):
     proc = run_cli("evaluate.py", "data.normalize=zscore", cwd=tmp_path)
     assert proc.returncode != 0
     assert "error: data.normalize=zscore is invalid" in proc.stderr
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("script", "setting", "error"),
     [
@@ -211,6 +214,7 @@ def test_every_commands_bad_setting_is_one_line_before_any_work(tmp_path, script
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.cli
 def test_predict_without_pictures_says_how_to_give_them(tmp_path):
     proc = run_cli("predict.py", cwd=tmp_path)
     assert proc.returncode == 1

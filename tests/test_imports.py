@@ -109,6 +109,7 @@ def test_reading_inference_and_serving_never_import_lightning(graph):
     assert found == []
 
 
+@pytest.mark.cli
 def test_what_predict_and_serve_import_for_an_onnx_model_loads_no_torch_and_no_lightning():
     code = (
         "import importlib, json, sys\n"

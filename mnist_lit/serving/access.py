@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,14 +80,18 @@ def host_name(host: str) -> str:
 
 @dataclass
 class Bucket:
-    """A token bucket: `burst` requests at once, refilled at `rate` per second."""
+    """A token bucket: `burst` requests at once, refilled at `rate` per second of `clock`."""
 
     tokens: float
-    stamp: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    stamp: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stamp = self.clock()
 
     def take(self, rate: float, burst: int) -> float:
         """0 when a request may go now (and takes its token), else the seconds until one may."""
-        now = time.monotonic()
+        now = self.clock()
         self.tokens = min(burst, self.tokens + (now - self.stamp) * rate)
         self.stamp = now
         if self.tokens >= 1:
@@ -107,6 +111,7 @@ class Access:
     burst: int = 1
     docs: bool = False
     stopping: Any = None  # an Event-like object: is_set() once SIGTERM came
+    clock: Callable[[], float] = time.monotonic  # what the rate buckets refill by; tests pass their own
 
 
 class Guard:
@@ -203,7 +208,7 @@ class Guard:
     def bucket(self, scope: Scope, headers: dict[bytes, bytes]) -> Bucket:
         """The rate bucket of this request's key, or of its client address when the server has no key."""
         who = self.sent_key(headers).decode("latin-1") if self.key else (scope.get("client") or ("?",))[0]
-        bucket = self.buckets.pop(who, None) or Bucket(tokens=self.access.burst)
+        bucket = self.buckets.pop(who, None) or Bucket(self.access.burst, self.access.clock)
         self.buckets[who] = bucket  # most recently seen last
         if len(self.buckets) > MAX_CLIENTS:
             self.buckets.popitem(last=False)

@@ -77,9 +77,9 @@ class DigitAPI(ls.LitAPI):
 
     def __init__(
         self, ckpt: str, thresholds: Thresholds, device: str = "auto", cpu_threads: int = 0, read: str = "auto",
-        max_pixels: int = MAX_PIXELS, **kwargs: Any,
+        max_pixels: int = MAX_PIXELS, max_worker_mb: float = 0.0, **kwargs: Any,
     ) -> None:  # fmt: skip
-        super().__init__(loop=IdleLoop(), **kwargs)
+        super().__init__(loop=IdleLoop(max_worker_mb), **kwargs)
         self.ckpt, self.thresholds, self.device_setting, self.cpu_threads = ckpt, thresholds, device, cpu_threads
         self.read, self.max_pixels = read, max_pixels
         self.predictor: Predictor | None = None

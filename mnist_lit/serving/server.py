@@ -140,6 +140,7 @@ def build_server(cfg: DictConfig, ckpt: str | os.PathLike, stopping: object = No
     api = DigitAPI(
         str(ckpt), thresholds, cpu_threads=max(1, cores // workers) if on_cpu else 0, read=cfg.read,
         max_pixels=int(cfg.max_megapixels * 1e6), max_batch_size=cfg.max_batch_size, batch_timeout=cfg.batch_timeout,
+        max_worker_mb=cfg.max_worker_mb,
     )  # fmt: skip
     server = ls.LitServer(
         api,
@@ -147,6 +148,7 @@ def build_server(cfg: DictConfig, ckpt: str | os.PathLike, stopping: object = No
         devices=cfg.devices,
         workers_per_device=workers,
         timeout=cfg.timeout,  # the schema typed these: floats and ints already
+        restart_workers=cfg.max_worker_mb > 0,  # a worker past max_worker_mb ends; LitServe starts a fresh one
         disable_openapi_url=not cfg.docs,  # FastAPI's /docs and /redoc go with it; they load from a CDN
         middlewares=[
             (BodyLimits, {"budget": budget(cfg)}),
@@ -172,7 +174,7 @@ def serve(cfg: DictConfig, ckpt: str | os.PathLike) -> None:
         stopping = multiprocessing.get_context("fork").Event()  # forked front-ends see it set
         server = build_server(cfg, ckpt, stopping)
         cap = connection_cap(cfg)
-        stop_on_sigterm(cfg.port, stopping, cfg.grace)
+        stop_on_sigterm(server, cfg.port, stopping, cfg.grace)
         server.run(
             host=cfg.host, port=cfg.port, num_api_servers=cfg.api_servers, log_level=cfg.log_level,
             generate_client_file=False, timeout_keep_alive=cfg.keep_alive, limit_concurrency=cap,

@@ -37,12 +37,14 @@ def stop_listening(port: int) -> None:
             sock.detach()  # the handle stays LitServe's to close
 
 
-def stop_on_sigterm(port: int, stopping: object, grace: float) -> None:
+def stop_on_sigterm(server: object, port: int, stopping: object, grace: float) -> None:
     """Make SIGTERM stop the server as Ctrl-C does, after a graceful stop of the HTTP front-ends; LitServe then
     terminates and joins every worker process it started."""
 
     def interrupt(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt this one
+        # LitServe's monitor must not replace the workers that the stop ends
+        server.restart_workers = False
         stopping.set()  # /health says 503 from now on
         fronts = [p for p in multiprocessing.active_children() if p.name.startswith(FRONT_END)]
         for front in fronts:  # uvicorn's own graceful stop: no new connections, answer the ones in flight
@@ -54,7 +56,19 @@ def stop_on_sigterm(port: int, stopping: object, grace: float) -> None:
             front.join(max(0.0, deadline - time.monotonic()))
         raise KeyboardInterrupt  # LitServe's stop: the model workers and the queue manager
 
+    def ctrl_c(signum: int, frame: object) -> None:
+        # Ctrl-C ends the workers with everything else in the terminal's process group: none is to be replaced
+        server.restart_workers = False
+        raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, interrupt)
-    # forked children (LitServe's HTTP servers) inherit the handler; uvicorn re-raises SIGTERM after its own
+    signal.signal(signal.SIGINT, ctrl_c)
+    # forked children (LitServe's HTTP servers) inherit the handlers; uvicorn re-raises SIGTERM after its own
     # graceful stop, expecting the default action, not a KeyboardInterrupt traceback
-    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    os.register_at_fork(after_in_child=in_child)
+
+
+def in_child() -> None:
+    """A forked child's signal handling: Python's own, as before stop_on_sigterm."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

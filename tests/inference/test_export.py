@@ -74,11 +74,13 @@ def assert_same_answers(ours: list[dict], theirs: list[dict]) -> None:
             np.testing.assert_allclose(da["probs"], db["probs"], atol=PROBS_TOL)
 
 
+@pytest.mark.cli
 def test_the_exported_model_answers_drawn_pictures_as_the_checkpoint_does(exported, synthetic_ckpt, tmp_path):
     folder = draw_pictures(tmp_path / "drawn")
     assert_same_answers(answers_of(exported, folder), answers_of(synthetic_ckpt, folder))
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("batch", [1, 37])
 def test_a_dynamic_batch_gives_torchs_outputs(exported, synthetic_ckpt, batch):
     pixels = np.random.default_rng(batch).random((batch, 1, 28, 28), dtype=np.float32)
@@ -92,6 +94,7 @@ def test_a_dynamic_batch_gives_torchs_outputs(exported, synthetic_ckpt, batch):
     np.testing.assert_allclose(no_digit, expected_no_digit.numpy(), atol=PROBS_TOL)
 
 
+@pytest.mark.cli
 def test_the_metadata_says_what_a_consumer_needs(exported, synthetic_ckpt):
     model = OnnxModel(exported, device="cpu")
     meta, ckpt = model.meta, checkpoints.read(synthetic_ckpt)
@@ -105,6 +108,7 @@ def test_the_metadata_says_what_a_consumer_needs(exported, synthetic_ckpt):
     assert model.calibration == checkpoints.calibration(ckpt)
 
 
+@pytest.mark.cli
 def test_export_is_one_file_and_keeps_an_existing_one(exported, synthetic_ckpt, synthetic_root):
     assert [p.name for p in exported.parent.iterdir()] == ["model.onnx"]  # no .data file beside it
     before = exported.read_bytes()
@@ -142,6 +146,7 @@ print(json.dumps({{"status": status, "served": served.fields()["number"],
 """
 
 
+@pytest.mark.cli
 def test_predict_and_serve_with_an_onnx_model_never_import_torch(exported, tmp_path):
     image = draw_pictures(tmp_path / "drawn") / "seven.png"
     code = TORCH_FREE.format(root=str(ROOT), conf=str(ROOT / "conf"), image=str(image), model=str(exported))
@@ -160,6 +165,7 @@ def other_onnx(path: Path) -> Path:
     return path
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("model", "message"),
     [
@@ -182,6 +188,7 @@ def test_a_model_file_that_is_not_ours_is_a_one_line_error(tmp_path, model, mess
     assert message in line
 
 
+@pytest.mark.cli
 def test_exporting_a_file_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path, synthetic_root):
     bad = tmp_path / "best.ckpt"
     bad.write_bytes(b"\x00" * 1000)
@@ -193,7 +200,7 @@ def test_exporting_a_file_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path,
     assert not (tmp_path / "model.onnx").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.real_data
 def test_a_real_model_exports_with_parity_and_answers_real_digits_alike(real_run, tmp_path):
     images, labels = load_split(real_data_root(), "test")
     parity = export(real_run["best_ckpt"], tmp_path / "model.onnx", images.numpy(), unsure=0.5)

@@ -43,6 +43,7 @@ def jsonl(proc) -> dict[str, dict]:
     return {row["image"].rsplit("/", 1)[-1]: row for row in map(json.loads, proc.stdout.splitlines())}
 
 
+@pytest.mark.cli
 def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_ckpt, tmp_path):
     proc = run_cli("predict.py", f"image={pictures}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path)
     assert proc.returncode == 1
@@ -74,6 +75,7 @@ def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_c
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.cli
 def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
     runs = synthetic_ckpt.parents[2]  # <runs>/<run>/checkpoints/best.ckpt
     picture = digit_picture(tmp_path / "one.png")
@@ -87,6 +89,7 @@ def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
     assert row.count("%") == 3  # the confidence and two top-k entries
 
 
+@pytest.mark.cli
 def test_glob_and_other_pictures_still_predicted(tmp_path, synthetic_ckpt):
     digit_picture(tmp_path / "x1.png")
     digit_picture(tmp_path / "x2.png")
@@ -136,6 +139,7 @@ def test_no_checkpoint_anywhere(tmp_path):
         checkpoints.newest(tmp_path)
 
 
+@pytest.mark.cli
 def test_annotate_writes_side_by_side_and_never_overwrites(tmp_path, synthetic_ckpt):
     picture = digit_picture(tmp_path / "seven.png")
     out = tmp_path / "annotated"
@@ -152,6 +156,7 @@ def test_annotate_writes_side_by_side_and_never_overwrites(tmp_path, synthetic_c
     assert (ink > 128).mean() < 0.2
 
 
+@pytest.mark.cli
 def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_ckpt):
     picture = digit_picture(tmp_path / "p.png")
     code = (
@@ -167,7 +172,7 @@ def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_c
     assert "HEAVY []" in proc.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.real_data
 def test_user_style_pictures_of_real_digits(real_run, tmp_path):
     from mnist_lit.data.idx import load_split
     from mnist_lit.reading.samples import write_pictures
@@ -184,6 +189,7 @@ def test_user_style_pictures_of_real_digits(real_run, tmp_path):
     assert accuracy >= 0.93  # two epochs of training; the 10-epoch model scores >= 97% (README)
 
 
+@pytest.mark.cli
 def test_a_checkpoint_from_before_calibration_still_predicts(tmp_path):
     from mnist_lit.models import CNN, net_settings
 
@@ -208,7 +214,7 @@ def drawn(path, draw_on) -> str:
     return str(path)
 
 
-@pytest.mark.slow
+@pytest.mark.real_data
 def test_a_clear_digit_is_a_digit_and_a_1_fading_into_a_7_passes_through_unsure(real_run, tmp_path):
     from mnist_lit.data.idx import load_split
     from mnist_lit.inference.predictor import Prediction
@@ -233,6 +239,7 @@ def test_a_clear_digit_is_a_digit_and_a_1_fading_into_a_7_passes_through_unsure(
     ]
 
 
+@pytest.mark.cli
 def test_not_a_digit_is_an_answer_with_no_digit_and_exit_0(synthetic_ckpt, tmp_path):
     picture = digit_picture(tmp_path / "p.png")
     # not_digit=0: any picture with the least chance of holding no digit is rejected
@@ -246,7 +253,7 @@ def test_not_a_digit_is_an_answer_with_no_digit_and_exit_0(synthetic_ckpt, tmp_p
     assert row["confidence"] == row["not_digit"] > 0
 
 
-@pytest.mark.slow
+@pytest.mark.real_data
 def test_the_feature_distance_rejects_a_picture_far_from_every_digit_and_accepts_mnist_test_digits(real_run):
     ckpt = checkpoints.read(real_run["best_ckpt"])  # torch.load(weights_only=True)
     fitted = checkpoints.distance(ckpt)
@@ -266,7 +273,7 @@ def test_the_feature_distance_rejects_a_picture_far_from_every_digit_and_accepts
         assert float(scorer(stripes)[1][0]) > checkpoints.calibration(ckpt).not_digit
 
 
-@pytest.mark.slow
+@pytest.mark.real_data
 def test_a_grid_and_a_star_are_not_digits(real_run, tmp_path):
     predictor = Predictor(real_run["best_ckpt"])
     grid = drawn(tmp_path / "grid.png", lambda d: [
@@ -279,6 +286,7 @@ def test_a_grid_and_a_star_are_not_digits(real_run, tmp_path):
     assert [(p.answer.verdict, p.answer.digit) for p in predictions] == [("not a digit", None)] * 2
 
 
+@pytest.mark.cli
 def test_a_bomb_beside_a_good_picture_is_one_line_and_the_good_one_is_answered(synthetic_ckpt, tmp_path):
     from mnist_lit.reading.samples import png_declaring
 

@@ -31,6 +31,7 @@ def guarded(synthetic_ckpt, tmp_path_factory):
     s.stop()
 
 
+@pytest.mark.server
 def test_without_the_right_key_the_api_is_401_and_with_it_200(guarded):
     body = multipart(drawn_png(ONE))
     assert post(guarded.url + "/predict", *body)[0] == 401
@@ -41,11 +42,13 @@ def test_without_the_right_key_the_api_is_401_and_with_it_200(guarded):
     assert get(guarded.url + "/metrics", headers={"X-API-Key": KEY})[0] == 200
 
 
+@pytest.mark.server
 def test_health_and_the_page_need_no_key(guarded):
     assert get(guarded.url + "/health") == (200, b"ok")
     assert get(guarded.url + "/")[0] == 200
 
 
+@pytest.mark.server
 def test_past_the_burst_a_client_gets_429_with_retry_after(guarded):
     body, kind = multipart(drawn_png(ONE))
     head = (
@@ -57,6 +60,7 @@ def test_past_the_burst_a_client_gets_429_with_retry_after(guarded):
     assert b"retry-after: " in statuses[-1][1].lower()
 
 
+@pytest.mark.server
 def test_an_allowed_origin_gets_its_preflight_and_another_is_403(guarded):
     preflight = (
         "OPTIONS /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {}\r\nAccess-Control-Request-Method: POST\r\n"
@@ -68,6 +72,7 @@ def test_an_allowed_origin_gets_its_preflight_and_another_is_403(guarded):
     assert raw(guarded.port, preflight.format("https://evil.example").encode())[0] == 403
 
 
+@pytest.mark.cli
 def test_serving_beyond_loopback_without_a_key_is_refused_in_one_line(synthetic_ckpt, tmp_path):
     proc = run_cli("serve.py", f"ckpt={synthetic_ckpt}", "host=0.0.0.0", "api_key=null", cwd=tmp_path, timeout=60)
     assert proc.returncode == 1
@@ -77,6 +82,7 @@ def test_serving_beyond_loopback_without_a_key_is_refused_in_one_line(synthetic_
     assert "auth=none" in lines[0]
 
 
+@pytest.mark.cli
 def test_a_short_api_key_is_refused(synthetic_ckpt, tmp_path):
     proc = run_cli("serve.py", f"ckpt={synthetic_ckpt}", "api_key=short", cwd=tmp_path, timeout=60)
     assert proc.returncode == 1

@@ -22,6 +22,7 @@ SLOW_CONNECTIONS = 200  # held open with half-sent headers while good requests a
 GOOD_REQUESTS = 20
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_a_hostile_body_gets_a_4xx_with_its_error_and_no_traceback(server, case):
     body, content_type = HOSTILE[case]
@@ -40,12 +41,14 @@ BIG_HEADERS = {
 }
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(("case", "extra"), sorted(BIG_HEADERS.items()))
 def test_too_many_or_too_large_headers_are_431(server, case, extra):
     status, _ = raw(server.port, request("/predict", b"{}", "application/json", extra))
     assert status == 431, case
 
 
+@pytest.mark.server
 def test_a_declared_length_over_the_limit_is_413_from_the_header_without_100_continue(server):
     head = (
         "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -56,6 +59,7 @@ def test_a_declared_length_over_the_limit_is_413_from_the_header_without_100_con
     assert b"100 Continue" not in reply
 
 
+@pytest.mark.server
 def test_a_body_that_stops_arriving_is_408(server):
     start = time.monotonic()
     status, reply = raw(
@@ -65,11 +69,13 @@ def test_a_body_that_stops_arriving_is_408(server):
     assert time.monotonic() - start < 10  # body_timeout=2 in the fixture, far under the probe's wait
 
 
+@pytest.mark.server
 def test_headers_that_never_end_are_408(server):
     status, reply = raw(server.port, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1", wait=10)
     assert status == 408, reply[:200]
 
 
+@pytest.mark.server
 def test_uploads_past_the_in_flight_budget_get_503_with_retry_after(server):
     declared = (
         "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n"
@@ -85,6 +91,7 @@ def test_uploads_past_the_in_flight_budget_get_503_with_retry_after(server):
         assert holder.recv(4096).split(b" ", 2)[1] == b"408"  # the slow one is cut at body_timeout
 
 
+@pytest.mark.server
 def test_docs_openapi_and_info_are_off_and_head_of_the_page_is_200(server):
     for path in ("/docs", "/redoc", "/openapi.json", "/info"):
         assert get(server.url + path)[0] == 404, path
@@ -92,6 +99,7 @@ def test_docs_openapi_and_info_are_off_and_head_of_the_page_is_200(server):
     assert status == 200, reply[:200]
 
 
+@pytest.mark.server
 def test_a_foreign_host_is_refused_and_a_cross_site_form_post_is_403(server):
     body, kind = multipart(drawn_png(ONE))
     status, _ = raw(server.port, request("/predict", body, kind).replace(b"Host: 127.0.0.1", b"Host: evil.example"))
@@ -103,6 +111,7 @@ def test_a_foreign_host_is_refused_and_a_cross_site_form_post_is_403(server):
     assert raw(server.port, same)[0] == 200
 
 
+@pytest.mark.server
 def test_a_picture_over_the_pixel_limit_is_400_from_its_header(server):
     buf = io.BytesIO()
     Image.new("L", (5000, 4000), 255).save(buf, format="PNG")  # 20 MP in a few KB: the default limit is 16 MP
@@ -122,6 +131,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+@pytest.mark.server
 def test_metrics_count_the_requests_by_status_and_verdict(server):
     before = get(server.url + "/metrics")[1].decode()
     for _ in range(3):
@@ -145,6 +155,7 @@ def test_metrics_count_the_requests_by_status_and_verdict(server):
     assert metric(after, "mnist_lit_request_seconds_count", path="/predict") >= 5
 
 
+@pytest.mark.server
 def test_slow_connections_are_cut_while_good_requests_are_answered(server):
     slow = []
     try:

@@ -16,6 +16,8 @@ import pytest
 
 from mnist_lit.serving.process import Server
 
+pytestmark = pytest.mark.browser
+
 ANSWER_MS = 30_000  # how long the page may take to show an answer (the first one warms the worker up)
 
 
@@ -77,7 +79,8 @@ def answer_after(page, action, answers: int = 1) -> dict:
     return page.evaluate("window.lastAnswer")
 
 
-@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.server
 def test_drawing_1_7_0_then_17_and_a_scribble_on_the_pad(real_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -113,6 +116,7 @@ def test_drawing_1_7_0_then_17_and_a_scribble_on_the_pad(real_run, tmp_path):
     print(f"pointer-up to answer on screen: {', '.join(f'{ms:.0f} ms' for ms in timings)}")
 
 
+@pytest.mark.server
 def test_the_pad_asks_once_for_the_key_of_a_server_that_has_one(synthetic_ckpt, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -29,6 +29,7 @@ from mnist_lit.serving.process import (
 from tests.conftest import run_cli
 
 
+@pytest.mark.server
 def test_health_is_200_and_the_page_is_served_at_root(server):
     assert get(server.url + "/health") == (200, b"ok")
     status, body = get(server.url + "/")
@@ -37,6 +38,7 @@ def test_health_is_200_and_the_page_is_served_at_root(server):
     assert b"litserve running" not in body
 
 
+@pytest.mark.server
 def test_an_upload_gets_the_same_answer_as_predict_py(server, synthetic_ckpt, tmp_path):
     path = tmp_path / "one.png"
     path.write_bytes(drawn_png(ONE))
@@ -48,6 +50,7 @@ def test_an_upload_gets_the_same_answer_as_predict_py(server, synthetic_ckpt, tm
     assert answer == line
 
 
+@pytest.mark.server
 def test_base64_json_and_a_data_url_get_the_same_answer_as_an_upload(server):
     data = drawn_png(ONE)
     _, uploaded = post(server.url + "/predict", *multipart(data))
@@ -58,6 +61,7 @@ def test_base64_json_and_a_data_url_get_the_same_answer_as_an_upload(server):
         assert answer == uploaded
 
 
+@pytest.mark.server
 def test_the_input_the_model_saw_comes_back_when_asked(server):
     status, answer = post(server.url + "/predict", *multipart(drawn_png(ONE), input="1"))
     assert status == 200
@@ -66,6 +70,7 @@ def test_the_input_the_model_saw_comes_back_when_asked(server):
     assert seen.getextrema()[1] > 200  # white ink on black
 
 
+@pytest.mark.server
 def test_bad_bodies_in_a_batch_get_400_and_the_good_ones_their_answers(server):
     good = multipart(drawn_png(ONE))
     bad = [
@@ -91,6 +96,7 @@ def test_bad_bodies_in_a_batch_get_400_and_the_good_ones_their_answers(server):
     assert get(server.url + "/health")[0] == 200
 
 
+@pytest.mark.server
 def test_an_upload_over_the_limit_is_413(server):
     status, _ = post(server.url + "/predict", *multipart(os.urandom(11 * 1024 * 1024)))
     assert status == 413
@@ -101,6 +107,7 @@ def test_an_upload_over_the_limit_is_413(server):
     assert get(server.url + "/health")[0] == 200
 
 
+@pytest.mark.server
 def test_sigterm_stops_every_process_and_frees_the_port(synthetic_ckpt, tmp_path):
     server = Server(synthetic_ckpt, tmp_path)
     assert descendants(server.proc.pid)  # LitServe started worker processes
@@ -110,6 +117,7 @@ def test_sigterm_stops_every_process_and_frees_the_port(synthetic_ckpt, tmp_path
 STUCK_UPLOADS = 5
 
 
+@pytest.mark.server
 def test_sigterm_answers_what_it_received_cuts_stuck_uploads_and_refuses_new_connections(synthetic_ckpt, tmp_path):
     server = Server(synthetic_ckpt, tmp_path, "batch_timeout=1.5", "max_batch_size=16", "grace=2")
     stuck = []
@@ -130,6 +138,7 @@ def test_sigterm_answers_what_it_received_cuts_stuck_uploads_and_refuses_new_con
         conn.close()
 
 
+@pytest.mark.cli
 def test_a_port_in_use_is_a_one_line_error(synthetic_ckpt, tmp_path):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

@@ -79,6 +79,7 @@ def wandb_records(path: Path) -> list:
     return records
 
 
+@pytest.mark.cli
 def test_logger_wandb_offline_leaves_a_run_directory_with_the_history(synthetic_root, tmp_path):
     wandb_home = {f"WANDB_{k}_DIR": str(tmp_path / "wandb_home") for k in ("CACHE", "CONFIG", "DATA")}
     args = [*synthetic_overrides(synthetic_root), "logger=wandb", "logger.mode=offline", *ONE_EPOCH]
@@ -94,6 +95,7 @@ def test_logger_wandb_offline_leaves_a_run_directory_with_the_history(synthetic_
     assert f"wandb sync {run_file.parent}" in proc.stderr + proc.stdout
 
 
+@pytest.mark.cli
 def test_a_logger_that_does_not_exist_is_a_one_line_error(tmp_path):
     proc = run_cli("train.py", "logger=comet", cwd=tmp_path)
     assert proc.returncode == 1

@@ -60,6 +60,7 @@ def test_report_files_are_complete_and_count_every_test_image(run):
     assert correct / N_TEST == pytest.approx(metrics["test/acc"], abs=1e-6)
 
 
+@pytest.mark.cli
 def test_evaluate_matches_metrics_json(run, synthetic_root, tmp_path):
     run_dir, metrics = run
     out = tmp_path / "eval"
@@ -79,6 +80,7 @@ def test_evaluate_matches_metrics_json(run, synthetic_root, tmp_path):
     assert "already holds a report" in again.stderr
 
 
+@pytest.mark.cli
 def test_failed_job_is_listed_and_does_not_hide_the_others(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep"
     proc = run_cli(

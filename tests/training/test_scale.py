@@ -37,6 +37,7 @@ hydra:
 """
 
 
+@pytest.mark.cli
 def test_optuna_search_survives_a_failed_trial(tmp_path, synthetic_root):
     extra = tmp_path / "conf" / "hparams_search"
     extra.mkdir(parents=True)
@@ -57,6 +58,7 @@ def test_optuna_search_survives_a_failed_trial(tmp_path, synthetic_root):
     assert "dropout=1.5" in summary
 
 
+@pytest.mark.cli
 def test_joblib_launcher_with_dataloader_workers(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep"
     proc = run_cli(
@@ -68,6 +70,7 @@ def test_joblib_launcher_with_dataloader_workers(tmp_path, synthetic_root):
     assert all((sweep / str(i) / "metrics.json").is_file() for i in range(2))
 
 
+@pytest.mark.cli
 def test_ddp_cpu_one_run_directory(tmp_path, synthetic_root):
     proc = run_cli(
         "train.py", "trainer=ddp_cpu", "trainer.max_epochs=1", f"data.root={synthetic_root}", f"data.val_size={N_VAL}",
@@ -95,6 +98,7 @@ def _train_until_checkpoint(tmp_path, synthetic_root, epochs: int) -> subprocess
     return proc
 
 
+@pytest.mark.cli
 def test_sigkill_then_resume_finishes_the_planned_epochs(tmp_path, synthetic_root):
     epochs = 30
     proc = _train_until_checkpoint(tmp_path, synthetic_root, epochs)

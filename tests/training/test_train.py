@@ -130,7 +130,7 @@ def test_logger_none_writes_no_events_and_csv_writes_metrics(make_cfg, tmp_path)
     assert "test/acc" in (tmp_path / "csv" / "csv" / "metrics.csv").read_text()
 
 
-@pytest.mark.slow
+@pytest.mark.real_data
 def test_real_mnist_two_epochs_accuracy_floor(real_run):
     assert real_run["epochs"] == REAL_EPOCHS
     assert real_run["test/acc"] >= 0.97  # two epochs of the default CNN; ten reach >= 0.992 (see README)

@@ -30,6 +30,7 @@ def test_settings_the_machine_cannot_run_say_what_to_use_instead(make_cfg, overr
         train(make_cfg(*overrides))
 
 
+@pytest.mark.cli
 def test_a_bad_precision_is_one_line_on_the_command_line(tmp_path, synthetic_root):
     proc = run_cli("train.py", *synthetic_overrides(synthetic_root), "trainer.precision=17", cwd=tmp_path)
     assert proc.returncode == 1

@@ -6,6 +6,8 @@ import gzip
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,9 @@ settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("local", database=None)
 settings.load_profile("ci" if os.environ.get("CI") else "local")
 N_TRAIN, N_TEST, N_VAL = 320, 160, 64  # synthetic sizes: a few batches of each split
+# time bounds in tests (a server stopping, a page answering) are this many times the product's own: a CI machine
+# runs the whole suite beside them
+TIME_FACTOR = float(os.environ.get("TIME_FACTOR", "3" if os.environ.get("CI") else "1.5"))
 REAL_EPOCHS = 2  # the real-data run that the slow tests share (real_run)
 REAL_SEED = 42
 # the real-data run is the same model on every machine: CPU, one device, 32-bit, deterministic kernels, one seed
@@ -39,6 +44,16 @@ PINNED = (
 )
 # a one-batch run of every stage on CPU, as a user's smoke test; with data.root, it trains on the synthetic data
 FAST = ("trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.devices=1", f"data.val_size={N_VAL}")
+
+
+def poll(condition: Callable[[], bool], seconds: float, every: float = 0.05) -> bool:
+    """Whether `condition` comes true within `seconds`, asked every `every` seconds: a deadline, not a sleep."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:

@@ -6,17 +6,19 @@ Run: pytest tests/serving/test_limits.py
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
-import re
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image
 
+from mnist_lit.serving.limits import BodyLimits, Budget
+from mnist_lit.serving.observe import Observe
 from mnist_lit.serving.process import HOSTILE, ONE, drawn_png, get, multipart, post, raw, request
+from tests.serving.asgi import Reply, answered, call
 
 SLOW_CONNECTIONS = 200  # held open with half-sent headers while good requests are asked
 GOOD_REQUESTS = 20
@@ -60,35 +62,9 @@ def test_a_declared_length_over_the_limit_is_413_from_the_header_without_100_con
 
 
 @pytest.mark.server
-def test_a_body_that_stops_arriving_is_408(server):
-    start = time.monotonic()
-    status, reply = raw(
-        server.port, request("/predict", b"{}", "application/json").replace(b"Length: 2", b"Length: 9000")
-    )
-    assert status == 408, reply[:200]
-    assert time.monotonic() - start < 10  # body_timeout=2 in the fixture, far under the probe's wait
-
-
-@pytest.mark.server
 def test_headers_that_never_end_are_408(server):
     status, reply = raw(server.port, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1", wait=10)
     assert status == 408, reply[:200]
-
-
-@pytest.mark.server
-def test_uploads_past_the_in_flight_budget_get_503_with_retry_after(server):
-    declared = (
-        "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as holder:
-        holder.sendall(declared.encode() + b'{"image": "')  # 9 MB of the 12 MB budget, arriving slowly
-        time.sleep(0.3)
-        status, reply = raw(
-            server.port, declared.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n").encode(), wait=10
-        )
-        assert status == 503, reply[:200]
-        assert re.search(rb"(?i)retry-after: \d+", reply)
-        assert holder.recv(4096).split(b" ", 2)[1] == b"408"  # the slow one is cut at body_timeout
 
 
 @pytest.mark.server
@@ -172,3 +148,94 @@ def test_slow_connections_are_cut_while_good_requests_are_answered(server):
     finally:
         for conn in slow:
             conn.close()
+
+
+# In this process, through the middleware's ASGI interface: no server, no clock but the event loop's.
+
+MB = 1024 * 1024
+
+
+def limits(seconds: float = 5.0) -> BodyLimits:
+    """BodyLimits with a 10 MB body limit and a 12 MB in-flight budget, in front of an app that answers 200."""
+    budget = Budget(max_bytes=10 * MB, seconds=seconds, in_flight_bytes=12 * MB, heavy_pixels=4_000_000)
+    return BodyLimits(answered, budget)
+
+
+def test_a_declared_length_over_the_limit_is_413_and_a_length_that_is_no_number_400():
+    assert call(limits(), "/predict", headers={"Content-Length": str(11 * MB), "Expect": "100-continue"}).status == 413
+    reply = call(limits(), "/predict", headers={"Content-Length": "12abc"})
+    assert reply.status == 400
+    assert json.loads(reply.body)["error"] == "Content-Length is not a number"
+
+
+def test_a_body_that_stops_arriving_is_408():
+    async def run() -> Reply:
+        never = asyncio.Event()
+        replies = []
+
+        async def receive():
+            await never.wait()
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                replies.append(Reply(message["status"]))
+
+        scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-length", b"9000")]}
+        await limits(seconds=0.05)(scope, receive, send)
+        return replies[0]
+
+    assert asyncio.run(run()).status == 408
+
+
+def test_uploads_past_the_in_flight_budget_get_503_with_retry_after_and_the_budget_comes_back():
+    async def run() -> tuple[list[int], int]:
+        middleware, arrived, statuses = limits(), asyncio.Event(), []
+        nine = [(b"content-length", str(9 * MB).encode()), (b"content-type", b"application/json")]
+
+        async def slow_body():
+            await arrived.wait()
+            return {"type": "http.request", "body": b"x" * (9 * MB), "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        scope = {"type": "http", "method": "POST", "path": "/predict", "headers": nine}
+        holder = asyncio.create_task(middleware(scope, slow_body, send))
+        while middleware.in_flight == 0:  # until the first upload holds its 9 MB
+            await asyncio.sleep(0)
+        await middleware({**scope, "headers": [*nine, (b"expect", b"100-continue")]}, slow_body, send)
+        arrived.set()
+        await holder
+        return statuses, middleware.in_flight
+
+    statuses, left = asyncio.run(run())
+    assert statuses[0] == 503  # the second: 9 + 9 MB pass the 12 MB budget
+    assert statuses[1] == 400  # the first, once its body came: nine MB of "x" is no JSON picture
+    assert left == 0
+
+
+def test_every_request_is_counted_by_path_status_and_verdict_and_logged_without_the_picture(capsys):
+    from prometheus_client import REGISTRY
+
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    async def verdict_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"verdict": "not a digit"}'})
+
+    observed = Observe(verdict_app, access_log=True)
+    before = count("mnist_lit_requests_total", path="/predict", status="200")
+    said = count("mnist_lit_verdicts_total", verdict="not a digit")
+    other = count("mnist_lit_requests_total", path="other", status="200")
+    for _ in range(3):
+        call(observed, "/predict", body=b"picture bytes")
+    call(observed, "/wp-admin", "GET")
+    assert count("mnist_lit_requests_total", path="/predict", status="200") - before == 3
+    assert count("mnist_lit_verdicts_total", verdict="not a digit") - said == 3
+    assert count("mnist_lit_requests_total", path="other", status="200") - other == 1  # labels stay bounded
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    logged = [(line["path"], line["status"], line["verdict"]) for line in lines[:3]]
+    assert logged == [("/predict", 200, "not a digit")] * 3
+    assert "picture bytes" not in json.dumps(lines)

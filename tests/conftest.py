@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +171,43 @@ def synthetic_overrides(root: Path) -> list[str]:
         "trainer.devices=1",
         "callbacks.progress_bar.refresh_rate=0",
     ]
+
+
+ASSETS = ROOT / "tests" / "assets"
+
+
+@dataclass(frozen=True)
+class Tiny:
+    """The tiny fixed model of tests/assets (made by make_tiny_model.py), its ONNX twin, its pictures and the
+    answers predict.py recorded for them: for the tests of how the pieces are wired, never of how good it is."""
+
+    ckpt: Path = ASSETS / "tiny.ckpt"
+    onnx: Path = ASSETS / "tiny.onnx"
+    pictures: Path = ASSETS / "pictures"
+
+    def recorded(self, model: str = "ckpt") -> dict[str, dict]:
+        """The answer predict.py recorded for each picture with the checkpoint (or "onnx", its twin), by file
+        name."""
+        lines = (ASSETS / f"answers-{model}.jsonl").read_text().splitlines()
+        return {line.pop("image"): line for line in map(json.loads, lines)}
+
+
+ROUNDING = 2e-6  # answers are rounded to 6 decimals; a batch of other size or another runtime moves the last one
+
+
+def approx_answer(value: object) -> object:
+    """An answer to compare with ==: the same verdicts, digits, numbers and boxes, probabilities within ROUNDING."""
+    if isinstance(value, dict):
+        return {key: approx_answer(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [approx_answer(item) for item in value]
+    return pytest.approx(value, abs=ROUNDING) if isinstance(value, float) else value
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Tiny:
+    """The tiny fixed model and its recorded answers."""
+    return Tiny()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from mnist_lit.inference.onnx_model import OnnxModel
 from mnist_lit.inference.predictor import Predictor
 from mnist_lit.inference.sources import find_images, load_pictures
 from mnist_lit.inference.torch_model import Scorer
-from tests.conftest import ROOT, real_data_root, run_cli
+from tests.conftest import ROOT, approx_answer, real_data_root, run_cli
 
 UNSURE = 0.5
 PROBS_TOL = 1e-4  # onnxruntime and torch run the same graph in float32: they differ by rounding only
@@ -220,3 +220,12 @@ def test_a_real_model_exports_with_parity_and_answers_real_digits_alike(real_run
     ours, theirs = answers_of(tmp_path / "model.onnx", folder), answers_of(Path(real_run["best_ckpt"]), folder)
     assert_same_answers(ours, theirs)
     assert np.mean([a["number"] == p.stem[-1] for a, p in zip(ours, sorted(folder.iterdir()))]) >= 0.9
+
+
+def test_exporting_the_tiny_model_again_gives_its_twin_recorded_answers(tiny, tmp_path):
+    images = np.stack([np.asarray(Image.open(p).convert("L").resize((28, 28))) for p in tiny.pictures.iterdir()])
+    export(tiny.ckpt, tmp_path / "again.onnx", images, unsure=UNSURE)
+    ours = dict(
+        zip(sorted(p.name for p in tiny.pictures.iterdir()), answers_of(tmp_path / "again.onnx", tiny.pictures))
+    )
+    assert ours == approx_answer(tiny.recorded("onnx"))

@@ -13,9 +13,9 @@ LIMITS = ("header_timeout=2", "body_timeout=2", "max_in_flight_mb=12")  # 12 MB:
 
 
 @pytest.fixture(scope="session")
-def server(synthetic_ckpt, tmp_path_factory):
-    """serve.py on loopback with the default access settings (no key, no rate limit)."""
-    s = Server(synthetic_ckpt, tmp_path_factory.mktemp("serve"), "max_batch_size=8", "batch_timeout=0.05", *LIMITS)
+def server(tiny, tmp_path_factory):
+    """serve.py with the tiny fixed model on loopback, with the default access settings (no key, no rate limit)."""
+    s = Server(tiny.ckpt, tmp_path_factory.mktemp("serve"), "max_batch_size=8", "batch_timeout=0.05", *LIMITS)
     yield s
     if s.proc.poll() is None:
         s.stop()

@@ -123,9 +123,9 @@ def test_a_token_bucket_lets_its_burst_through_then_one_per_interval():
 
 
 @pytest.mark.server
-def test_serve_py_puts_the_key_in_front_of_the_api(synthetic_ckpt, tmp_path):
+def test_serve_py_puts_the_key_in_front_of_the_api(tiny, tmp_path):
     # the key from the environment, as a user keeps it out of shell history
-    server = Server(synthetic_ckpt, tmp_path, "workers_per_device=1", env={"MNIST_LIT_API_KEY": KEY})
+    server = Server(tiny.ckpt, tmp_path, "workers_per_device=1", env={"MNIST_LIT_API_KEY": KEY})
     try:
         body = multipart(drawn_png(ONE))
         assert post(server.url + "/predict", *body)[0] == 401
@@ -135,8 +135,8 @@ def test_serve_py_puts_the_key_in_front_of_the_api(synthetic_ckpt, tmp_path):
 
 
 @pytest.mark.cli
-def test_serving_beyond_loopback_without_a_key_is_refused_in_one_line(synthetic_ckpt, tmp_path):
-    proc = run_cli("serve.py", f"ckpt={synthetic_ckpt}", "host=0.0.0.0", "api_key=null", cwd=tmp_path, timeout=60)
+def test_serving_beyond_loopback_without_a_key_is_refused_in_one_line(tiny, tmp_path):
+    proc = run_cli("serve.py", f"ckpt={tiny.ckpt}", "host=0.0.0.0", "api_key=null", cwd=tmp_path, timeout=60)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -145,8 +145,8 @@ def test_serving_beyond_loopback_without_a_key_is_refused_in_one_line(synthetic_
 
 
 @pytest.mark.cli
-def test_a_short_api_key_is_refused(synthetic_ckpt, tmp_path):
-    proc = run_cli("serve.py", f"ckpt={synthetic_ckpt}", "api_key=short", cwd=tmp_path, timeout=60)
+def test_a_short_api_key_is_refused(tiny, tmp_path):
+    proc = run_cli("serve.py", f"ckpt={tiny.ckpt}", "api_key=short", cwd=tmp_path, timeout=60)
     assert proc.returncode == 1
     assert "api_key" in proc.stderr
     assert "at least 16 characters" in proc.stderr

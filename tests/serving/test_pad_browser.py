@@ -7,6 +7,7 @@ Without Chromium the test is skipped, saying why; with REQUIRE_BROWSER=1 (CI) it
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mnist_lit.serving.process import Server
+from mnist_lit.serving.process import Server, multipart, post
+from tests.conftest import approx_answer, run_cli
 
 pytestmark = pytest.mark.browser
 
@@ -69,6 +71,7 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
 
 
 SEVENTEEN = [[(85, 110), (80, 230)], [(170, 110), (260, 110), (200, 235)]]  # a 1, then a 7: each stroke asks
+DRAWINGS = {name: strokes_of(name) for name in ("1", "7", "0", "scribble")} | {"17": SEVENTEEN}
 
 
 def answer_after(page, action, answers: int = 1) -> dict:
@@ -79,50 +82,62 @@ def answer_after(page, action, answers: int = 1) -> dict:
     return page.evaluate("window.lastAnswer")
 
 
-@pytest.mark.real_data
+PNG_START, PNG_END = b"\x89PNG", b"IEND\xaeB`\x82"
+
+
+def posted_png(body: bytes) -> bytes:
+    """The PNG file inside the multipart body the pad posted."""
+    start = body.index(PNG_START)
+    return body[start : body.index(PNG_END, start) + len(PNG_END)]
+
+
 @pytest.mark.server
-def test_drawing_1_7_0_then_17_and_a_scribble_on_the_pad(real_run, tmp_path):
+def test_what_the_pad_shows_is_what_the_api_predict_and_the_onnx_twin_answer(tiny, tmp_path):
     from playwright.sync_api import sync_playwright
 
     executable = chromium()
-    server = Server(Path(real_run["best_ckpt"]), tmp_path)
+    server = Server(tiny.ckpt, tmp_path, "workers_per_device=1")
+    drawn, shown = tmp_path / "drawn", {}
+    drawn.mkdir()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 900, "height": 700})
+            sent: list[bytes] = []
+            page.route("**/predict", lambda route: (sent.append(route.request.post_data_buffer), route.continue_()))
             page.goto(server.url + "/")
-            timings = []
-            for digit in ("1", "7", "0"):
-                answer = answer_after(page, lambda d=digit: draw(page, strokes_of(d)))
-                assert page.locator("#digit").inner_text() == digit, answer
-                assert answer["verdict"] in ("digit", "unsure")
-                assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
-                timings.append(answer["ms"])
-                page.screenshot(path=str(tmp_path / f"pad-{digit}.png"))
+            for name, strokes in DRAWINGS.items():
+                answer = answer_after(page, lambda s=strokes: draw(page, s), answers=len(strokes))
+                page.screenshot(path=str(tmp_path / f"pad-{name}.png"))
+                on_screen = page.locator("#digit").inner_text().strip()
+                expected = answer["number"] if len(answer["digits"]) > 1 else answer["digit"]
+                assert on_screen == ("–" if expected is None else str(expected)), answer
+                assert page.locator("#seen").get_attribute("src") == "data:image/png;base64," + answer["input"]
+                png = posted_png(sent[-1])
+                (drawn / f"{name}.png").write_bytes(png)
+                status, api = post(server.url + "/predict", *multipart(png, input="1"))
+                assert status == 200
+                assert {k: v for k, v in answer.items() if k not in ("status", "ms")} == api
+                shown[name] = {k: v for k, v in api.items() if k != "input"}
                 page.click("#clear")
-                assert page.locator("#digit").inner_text().strip() == ""
-            answer = answer_after(page, lambda: draw(page, SEVENTEEN), answers=2)  # one per stroke
-            page.screenshot(path=str(tmp_path / "pad-17.png"))
-            assert page.locator("#digit").inner_text() == "17", answer
-            assert len(answer["digits"]) == 2
-            page.click("#clear")
-            answer = answer_after(page, lambda: draw(page, strokes_of("scribble")))
-            page.screenshot(path=str(tmp_path / "pad-scribble.png"))
-            assert answer["verdict"] == "not a digit", answer
-            assert "not a digit" in page.locator("#verdict").inner_text()
             browser.close()
     finally:
         server.stop()
-    print(f"pointer-up to answer on screen: {', '.join(f'{ms:.0f} ms' for ms in timings)}")
+    proc = run_cli("predict.py", f"image={drawn}", f"ckpt={tiny.ckpt}", "format=jsonl", cwd=tmp_path)
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert approx_answer({Path(line.pop("image")).stem: line for line in lines}) == shown
+    twin = run_cli("predict.py", f"image={drawn}", f"ckpt={tiny.onnx}", "format=jsonl", cwd=tmp_path)
+    lines = [json.loads(line) for line in twin.stdout.splitlines()]
+    assert approx_answer({Path(line.pop("image")).stem: line for line in lines}) == shown
 
 
 @pytest.mark.server
-def test_the_pad_asks_once_for_the_key_of_a_server_that_has_one(synthetic_ckpt, tmp_path):
+def test_the_pad_asks_once_for_the_key_of_a_server_that_has_one(tiny, tmp_path):
     from playwright.sync_api import sync_playwright
 
     executable = chromium()
     key = "a-long-enough-pad-key-0123456789"
-    server = Server(synthetic_ckpt, tmp_path, f"api_key={key}", "workers_per_device=1")
+    server = Server(tiny.ckpt, tmp_path, f"api_key={key}", "workers_per_device=1")
     asked = []
     try:
         with sync_playwright() as p:

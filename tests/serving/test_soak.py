@@ -119,9 +119,9 @@ def wrong_answers(bodies: list[tuple[bytes, str]], statuses: list[tuple[int, int
     return [(i, status) for i, status in statuses if status != (400 if b"not a picture" in bodies[i][0] else 200)]
 
 
-def test_a_worker_memory_stays_flat_over_thousands_of_varied_requests(synthetic_ckpt, tmp_path):
+def test_a_worker_memory_stays_flat_over_thousands_of_varied_requests(tiny, tmp_path):
     bodies = drawings(PICTURES)
-    server = Server(synthetic_ckpt, tmp_path, "workers_per_device=1", "max_worker_mb=0")
+    server = Server(tiny.ckpt, tmp_path, "workers_per_device=1", "max_worker_mb=0")
     try:
         deadline = time.monotonic() + SOAK_SECONDS
         warm = send(server.port, bodies, WARM_UP, deadline)
@@ -139,9 +139,9 @@ def test_a_worker_memory_stays_flat_over_thousands_of_varied_requests(synthetic_
     assert max(growth.values()) <= GROWTH_MB, f"MB grown per worker over {SOAK} requests: {growth}"
 
 
-def test_a_worker_past_max_worker_mb_is_replaced_without_failing_a_request(synthetic_ckpt, tmp_path):
+def test_a_worker_past_max_worker_mb_is_replaced_without_failing_a_request(tiny, tmp_path):
     # 1 MB: every worker is past it once it has answered its first batch
-    server = Server(synthetic_ckpt, tmp_path, "workers_per_device=1", "max_worker_mb=1", "timeout=120")
+    server = Server(tiny.ckpt, tmp_path, "workers_per_device=1", "max_worker_mb=1", "timeout=120")
     bodies = drawings(20, seed=1)
     seen = set(workers(server))
     statuses = []

@@ -133,4 +133,4 @@ def test_logger_none_writes_no_events_and_csv_writes_metrics(make_cfg, tmp_path)
 @pytest.mark.real_data
 def test_real_mnist_two_epochs_accuracy_floor(real_run):
     assert real_run["epochs"] == REAL_EPOCHS
-    assert real_run["test/acc"] >= 0.97  # two epochs of the default CNN; ten reach >= 0.992 (see README)
+    assert real_run["test/acc"] >= 0.985  # two epochs, four training seeds: 98.9-99.0% (docs/testing.md)

@@ -85,8 +85,10 @@ def config_dirs(args: list[str]) -> list[Path]:
     return found
 
 
-def run(main: Callable[[], object]) -> None:
-    """Call a @hydra.main entry point after refusing unknown config choices and silencing known noise."""
+def run(main: Callable[[], object]) -> NoReturn:
+    """Call a @hydra.main entry point after refusing unknown config choices and silencing known noise, then exit
+    with its status: 0, or the one its SystemExit carries."""
     quiet()
     check_choices(sys.argv[1:], Path(sys.argv[0]).resolve().parent / "conf")
     main()
+    sys.exit(0)

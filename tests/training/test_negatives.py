@@ -70,6 +70,7 @@ def grey_share(pictures: torch.Tensor) -> float:
     return float(((pictures < 0.9) & ink).sum() / ink.sum())
 
 
+@pytest.mark.real_data
 def test_negatives_have_edges_as_soft_as_mnist_digits():
     from mnist_lit.data.idx import load_split
     from tests.conftest import real_data_root

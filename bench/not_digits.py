@@ -4,7 +4,7 @@ family; then how many real digits it still accepts.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/not_digits.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 
-The families are drawn here, by another hand than the training negatives' (mnist_lit/training/negatives.py):
+The families are drawn here, by another hand than the training negatives' (mnist_lit/data/synthetic/negatives.py):
 other fonts (STIX, Computer Modern), other symbols, and doodles. Some kinds are trained too, drawn differently
 (SEEN: scribbles, grids, and the pictograms' smiley, star, spiral, arrow and heart); the rest are held out. For
 sources that training never uses at all, see bench/unseen.py. Letters here include S, Z, B, g and q, which
@@ -27,7 +27,7 @@ from mnist_lit.data.idx import load_split
 from mnist_lit.inference.predictor import Predictor
 from mnist_lit.inference.sources import load_pictures
 from mnist_lit.reading.samples import render, write_pictures
-from mnist_lit.training.negatives import font_dir
+from mnist_lit.data.synthetic.negatives import font_dir
 
 SIDE = 256  # the drawing's own canvas, before bench/user_digits.render puts it on paper
 HELD_OUT_FONTS = ("STIXGeneral.ttf", "STIXGeneralItalic.ttf", "cmr10.ttf", "cmti10.ttf", "cmss10.ttf")
@@ -35,7 +35,7 @@ LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"
 SYMBOLS = "♥★☺☆✓✗→←↑↓⌂♫☼✉☎✂♞♕"  # none is in the training negatives
 DOODLES = ("smiley", "house", "star", "spiral", "arrow", "heart", "sun")
 DRAWN_TOO = ("scribble", "grid")  # drawn here besides DOODLES
-# kinds that the training negatives have too, drawn differently there (mnist_lit/training/pictograms.py)
+# kinds that the training negatives have too, drawn differently there (mnist_lit/data/synthetic/pictograms.py)
 SEEN = ("scribble", "grid", "smiley", "star", "spiral", "arrow", "heart")
 
 

@@ -25,7 +25,7 @@ from mnist_lit.data.idx import load_split  # noqa: E402
 from mnist_lit.inference.predictor import Predictor  # noqa: E402
 from mnist_lit.inference.sources import load_pictures  # noqa: E402
 from mnist_lit.reading.samples import write_pictures  # noqa: E402
-from mnist_lit.training.negatives import font_dir  # noqa: E402
+from mnist_lit.data.synthetic.negatives import font_dir  # noqa: E402
 
 CELL = 28  # MNIST's field; a digit's ink is about 20 px of it
 SCALE = (3, 6)  # the written line is this many times MNIST's size

@@ -1,12 +1,12 @@
 """How well predict.py answers "not a digit" on drawings from sources that training never uses: glyphs of six font
 packages kept for evaluation, typed or traced with a thin pen, and doodles by a second hand, drawn here with
-smooth curves of another kind than bench/not_digits.py's and mnist_lit/training/negatives.py's. Then the other
+smooth curves of another kind than bench/not_digits.py's and mnist_lit/data/synthetic/negatives.py's. Then the other
 side: digits in handwriting fonts (not the kept ones) accepted and read right.
 
 Run: .venv/bin/python bench/unseen.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt --compare
 (--compare: the same pictures also read by a copy of the checkpoint without its feature distance).
 The kept fonts: apt-get install fonts-dkg-handwriting fonts-breip fonts-bwht fonts-femkeklaver fonts-humor-sans
-fonts-comic-neue. Nothing under mnist_lit/ may name them (tests/training/test_negatives.py checks).
+fonts-comic-neue. Nothing under mnist_lit/ may name them (tests/data/synthetic/test_negatives.py checks).
 """
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "mnist_lit"
-LAYERS = {  # layer -> the layers its modules may import ("top": the modules beside mnist_lit/__init__.py)
+# layer -> the layers its modules may import ("top": the modules beside mnist_lit/__init__.py)
+LAYERS = {
     "top": {"top"},
-    "data": {"data", "top"},
-    "training": {"training", "data", "reading", "top"},  # reading: the recipe of the 28x28 field it trains on
+    # reading: the synthetic pictures are laid out by the recipe of the 28x28 field
+    "data": {"data", "reading", "top"},
+    "training": {"training", "data", "reading", "top"},
     "reading": {"reading", "top"},
     "inference": {"inference", "reading", "top"},
     "serving": {"serving", "inference", "reading", "top"},
@@ -28,6 +30,8 @@ LAYERS = {  # layer -> the layers its modules may import ("top": the modules bes
 # the schema checks every command's settings: it reads the layers' torch-free choice lists
 SCHEMA_READS = {"mnist_lit.data", "mnist_lit.reading.segment", "mnist_lit.reading.preprocess"}
 NO_LIGHTNING = ("reading", "inference", "serving")
+# the synthetic pictures are drawn by torch alone
+SYNTHETIC = "mnist_lit.data.synthetic"
 HEAVY = ("lightning", "pytorch_lightning", "torchvision", "torchmetrics", "tensorboard")
 # everything predict.py and serve.py import, and what they import to run an .onnx model
 ONNX_PATH = (
@@ -106,6 +110,17 @@ def test_every_import_points_down_the_layers(graph):
 def test_reading_inference_and_serving_never_import_lightning(graph):
     found = [f"{name} -> {dep}" for name, deps in graph.items() if layer(name) in NO_LIGHTNING for dep in deps
              if dep in HEAVY]  # fmt: skip
+    assert found == []
+
+
+def test_the_synthetic_pictures_never_import_lightning_or_training(graph):
+    found = [
+        f"{name} -> {dep}"
+        for name, deps in graph.items()
+        if name.startswith(SYNTHETIC)
+        for dep in deps
+        if dep in ("lightning", "pytorch_lightning") or dep.startswith("mnist_lit.training")
+    ]
     assert found == []
 
 

@@ -2,7 +2,7 @@
 diagram, and the test report's files. Figures are drawn with matplotlib's object API (no pyplot). No Lightning:
 the report callback, evaluate.py and the negatives' sheet all draw here.
 
-Try it: python -m mnist_lit.training.negatives outputs/negatives.png
+Try it: python -m mnist_lit.data.synthetic.negatives outputs/negatives.png
 """
 
 from __future__ import annotations

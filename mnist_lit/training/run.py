@@ -39,9 +39,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if rank_zero_only.rank == 0:  # missing data is found (or fetched) before the Trainer says anything
         datamodule.prepare_data()  # fit() calls it again, on one process per node, behind a barrier: a no-op then
     L.seed_everything(cfg.seed, workers=True)
-    model = instantiate(
-        cfg.model, optimizer=cfg.optimizer, scheduler=cfg.scheduler, mean=datamodule.mean, std=datamodule.std
+    make_model = instantiate(
+        cfg.model,
+        optimizer=cfg.optimizer,
+        scheduler=cfg.scheduler,
+        mean=datamodule.mean,
+        std=datamodule.std,
+        _partial_=True,
     )
+    # the digits' augmentation goes onto the generated negatives too
+    model = make_model(augment=datamodule.augment)
     callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb] + [instantiate(cfg.perf)]
     loggers = build_loggers(cfg.get("logger"))
     trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])

@@ -18,16 +18,16 @@ from omegaconf import OmegaConf
 WHOLE_RUN = ("total_steps", "T_max")  # scheduler arguments that span the run, filled in from the Trainer
 
 
-def plain(value: Any) -> Any:
+def to_plain_data(value: Any) -> Any:
     """A hyperparameter as plain Python data: a functools.partial as the Hydra config that rebuilds it, an OmegaConf
     node (a list setting such as deep_cnn's `channels` arrives as a ListConfig) as lists and dicts."""
     if isinstance(value, functools.partial):
         target = f"{value.func.__module__}.{value.func.__qualname__}"
-        return {"_target_": target, "_partial_": True, **plain(value.keywords)}
+        return {"_target_": target, "_partial_": True, **to_plain_data(value.keywords)}
     if OmegaConf.is_config(value):
         return OmegaConf.to_container(value, resolve=True)
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: to_plain_data(v) for k, v in value.items()}
     return value
 
 

@@ -4,7 +4,7 @@ it rather than the way a printer fills it. Their non-digits widen the negatives 
 Cyrillic, Japanese kana and kanji, astrological, mathematical, meteorological, musical and map symbols); their
 digits, in sans, serif, italic and script faces, train as digits, so that a typed or restroked digit stays one.
 
-Try it: python -m mnist_lit.training.strokes outputs/strokes.png
+Try it: python -m mnist_lit.data.synthetic.hershey outputs/strokes.png
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import cache
 import numpy as np
 import torch
 
-from mnist_lit.training.ink import draw, pack
+from mnist_lit.data.synthetic.ink import draw, pack
 
 # per font: the keys whose glyphs are not digits and are not drawn like one (no 0 O o, 1 l I |, 2 Z z, 3 ε з,
 # 5 S s, 6 b б, 7 T Γ, 8 B ∞, 9 g q, nor the Greek, Cyrillic or kana that look like them)
@@ -42,7 +42,7 @@ DIGIT_FONTS = (  # the faces whose digits are drawn as digits: sans, serif, ital
     "futural", "futuram", "rowmans", "rowmand", "timesr", "timesi", "timesib", "scripts", "scriptc", "cursive",
     "cyrillic", "astrology", "music",
 )  # fmt: skip
-TURN = 0.44  # radians either way (25 degrees), as the font glyphs in mnist_lit.training.negatives are turned
+TURN = 0.44  # radians either way (25 degrees), as the font glyphs in mnist_lit.data.synthetic.negatives are turned
 DIGIT_TURN = 0.26  # a digit turned much further reads as another one (6 and 9)
 SHEAR = 0.35  # an italic's slant, either way
 WOBBLE = 0.03  # a hand's drift, as a share of the glyph's size
@@ -85,7 +85,7 @@ def bank(digits: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return points, pen, torch.tensor([label for _, label in drawings])
 
 
-def make(n: int, digits: bool, generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_glyphs(n: int, digits: bool, generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """n glyphs drawn as binary ink (n, 1, HI, HI) on `device`, picked at random from bank(digits), with their
     labels (n,): turned, slanted, wobbled and drawn with a pen from thin to thick."""
     points, pen, labels = bank(digits)
@@ -102,16 +102,17 @@ def main() -> None:
     import sys
     from pathlib import Path
 
-    from mnist_lit.training.figures import digit_grid
-    from mnist_lit.training.ink import fit_field
+    from torchvision.utils import save_image
+
+    from mnist_lit.data.synthetic.ink import fit_field
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "outputs/strokes.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
-    others, _ = make(128, False, generator, torch.device("cpu"))
-    digits, labels = make(128, True, generator, torch.device("cpu"))
-    shown = fit_field(torch.cat([others, digits]))[:, 0]
-    digit_grid(shown, [""] * 128 + [str(int(d)) for d in labels]).save(out)
+    others, _ = generate_glyphs(128, False, generator, torch.device("cpu"))
+    digits, _ = generate_glyphs(128, True, generator, torch.device("cpu"))
+    # non-digits in the top half, digits in the bottom half
+    save_image(fit_field(torch.cat([others, digits])), out, nrow=16, pad_value=0.5)
     print(f"wrote {out}")
 
 

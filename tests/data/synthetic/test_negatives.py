@@ -1,4 +1,4 @@
-"""The generated non-digits and the ink they are drawn in.  Run: pytest tests/training/test_negatives.py"""
+"""The generated non-digits and the ink they are drawn in.  Run: pytest tests/data/synthetic/test_negatives.py"""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import pytest
 import torch
 
 from mnist_lit.reading.preprocess import BOX, COM_CENTRE
-from mnist_lit.training import ink as strokes
-from mnist_lit.training import negatives, pictograms
-from mnist_lit.training import strokes as stroke_fonts
+from mnist_lit.data.synthetic import hershey, ink, negatives, pictograms
 from tests.conftest import ROOT
 
 
 def test_negatives_are_laid_out_like_preprocessed_pictures():
-    made = negatives.make(90, torch.Generator().manual_seed(0))
+    made = negatives.generate_negatives(90, torch.Generator().manual_seed(0))
     assert made.shape == (90, 1, 28, 28)
     assert made.min() >= 0
     assert made.max() <= 1
-    ink = made[:, 0] > 0.1
-    rows, cols = ink.any(2).float(), ink.any(1).float()
+    marked = made[:, 0] > 0.1
+    rows, cols = marked.any(2).float(), marked.any(1).float()
     longer = torch.maximum(rows.sum(1), cols.sum(1))
     assert (longer - BOX).abs().float().median() <= 2  # the ink's longer side is about 20 px
     mass = made[:, 0].sum((1, 2))
@@ -28,8 +26,8 @@ def test_negatives_are_laid_out_like_preprocessed_pictures():
 
 
 def test_the_same_generator_seed_makes_the_same_negatives():
-    first = negatives.make(12, torch.Generator().manual_seed(5))
-    again = negatives.make(12, torch.Generator().manual_seed(5))
+    first = negatives.generate_negatives(12, torch.Generator().manual_seed(5))
+    again = negatives.generate_negatives(12, torch.Generator().manual_seed(5))
     assert torch.equal(first, again)
 
 
@@ -38,13 +36,13 @@ def test_glyphs_render_from_the_bundled_fonts_as_binary_ink(char):
     from PIL import ImageFont
 
     font = ImageFont.truetype(str(negatives.font_dir() / negatives.FONTS[0]), negatives.FONT_PX)
-    ink = negatives.render_glyph(char, font)
-    assert ink is not None
-    assert ink.shape == (strokes.HI, strokes.HI)
-    assert ink.dtype == bool
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    marked = negatives.render_glyph(char, font)
+    assert marked is not None
+    assert marked.shape == (ink.HI, ink.HI)
+    assert marked.dtype == bool
+    rows, cols = np.flatnonzero(marked.any(1)), np.flatnonzero(marked.any(0))
     longer = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
-    assert longer == pytest.approx(negatives.FILL * strokes.HI, abs=2)
+    assert longer == pytest.approx(negatives.FILL * ink.HI, abs=2)
 
 
 def test_a_character_without_ink_renders_as_none():
@@ -58,16 +56,16 @@ def test_overlapping_digits_hold_both_digits_ink():
     digits = torch.zeros(2, 1, 28, 28)
     digits[0, 0, 4:24, 13:15] = 1  # a bar
     digits[1, 0, 13:15, 4:24] = 1  # a dash
-    ink = strokes.lift(digits)
-    both = strokes.overlaps(ink, torch.Generator().manual_seed(0))
-    assert both.shape == (2, 1, strokes.HI, strokes.HI)
-    assert both.sum() > ink.sum() * 1.15  # each picture holds its own digit and some of its (smaller) partner
+    lifted = ink.lift(digits)
+    both = ink.overlaps(lifted, torch.Generator().manual_seed(0))
+    assert both.shape == (2, 1, ink.HI, ink.HI)
+    assert both.sum() > lifted.sum() * 1.15  # each picture holds its own digit and some of its (smaller) partner
 
 
 def grey_share(pictures: torch.Tensor) -> float:
     """Of the pixels with ink, the share that are neither background nor full ink: how soft the edges are."""
-    ink = pictures > 0.1
-    return float(((pictures < 0.9) & ink).sum() / ink.sum())
+    marked = pictures > 0.1
+    return float(((pictures < 0.9) & marked).sum() / marked.sum())
 
 
 @pytest.mark.real_data
@@ -79,9 +77,9 @@ def test_negatives_have_edges_as_soft_as_mnist_digits():
     digits = images[:2000].float() / 255
     generator, cpu = torch.Generator().manual_seed(0), torch.device("cpu")
     letters = negatives.glyphs()[:256].float()
-    drawn = [strokes.distort(letters, generator)]
+    drawn = [ink.distort(letters, generator)]
     drawn += [family(256, generator, cpu) for family in (negatives.scribbles, negatives.shapes, negatives.compositions)]
-    made = strokes.fit_field(torch.cat(drawn))
+    made = ink.fit_field(torch.cat(drawn))
     # the network must tell them apart by shape: with blurrier (or crisper) edges it would learn the edges (dust,
     # specks and faint grain, is left out: it is all edge)
     assert grey_share(made) == pytest.approx(grey_share(digits), abs=0.1)
@@ -89,20 +87,20 @@ def test_negatives_have_edges_as_soft_as_mnist_digits():
 
 FAMILY_MAKERS = {
     "scribbles": negatives.scribbles, "shapes": negatives.shapes, "compositions": negatives.compositions,
-    "dust": negatives.dust, "pictograms": pictograms.make,
-    "strokes": lambda n, generator, device: stroke_fonts.make(n, False, generator, device)[0],
+    "dust": negatives.dust, "pictograms": pictograms.generate_pictograms,
+    "strokes": lambda n, generator, device: hershey.generate_glyphs(n, False, generator, device)[0],
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("family", sorted(FAMILY_MAKERS))
 def test_each_family_draws_binary_ink_that_fills_the_canvas(family):
-    ink = FAMILY_MAKERS[family](16, torch.Generator().manual_seed(1), torch.device("cpu"))
-    assert ink.shape == (16, 1, strokes.HI, strokes.HI)
-    assert set(ink.unique().tolist()) <= {0.0, 1.0}
-    for drawing in ink[:, 0] > 0:
+    drawn = FAMILY_MAKERS[family](16, torch.Generator().manual_seed(1), torch.device("cpu"))
+    assert drawn.shape == (16, 1, ink.HI, ink.HI)
+    assert set(drawn.unique().tolist()) <= {0.0, 1.0}
+    for drawing in drawn[:, 0] > 0:
         rows, cols = drawing.any(1).nonzero().flatten(), drawing.any(0).nonzero().flatten()
         span = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
-        assert span > 0.5 * strokes.HI  # spread over the canvas, not a dot in a corner
+        assert span > 0.5 * ink.HI  # spread over the canvas, not a dot in a corner
 
 
 # the font packages kept for evaluating "not a digit" (bench/unseen.py), and what their files are called
@@ -130,11 +128,11 @@ def test_relevel_drops_faint_ink_and_brightens_the_rest_of_its_share_only():
     pictures = torch.zeros(400, 1, 28, 28)
     pictures[:, :, 10:18, 10:18] = 0.6  # strokes
     pictures[:, :, 2, 2] = 0.05  # a faint edge pixel
-    out = strokes.relevel(pictures, 0.5)
+    out = ink.relevel(pictures, 0.5)
     changed = (out != pictures).flatten(1).any(1)
     assert 0.4 < changed.float().mean() < 0.6  # about its share
     assert (out[changed][:, 0, 2, 2] == 0).float().mean() > 0.8  # faint ink mostly dropped
     assert (out[changed][:, 0, 12, 12] >= 0.6).all()  # strokes never darker
     assert out.max() <= 1.0
     binary = (pictures > 0.5).float()
-    assert torch.equal(strokes.relevel(binary, 1.0), binary)  # full ink stays full, paper stays paper
+    assert torch.equal(ink.relevel(binary, 1.0), binary)  # full ink stays full, paper stays paper

@@ -1,6 +1,6 @@
-"""The negatives curriculum: what each training step gives up and gets, and the fixed validation negatives.
+"""Mixing negatives into batches: what each training step gives up and gets, and the fixed validation negatives.
 
-Run: pytest tests/training/test_curriculum.py
+Run: pytest tests/training/test_negative_mixer.py
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mnist_lit.data import NORMALIZATIONS
-from mnist_lit.training.curriculum import FONT_DIGITS, REFILL_STEPS, VAL_NEGATIVES, Curriculum
+from mnist_lit.training.negative_mixer import FONT_DIGITS, REFILL_STEPS, VAL_NEGATIVES, NegativeMixer
 
 MEAN, STD = NORMALIZATIONS["mnist"]
 SHARE = 0.125
@@ -27,8 +27,8 @@ def batch(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_each_step_draws_its_share_of_negatives_and_restroked_digits_with_the_batch_labels():
     x, y = batch()
-    curriculum = Curriculum(SHARE, MEAN, STD)
-    extra, restroked, labels = curriculum.draw(x, y)
+    mixer = NegativeMixer(SHARE, MEAN, STD)
+    extra, restroked, labels = mixer.take(x, y)
     k = round(SHARE * len(x))
     assert extra.shape == restroked.shape == (k, 1, 28, 28)
     assert set(labels.tolist()) <= set(y.tolist())
@@ -40,22 +40,22 @@ def test_each_step_draws_its_share_of_negatives_and_restroked_digits_with_the_ba
 
 def test_a_refill_serves_refill_steps_steps_before_the_next_one():
     x, y = batch()
-    curriculum = Curriculum(SHARE, MEAN, STD)
-    curriculum.draw(x, y)
-    bank = curriculum.bank
+    mixer = NegativeMixer(SHARE, MEAN, STD)
+    mixer.take(x, y)
+    bank = mixer.bank
     k = round(SHARE * len(x))
-    assert len(curriculum.pending[0]) == k * (REFILL_STEPS - 1)
+    assert len(mixer.pending[0]) == k * (REFILL_STEPS - 1)
     for _ in range(REFILL_STEPS - 1):
-        curriculum.draw(x, y)
-    assert len(curriculum.pending[0]) == 0
-    curriculum.draw(x, y)
-    assert len(curriculum.pending[0]) == k * (REFILL_STEPS - 1)
-    assert curriculum.bank is bank  # made once per process
+        mixer.take(x, y)
+    assert len(mixer.pending[0]) == 0
+    mixer.take(x, y)
+    assert len(mixer.pending[0]) == k * (REFILL_STEPS - 1)
+    assert mixer.bank is bank  # made once per process
 
 
-def test_rewire_keeps_the_step_size_and_sets_the_negatives_apart():
+def test_mix_batch_keeps_the_step_size_and_sets_the_negatives_apart():
     x, y = batch()
-    (digits, labels), extra = Curriculum(SHARE, MEAN, STD).rewire((x, y))
+    (digits, labels), extra = NegativeMixer(SHARE, MEAN, STD).mix_batch((x, y))
     k = len(extra)
     assert len(digits) == len(labels) == len(x) - k  # with the k negatives, the step costs what a plain one does
     assert torch.equal(digits[k:], x[2 * k :])
@@ -70,7 +70,7 @@ def test_the_negatives_and_the_font_digits_are_augmented_like_the_digits_when_th
         seen.append(pictures.shape)
         return pictures.flip(-1)
 
-    Curriculum(SHARE, MEAN, STD).draw(x, y, augment)
+    NegativeMixer(SHARE, MEAN, STD, augment).take(x, y)
     count = round(SHARE * len(x)) * REFILL_STEPS
     assert seen == [(count, 1, 28, 28), (round(count * FONT_DIGITS), 1, 28, 28)]
 
@@ -78,8 +78,8 @@ def test_the_negatives_and_the_font_digits_are_augmented_like_the_digits_when_th
 def test_a_share_of_the_restroked_digits_are_font_digits_with_their_own_labels():
     x, y = batch()
     x, y = x[:10], y[:10]  # one label per place: a font digit's label is told apart from the batch's order
-    curriculum = Curriculum(SHARE * 10, MEAN, STD)
-    _, restroked, labels = curriculum._refill(x, y, 400, None)
+    mixer = NegativeMixer(SHARE * 10, MEAN, STD)
+    _, restroked, labels = mixer.generate(x, y, 400)
     typed = round(400 * FONT_DIGITS)
     own = y.repeat(40)[:400]
     assert not torch.equal(labels[:typed], own[:typed])  # the font digits' labels are their own
@@ -93,8 +93,8 @@ def test_a_share_of_the_restroked_digits_are_font_digits_with_their_own_labels()
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_validation_negatives_are_the_same_pictures_whatever_the_training_seed(seed):
     torch.manual_seed(seed)
-    made = Curriculum(SHARE, MEAN, STD).validation_negatives(torch.device("cpu"))
+    made = NegativeMixer(SHARE, MEAN, STD).validation_negatives(torch.device("cpu"))
     torch.manual_seed(seed + 100)
-    again = Curriculum(SHARE, MEAN, STD).validation_negatives(torch.device("cpu"))
+    again = NegativeMixer(SHARE, MEAN, STD).validation_negatives(torch.device("cpu"))
     assert made.shape == (VAL_NEGATIVES, 1, 28, 28)
     assert torch.equal(made, again)

@@ -3,7 +3,7 @@ rasterized and widened, digits lifted back to strokes, drawings bent and overlap
 field as mnist_lit.reading.preprocess lays out a user's picture. The negatives and the restroked digits of
 training are made with these.
 
-Try it: pytest tests/training/test_negatives.py
+Try it: pytest tests/data/synthetic/test_negatives.py
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Pictures that are not digits, made on the fly, for teaching the network to answer "not a digit": letters and
-symbols rendered from the fonts matplotlib ships, the Hershey stroke fonts' glyphs (mnist_lit.training.strokes),
-pictograms (mnist_lit.training.pictograms), scribbles, polygons, grids and hatching, and overlapping digits.
+symbols rendered from the fonts matplotlib ships, the Hershey stroke fonts' glyphs (mnist_lit.data.synthetic.hershey),
+pictograms (mnist_lit.data.synthetic.pictograms), scribbles, polygons, grids and hatching, and overlapping digits.
 
-Try it: python -m mnist_lit.training.negatives outputs/negatives.png
+Try it: python -m mnist_lit.data.synthetic.negatives outputs/negatives.png
 
 They must differ from digits in shape only. A network rewards any cheaper difference: negatives with softer
 edges than MNIST's taught an earlier version to reject blurry pictures and to accept every crisp letter. So
 everything is made the way MNIST itself was: drawn in binary ink on a canvas SUPERSAMPLE times the field's
 resolution, bent there, then reduced by area averaging into a 20 px box centred by mass in 28x28, which is also
-what mnist_lit.reading.preprocess makes of a user's picture (mnist_lit.training.ink holds those steps). Digits used
-for overlaps (and, in mnist_lit.training.curriculum, the digits that train beside the negatives) go through the same
+what mnist_lit.reading.preprocess makes of a user's picture (mnist_lit.data.synthetic.ink holds those steps). Digits used
+for overlaps (and, in mnist_lit.training.negative_mixer, the digits that train beside the negatives) go through the same
 steps.
 Letters that people write like digits (O and 0, l and 1, S and 5, ...) are left out: they would teach the
 network to reject real digits. The families that bench/not_digits.py scores are partly held out from these.
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_lit.training import pictograms, strokes
-from mnist_lit.training.ink import CHUNK, FILL, HI, distort, draw, fit_field, uniform
+from mnist_lit.data.synthetic import hershey, pictograms
+from mnist_lit.data.synthetic.ink import CHUNK, FILL, HI, distort, draw, fit_field, uniform
 
 # fonts bundled with matplotlib (a core dependency): DejaVu only; STIX and Computer Modern are held out
 FONTS = (
@@ -193,8 +193,8 @@ def canvases(count: int, generator: torch.Generator, device: torch.device | str 
     picked = letters[torch.randint(len(letters), (sizes[0],), generator=generator)].to(device)
     # type has one pen and no tremor: each glyph is turned, bent and re-inked like a letter written by hand
     drawn = [torch.cat([distort(part.float(), generator) for part in picked.split(CHUNK)])]
-    drawn.append(strokes.make(sizes[1], False, generator, device)[0])
-    for family, size in zip((pictograms.make, scribbles, shapes, compositions, dust), sizes[2:]):
+    drawn.append(hershey.generate_glyphs(sizes[1], False, generator, device)[0])
+    for family, size in zip((pictograms.generate_pictograms, scribbles, shapes, compositions, dust), sizes[2:]):
         drawn.append(family(size, generator, device))
     # dust is often faint: the grain of a photo of blank paper, which preprocessing stretched into specks
     drawn[-1] *= uniform(sizes[-1], FAINT_DUST, 1.0, generator, device).view(-1, 1, 1, 1)
@@ -202,7 +202,7 @@ def canvases(count: int, generator: torch.Generator, device: torch.device | str 
     return out[torch.randperm(count, generator=generator).to(device)]
 
 
-def make(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+def generate_negatives(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
     """`count` negatives (count, 1, 28, 28) in [0, 1], laid out as the model sees a picture."""
     return torch.cat([fit_field(part.float() / 255) for part in canvases(count, generator, device).split(CHUNK)])
 
@@ -211,12 +211,12 @@ def main() -> None:
     """Write a sheet of 256 negatives to the path given, for looking at."""
     import sys
 
-    from mnist_lit.training.figures import digit_grid
+    from torchvision.utils import save_image
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "outputs/negatives.png")
     out.parent.mkdir(parents=True, exist_ok=True)
-    made = make(256, torch.Generator().manual_seed(0))
-    digit_grid(made[:, 0], [""] * len(made)).save(out)
+    made = generate_negatives(256, torch.Generator().manual_seed(0))
+    save_image(made, out, nrow=16, pad_value=0.5)
     print(f"wrote {out}")
 
 

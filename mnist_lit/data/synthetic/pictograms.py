@@ -1,8 +1,8 @@
 """Pictograms people doodle where a digit is expected: ticks and crosses, hearts, question marks, spirals, arrows,
 stars, faces and a ring with a dot, each from a few random proportions, drawn as polylines by
-mnist_lit.training.ink.draw with a wobbling hand; (N, 1, HI, HI) binary, for mnist_lit.training.negatives.
+mnist_lit.data.synthetic.ink.draw with a wobbling hand; (N, 1, HI, HI) binary, for mnist_lit.data.synthetic.negatives.
 
-Try it: python -m mnist_lit.training.negatives outputs/negatives.png
+Try it: python -m mnist_lit.data.synthetic.negatives outputs/negatives.png
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from mnist_lit.training.ink import draw, pack
+from mnist_lit.data.synthetic.ink import draw, pack
 
 CURVE_POINTS = 24  # points along each curved stroke
 WOBBLE = 0.04  # a hand's drift, as a share of the drawing's size
@@ -127,7 +127,7 @@ def target(rng: np.random.Generator) -> list[np.ndarray]:
 KINDS = (check, cross, heart, question, spiral, arrow, star, face, target)
 
 
-def make(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def generate_pictograms(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """n pictograms of every kind in turn, as binary ink (n, 1, HI, HI) on `device`."""
     rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
     drawings = [KINDS[i % len(KINDS)](rng) for i in range(n)]

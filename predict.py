@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     # the pictures first: their worker processes are forked before the model's runtime starts any threads
     predictions = found.failed + load_pictures(found.paths, workers, read=cfg.read)
     predictor = Predictor(ckpt, device=cfg.device)
-    predictor.classify(predictions, predictor.thresholds(cfg.not_digit, cfg.unsure), batch_size=cfg.batch_size)
+    predictor.fill_answers(predictions, predictor.thresholds(cfg.not_digit, cfg.unsure), batch_size=cfg.batch_size)
 
     print("\n".join(p.to_json() for p in predictions) if cfg.format == "jsonl" else format_table(predictions, cfg.topk))
     errors = [p for p in predictions if p.error]

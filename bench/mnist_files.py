@@ -37,7 +37,7 @@ def main() -> None:
         for i, path in zip(picked, paths):
             Image.fromarray(images[i]).save(path)
         read = load_pictures(paths, os.cpu_count() or 1)
-    predictor.classify(read, predictor.thresholds("auto", unsure=0.5))
+    predictor.fill_answers(read, predictor.thresholds("auto", unsure=0.5))
     accepted = [not p.error and p.answer.verdict != "not a digit" for p in read]
     right = [a and p.answer.digit == labels[i] for a, p, i in zip(accepted, read, picked)]
     verdicts = Counter(p.answer.verdict if not p.error else "error" for p in read)

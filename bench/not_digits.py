@@ -176,7 +176,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         saved = save(drawings(args.per_family, rng), Path(tmp) / "not_digits", rng)
         predictions = load_pictures([str(p) for _, p in saved], workers)
-        predictor.classify(predictions, thresholds)
+        predictor.fill_answers(predictions, thresholds)
         by_family: dict[str, list[bool]] = defaultdict(list)
         for (family, _), p in zip(saved, predictions):
             by_family[family].append(p.error is not None or p.answer.verdict == "not a digit")
@@ -185,7 +185,7 @@ def main() -> None:
         truth = labels[: args.digits].tolist()
         paths = write_pictures(images[: args.digits].numpy(), truth, Path(tmp) / "digits", seed=args.seed)
         digits = load_pictures([str(p) for p in paths], workers)
-        predictor.classify(digits, thresholds)
+        predictor.fill_answers(digits, thresholds)
 
     print(f"Checkpoint {args.ckpt}; not_digit threshold {thresholds.not_digit}, unsure below {thresholds.unsure}\n")
     print('| family | kind held out from training | pictures | answered "not a digit" |\n|---|---|---:|---:|')

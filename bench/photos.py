@@ -59,7 +59,7 @@ def score(predictor: Predictor, made: list[tuple[Path, str, str]]) -> tuple[dict
     """Whether each photo was read right, by condition, and the seconds of work per photo (all cores)."""
     start = time.perf_counter()
     predictions = load_pictures([str(p) for p, _, _ in made], os.cpu_count() or 1)
-    predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
+    predictor.fill_answers(predictions, predictor.thresholds("auto", unsure=0.5))
     seconds = (time.perf_counter() - start) * (os.cpu_count() or 1) / len(made)
     right: dict[str, list[bool]] = defaultdict(list)
     for p, (_, cond, truth) in zip(predictions, made):
@@ -95,11 +95,11 @@ def others(predictor: Predictor, data: tuple, count: int, seed: int, tmp: Path) 
     rng = np.random.default_rng(seed)
     truth = labels[:count].tolist()
     digits = load_pictures([str(p) for p in write_pictures(images[:count], truth, tmp / "user", seed)], workers)
-    predictor.classify(digits, thresholds)
+    predictor.fill_answers(digits, thresholds)
     right = [not p.error and p.answer.verdict != "not a digit" and p.answer.digit == y for p, y in zip(digits, truth)]
     saved = save(drawings(max(1, count // 30), rng), tmp / "not_digits", rng)
     drawn = load_pictures([str(p) for _, p in saved], workers)
-    predictor.classify(drawn, thresholds)
+    predictor.fill_answers(drawn, thresholds)
     rejected = [p.error is not None or p.answer.verdict == "not a digit" for p in drawn]
     numbers = write_numbers(images, labels, tmp / "numbers", count // 3, False, False, seed)
     exact_share, _ = exact(predictor, numbers, "auto")
@@ -108,7 +108,7 @@ def others(predictor: Predictor, data: tuple, count: int, seed: int, tmp: Path) 
     for i in range(count):
         Image.fromarray(images[-1 - i]).save(plain / f"{i:05d}.png")  # the test set's last digits
     mnist = load_pictures(sorted(str(p) for p in plain.iterdir()), workers)
-    predictor.classify(mnist, thresholds)
+    predictor.fill_answers(mnist, thresholds)
     accepted = [not p.error and p.answer.verdict != "not a digit" for p in mnist]
     print("\n| other sets | pictures | figure |\n|---|---:|---:|")
     print(f"| user-style digits read right | {len(right)} | {100 * np.mean(right):.1f}% |")

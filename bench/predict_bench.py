@@ -56,7 +56,7 @@ def answer_all(predictor: Predictor, paths: list[Path], repeats: int) -> tuple[l
     for _ in range(repeats):
         start = time.perf_counter()
         predictions = load_pictures([str(p) for p in paths], workers)
-        predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
+        predictor.fill_answers(predictions, predictor.thresholds("auto", unsure=0.5))
         rates.append(len(paths) / (time.perf_counter() - start))
     return predictions, rates
 

@@ -102,7 +102,7 @@ def exact(predictor: Predictor, made: list[tuple[Path, str]], read: str) -> tupl
     """Exact-number accuracy and seconds per picture (loading and classifying, one process)."""
     start = time.perf_counter()
     predictions = load_pictures([str(p) for p, _ in made], 1, read=read)
-    predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
+    predictor.fill_answers(predictions, predictor.thresholds("auto", unsure=0.5))
     seconds = (time.perf_counter() - start) / len(made)
     right = [not p.error and p.fields()["number"] == number for p, (_, number) in zip(predictions, made)]
     return float(np.mean(right)), seconds

@@ -38,7 +38,7 @@ ckpt, folder, photos = sys.argv[1:4]
 predictor = Predictor(ckpt, device="cpu")
 paths = sorted(os.path.join(folder, p) for p in os.listdir(folder))
 start = time.perf_counter()
-predictor.classify(load_pictures(paths, os.cpu_count() or 1), predictor.thresholds("auto", 0.5))
+predictor.fill_answers(load_pictures(paths, os.cpu_count() or 1), predictor.thresholds("auto", 0.5))
 rate = len(paths) / (time.perf_counter() - start)
 big = sorted(os.path.join(photos, p) for p in os.listdir(photos))
 start = time.perf_counter()

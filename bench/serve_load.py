@@ -115,7 +115,7 @@ def folder_rate(ckpt: str, paths: list[Path]) -> float:
     predictor = Predictor(ckpt, device="cpu")
     start = time.perf_counter()
     predictions = load_pictures([str(p) for p in paths], os.cpu_count() or 1)
-    predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
+    predictor.fill_answers(predictions, predictor.thresholds("auto", unsure=0.5))
     return len(paths) / (time.perf_counter() - start)
 
 

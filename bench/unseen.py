@@ -203,7 +203,7 @@ def read(predictor: Predictor, pictures: list[np.ndarray], folder: Path, rng: np
         paths.append(folder / f"{i:05d}{ext}")
         img.save(paths[-1], **({"quality": int(rng.integers(60, 95))} if ext == ".jpg" else {}))
     predictions = load_pictures([str(p) for p in paths], os.cpu_count() or 1)
-    predictor.classify(predictions, predictor.thresholds("auto", unsure=0.5))
+    predictor.fill_answers(predictions, predictor.thresholds("auto", unsure=0.5))
     return predictions
 
 

@@ -31,8 +31,8 @@ from mnist_lit.reading.segment import READS
 class Rule:
     """What a setting's value must be: a test, and how the error message says it."""
 
-    holds: Callable[[Any], bool]
-    says: str
+    valid: Callable[[Any], bool]
+    expected: str
 
 
 def ruled(rule: Rule, default: Any = MISSING) -> Any:
@@ -157,8 +157,8 @@ class AnswerSchema(CommandSchema):
     """answer.yaml: how predict.py and serve.py read a picture and when they say "not a digit" or "unsure"."""
 
     read: str = ruled(one_of(READS))
-    not_digit: Any = ruled(Rule(lambda v: v == "auto" or PROBABILITY.holds(v), "auto or a probability in [0, 1]"))
-    unsure: float = ruled(Rule(PROBABILITY.holds, "a probability gap in [0, 1]"))
+    not_digit: Any = ruled(Rule(lambda v: v == "auto" or PROBABILITY.valid(v), "auto or a probability in [0, 1]"))
+    unsure: float = ruled(Rule(PROBABILITY.valid, "a probability gap in [0, 1]"))
 
 
 @dataclass
@@ -194,7 +194,7 @@ class ServeSchema(AnswerSchema):
     allowed_hosts: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=list)
     rate: Any = ruled(
-        Rule(lambda v: v == "auto" or (NUMBER.holds(v) and v >= 0), "auto or requests per second, 0 or more")
+        Rule(lambda v: v == "auto" or (NUMBER.valid(v) and v >= 0), "auto or requests per second, 0 or more")
     )
     burst: int = ruled(AT_LEAST_1)
     docs: bool = MISSING
@@ -218,7 +218,7 @@ class ExportSchema(CommandSchema):
     out: str = ruled(Rule(lambda v: v.lower().endswith(ONNX_SUFFIX), "a file name ending in .onnx"))
     force: bool = MISSING
     download: bool = MISSING
-    unsure: float = ruled(Rule(PROBABILITY.holds, "a probability gap in [0, 1]"))
+    unsure: float = ruled(Rule(PROBABILITY.valid, "a probability gap in [0, 1]"))
 
 
 @dataclass
@@ -243,23 +243,24 @@ def check(key: str, node: DictConfig) -> None:
             continue
         value = node[spec.name]
         value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value  # a list setting
-        if not rule.holds(value):
+        if not rule.valid(value):
             name = f"{key}{'.' if key else ''}{spec.name}"
             if value is None:  # a setting left out
-                raise MnistLitError(f"give {name}: {rule.says}")
-            raise MnistLitError(f"{name}={value} is invalid: it must be {rule.says}")
+                raise MnistLitError(f"give {name}: {rule.expected}")
+            raise MnistLitError(f"{name}={value} is invalid: it must be {rule.expected}")
 
 
 def register() -> None:
-    """Put the schemas in Hydra's ConfigStore, where the YAML defaults lists find them."""
+    """Put the schemas in Hydra's ConfigStore, where the YAML defaults lists find them. They are
+    stored outside the config groups, so that `--help` lists only choices a user can pick."""
     cs = ConfigStore.instance()
-    cs.store(group="data", name="schema", node=DataSchema)
-    cs.store(group="model", name="cnn_schema", node=CNNSchema)
-    cs.store(group="model", name="deep_cnn_schema", node=DeepCNNSchema)
-    # optimizer/*.yaml are global (they set `scheduler` too): their schema types the `optimizer` node alone
-    cs.store(group="optimizer", name="adam_schema", node=AdamSchema, package="optimizer")
-    cs.store(group="optimizer", name="sgd_schema", node=SGDSchema, package="optimizer")
-    for name, node in COMMANDS.items():  # each command's YAML names its schema first in its defaults list
+    cs.store(name="data_schema", node=DataSchema)
+    cs.store(name="cnn_schema", node=CNNSchema)
+    cs.store(name="deep_cnn_schema", node=DeepCNNSchema)
+    cs.store(name="adam_schema", node=AdamSchema)
+    cs.store(name="sgd_schema", node=SGDSchema)
+    # each command's YAML names its schema first in its defaults list
+    for name, node in COMMANDS.items():
         cs.store(name=f"{name}_schema", node=node)
 
 

@@ -176,6 +176,22 @@ def test_wrong_type_is_refused_while_composing():
 
 
 @pytest.mark.cli
+def test_help_lists_exactly_the_choices_a_user_can_pick(tmp_path):
+    proc = run_cli("train.py", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    section = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    listed = {}
+    for line in section.splitlines():
+        group, sep, options = line.partition(": ")
+        if sep and "(" not in line:
+            listed[group] = options.split(", ")
+    groups = sorted(d.name for d in (ROOT / "conf").iterdir() if d.is_dir() and d.name != "hydra")
+    assert sorted(listed) == groups
+    for group, options in listed.items():
+        assert options == choices(group), group
+
+
+@pytest.mark.cli
 def test_invalid_value_stops_the_cli_before_any_work(tmp_path):
     proc = run_cli("train.py", "data.batch_size=-1", "hydra.run.dir=run", cwd=tmp_path)
     assert proc.returncode != 0

@@ -16,7 +16,7 @@ import numpy as np
 from mnist_lit import NUM_CLASSES
 from mnist_lit.answer import Answer, Thresholds, number_answer, reading_fields, verdicts
 from mnist_lit.inference.model import load_model
-from mnist_lit.reading.numbers import Digits, choose, settle
+from mnist_lit.reading.numbers import Digits, choose_split, resolve_number
 from mnist_lit.reading.segment import Piece, Reading
 
 
@@ -79,24 +79,54 @@ class Predictor:
             return np.zeros((0, NUM_CLASSES)), None
         return np.concatenate(probs), None if no_digit[0] is None else np.concatenate(no_digit)
 
-    def classify(self, predictions: Iterable[Prediction], thresholds: Thresholds, batch_size: int = 256) -> None:
-        """Fill in the answers of every prediction that was read: every digit and every candidate split of a
-        wide piece goes through the network in batches, then each wide piece keeps the reading it likes best."""
+    def fill_answers(
+        self, predictions: Iterable[Prediction], thresholds: Thresholds, batch_size: int = 256
+    ) -> None:
+        """Fill in the answers of every prediction that was read, in place: every digit and every
+        candidate split of a wide piece goes through the network in one batched pass, then each
+        wide piece keeps the reading it likes best."""
         todo = [p for p in predictions if p.reading is not None or p.pixels is not None]
-        for p in todo:
-            if p.reading is None:  # pixels alone: one digit, as read_picture gives them
-                p.reading = Reading([Piece(p.pixels, None)], single=True)
-        inputs = [
-            px for p in todo for piece in [*([p.reading.whole] if p.reading.whole else []), *p.reading.pieces]
-            for px in [piece.pixels, *(half.pixels for pair in piece.splits for half in pair)]
-        ]  # fmt: skip
-        found = iter(verdicts(*self.scores(inputs, batch_size), thresholds))
-        for p in todo:
-            whole = next(found) if p.reading.whole else None
-            lone = p.reading.single
-            p.digits = [chosen for piece in p.reading.pieces for chosen in choose(piece, found, lone)]
-            if len(p.digits) > 1 and any(a.digit is None for a, _ in p.digits):
-                p.digits, p.reading = settle(p.digits, p.reading, whole)
-            one = len(p.digits) == 1  # one digit (a wide one read whole, too): answered as a single digit
-            p.answer = p.digits[0][0] if one else number_answer([a for a, _ in p.digits])
-            p.pixels = p.reading.pieces[0].pixels if one else None
+        # pixels alone are one digit, as read_picture gives them
+        readings = [p.reading or Reading([Piece(p.pixels, None)], single=True) for p in todo]
+        inputs, places = gather_inputs(readings)
+        answers = verdicts(*self.scores(inputs, batch_size), thresholds)
+        for p, reading, (whole_at, pieces_at) in zip(todo, readings, places):
+            whole = None if whole_at is None else answers[whole_at]
+            digits: Digits = []
+            for piece, (piece_at, halves_at) in zip(reading.pieces, pieces_at):
+                halves = [(answers[i], answers[j]) for i, j in halves_at]
+                digits += choose_split(piece, answers[piece_at], halves, reading.single)
+            if len(digits) > 1 and any(a.digit is None for a, _ in digits):
+                digits, reading = resolve_number(digits, reading, whole)
+            # one digit (a wide one read whole, too) is answered as a single digit
+            one = len(digits) == 1
+            p.reading, p.digits = reading, digits
+            p.answer = digits[0][0] if one else number_answer([a for a, _ in digits])
+            p.pixels = reading.pieces[0].pixels if one else None
+
+
+# where a piece's inputs are in the batch: the piece's own index, and each split's two halves'
+PieceIndices = tuple[int, list[tuple[int, int]]]
+
+
+def gather_inputs(
+    readings: list[Reading],
+) -> tuple[list[np.ndarray], list[tuple[int | None, list[PieceIndices]]]]:
+    """Every (28, 28) input the readings need, in one list, and for each reading where its inputs
+    are: the whole picture's index (or None), and each piece's PieceIndices."""
+    inputs: list[np.ndarray] = []
+
+    def add(pixels: np.ndarray) -> int:
+        inputs.append(pixels)
+        return len(inputs) - 1
+
+    places = []
+    for reading in readings:
+        whole_at = add(reading.whole.pixels) if reading.whole else None
+        pieces_at = []
+        for piece in reading.pieces:
+            piece_at = add(piece.pixels)
+            halves_at = [(add(left.pixels), add(right.pixels)) for left, right in piece.splits]
+            pieces_at.append((piece_at, halves_at))
+        places.append((whole_at, pieces_at))
+    return inputs, places

@@ -82,7 +82,7 @@ DOODLES = {"grid": grid, "star": star, "scribble": scribble}
 def rejected(predictor: Predictor, pictures: list[bytes]) -> float:
     """The share of `pictures` (PNG bytes) answered "not a digit", at the checkpoint's own threshold."""
     predictions = [Prediction.of(str(i), read_digits(png)) for i, png in enumerate(pictures)]
-    predictor.classify(predictions, predictor.thresholds("auto", UNSURE))
+    predictor.fill_answers(predictions, predictor.thresholds("auto", UNSURE))
     return float(np.mean([p.answer.verdict == "not a digit" for p in predictions]))
 
 
@@ -95,7 +95,7 @@ def doodle_rejection(predictor: Predictor, kind: str, count: int, seed: int = 0)
 def accepted(predictor: Predictor, images: np.ndarray) -> float:
     """The share of 28x28 digits (uint8, white on black, as MNIST's) answered "digit" or "unsure", not rejected."""
     predictions = [Prediction(str(i), pixels=image) for i, image in enumerate(images)]
-    predictor.classify(predictions, predictor.thresholds("auto", UNSURE))
+    predictor.fill_answers(predictions, predictor.thresholds("auto", UNSURE))
     return float(np.mean([p.answer.verdict != "not a digit" for p in predictions]))
 
 
@@ -107,7 +107,7 @@ def fades_through_unsure(predictor: Predictor, starts: np.ndarray, ends: np.ndar
     hesitated = []
     for start, end in zip(starts.astype(float), ends.astype(float)):
         fades = [Prediction(f"{a:.2f}", pixels=np.rint((1 - a) * start + a * end).astype(np.uint8)) for a in alphas]
-        predictor.classify(fades, thresholds)
+        predictor.fill_answers(fades, thresholds)
         first, last = fades[0].answer.digit, fades[-1].answer.digit
         hesitated.append(
             any(f.answer.verdict == "unsure" and {f.answer.digit, f.answer.alternative} == {first, last} for f in fades)
@@ -120,5 +120,5 @@ def user_style_accuracy(predictor: Predictor, images: np.ndarray, labels: list[i
     rejected as "not a digit" counts as wrong."""
     paths = write_pictures(images, labels, folder, seed=3)
     predictions = load_pictures([str(p) for p in paths], workers=2)
-    predictor.classify(predictions, predictor.thresholds("auto", UNSURE))
+    predictor.fill_answers(predictions, predictor.thresholds("auto", UNSURE))
     return float(np.mean([not p.error and p.answer.digit == y for p, y in zip(predictions, labels)]))

@@ -6,15 +6,13 @@ Try it: python predict.py image=number.png read=auto
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from mnist_lit.answer import DIGIT, Answer
+from mnist_lit.reading.preprocess import Box
 from mnist_lit.reading.segment import Piece, Reading
 
 KEEP_NUMBER_FROM = 3  # pieces in a picture for a rejected one among them to be read as a digit of a number
 LONE_CONFIDENCE = 0.9  # a lone piece is cut only when both halves read as sure digits, each at least this sure
 
-Box = tuple[int, int, int, int]
 Digits = list[tuple[Answer, Box | None]]  # a picture's digits, left to right: each one's answer and its box
 
 
@@ -23,24 +21,29 @@ def digit_score(answer: Answer) -> float:
     return 0.0 if answer.digit is None else answer.confidence
 
 
-def choose(piece: Piece, found: Iterator[Answer], lone: bool = False) -> Digits:
-    """A piece read whole, or split in two where both halves read as digits more surely than the whole does (two
-    touching digits: the weaker half beats the whole; demanding a margin of 0.1 lost more touching pairs than it
-    kept wide digits whole); takes the piece's answers, whole first, from `found`. A picture's `lone` piece is cut
-    only when both halves are sure digits too: halves of a heart or an "m" often pass the first test alone."""
-    best: Digits = [(next(found), piece.box)]
-    score = digit_score(best[0][0])
-    for left, right in piece.splits:
-        pair: Digits = [(next(found), left.box), (next(found), right.box)]
+def choose_split(
+    piece: Piece, whole: Answer, halves: list[tuple[Answer, Answer]], lone: bool = False
+) -> Digits:
+    """A piece read whole, or split in two where both halves read as digits more surely than the
+    whole does (two touching digits: the weaker half beats the whole; demanding a margin of 0.1
+    lost more touching pairs than it kept wide digits whole). `whole` is the piece's answer and
+    `halves` the answers of its candidate splits, in the order of `piece.splits`. A picture's
+    `lone` piece is cut only when both halves are sure digits too: halves of a heart or an "m"
+    often pass the first test alone."""
+    best: Digits = [(whole, piece.box)]
+    score = digit_score(whole)
+    for (left, right), answers in zip(piece.splits, halves):
+        pair: Digits = [(answers[0], left.box), (answers[1], right.box)]
         pair_score = min(digit_score(a) for a, _ in pair)
-        if lone and (pair_score < LONE_CONFIDENCE or any(a.verdict != DIGIT for a, _ in pair)):
+        unsure_half = any(a.verdict != DIGIT for a, _ in pair)
+        if lone and (pair_score < LONE_CONFIDENCE or unsure_half):
             continue
         if pair_score > score:
             best, score = pair, pair_score
     return best
 
 
-def settle(digits: Digits, reading: Reading, whole: Answer | None) -> tuple[Digits, Reading]:
+def resolve_number(digits: Digits, reading: Reading, whole: Answer | None) -> tuple[Digits, Reading]:
     """A picture of several pieces, some read as no digit. Most of them digits, and the whole no digit either (or
     not read whole: `read=number`): a number with a badly written digit, whose likeliest reading is kept, marked
     unsure. Otherwise, in `auto` (a sun's rays around a face, a smiley's eyes), the picture is no number but one

@@ -158,7 +158,7 @@ def _contrast(rgb: np.ndarray, window: np.ndarray, dark: bool) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Look:
+class PaperModel:
     """How a page is read: whether its ink is darker than its paper, and the window its paper is estimated in, as a
     share of the page's shorter side (None: the paper is fitted over the whole picture instead)."""
 
@@ -166,24 +166,24 @@ class Look:
     share: float | None
 
 
-def look_of(rgb: np.ndarray) -> Look:
-    """The Look of a whole page, (H, W, 3) RGB in [0, 1], judged on a small grey copy of it."""
+def estimate_paper(rgb: np.ndarray) -> PaperModel:
+    """The PaperModel of a whole page, (H, W, 3) RGB in [0, 1], judged on a small grey copy of it."""
     luma = _small_luma(rgb)
     dark = dark_ink(luma)
-    return Look(dark, paper_scale(luma, dark))
+    return PaperModel(dark, paper_scale(luma, dark))
 
 
-def flat_ink(rgb: np.ndarray, look: Look | None = None, page_side: float | None = None) -> np.ndarray | None:
+def flat_ink(rgb: np.ndarray, paper: PaperModel | None = None, page_side: float | None = None) -> np.ndarray | None:
     """(H, W) float32 ink of an (H, W, 3) RGB picture in [0, 1], dark on light or light on dark: 0 on paper however
-    it is lit, growing with the ink's contrast against the paper around it. `look` is the whole page's, whose
+    it is lit, growing with the ink's contrast against the paper around it. `paper` is the whole page's, whose
     shorter side is `page_side` px at this copy's scale: a part of a page is read at the page's own scale, since
     the part alone shows too little of the paper to judge it by. None when the strokes are too broad for any
     window: then the paper is best fitted over the whole picture."""
-    look = look or look_of(rgb)
-    if look.share is None:
+    paper = paper or estimate_paper(rgb)
+    if paper.share is None:
         return None
-    side = max(MIN_WINDOW, round(look.share * (page_side or min(rgb.shape[:2])))) | 1
-    return _contrast(rgb, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)), look.dark)
+    side = max(MIN_WINDOW, round(paper.share * (page_side or min(rgb.shape[:2])))) | 1
+    return _contrast(rgb, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)), paper.dark)
 
 
 def otsu_level(ink: np.ndarray) -> float:

@@ -13,6 +13,7 @@ torch, so predict.py starts fast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFilter, ImageOps
@@ -35,6 +36,27 @@ UINT16_MAX = 65535
 MNIST_STROKE = 2.35  # mean stroke width of MNIST digits in 28x28 pixels (2 * area / perimeter)
 MIN_GROW = 3  # px: strokes thinner than their width by less than this are left as they are
 STROKE_SHARE = 0.8 * MNIST_STROKE / BOX  # thinner strokes, as a share of the digit's longer side, are widened
+
+
+class Box(NamedTuple):
+    """A rectangle of pixels: left and top inclusive, right and bottom exclusive."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+def scale_box(box: Box, scale: tuple[float, float], margin: int, size: tuple[int, int]) -> Box:
+    """`box` on a reduced copy, grown by `margin` copy pixels on each side, in the pixels of the
+    picture of `size` (width, height) that the copy was reduced from by `scale` (x, y)."""
+    sx, sy = scale
+    return Box(
+        max(0, round((box.left - margin) * sx)),
+        max(0, round((box.top - margin) * sy)),
+        min(size[0], round((box.right + margin) * sx)),
+        min(size[1], round((box.bottom + margin) * sy)),
+    )
 
 
 class NoInkError(ValueError):
@@ -70,11 +92,13 @@ def upright(img: Image.Image) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
-def as_array(img: Image.Image, longest: int = WORK_SIZE, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def as_array(
+    img: Image.Image, longest: int = WORK_SIZE, region: Box | None = None
+) -> np.ndarray:
     """(H, W, 3 or 4) float32 RGB(A) in [0, 1] of the picture or of its `region` (left, top, right, bottom),
     area-averaged so that the longer side is at most `longest`."""
-    region = region or (0, 0, img.width, img.height)
-    width, height = region[2] - region[0], region[3] - region[1]
+    region = region or Box(0, 0, img.width, img.height)
+    width, height = region.right - region.left, region.bottom - region.top
     scale = longest / max(width, height)
     if scale < 1:  # reduced straight from the region: no copy of it first
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -95,13 +119,13 @@ def opaque(rgba: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rgba[..., :3] * alpha + (1.0 - alpha), dtype=np.float32)
 
 
-def ink_map(rgba: np.ndarray, look: page.Look | None = None, page_side: float | None = None) -> np.ndarray:
+def ink_map(rgba: np.ndarray, paper: page.PaperModel | None = None, page_side: float | None = None) -> np.ndarray:
     """(H, W) float32, 0 on paper and growing with how much a pixel is ink, whatever the polarity, colours or
-    lighting; paper grain, uneven light and JPEG noise are subtracted. `look` and `page_side`: page.flat_ink's."""
+    lighting; paper grain, uneven light and JPEG noise are subtracted. `paper` and `page_side`: page.flat_ink's."""
     rgb = opaque(rgba)
     if rgb is None:
         return rgba[..., 3].copy()  # a transparent background: the strokes are whatever is opaque
-    flat = page.flat_ink(np.ascontiguousarray(rgb, dtype=np.float32), look, page_side) if page.available() else None
+    flat = page.flat_ink(np.ascontiguousarray(rgb, dtype=np.float32), paper, page_side) if page.available() else None
     if flat is not None:  # the paper estimated at a scale larger than a stroke, shadows and all
         return flat
     return surface.smooth_ink(rgb)
@@ -137,8 +161,8 @@ def otsu(values: np.ndarray, bins: int = 64) -> float:
     return float(edges[int(np.nanargmax(between)) + 1])
 
 
-def ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right), exclusive ends, of the ink mass with MASS_TRIM shaved off each side."""
+def ink_bbox(ink: np.ndarray) -> Box:
+    """The box of the ink mass with MASS_TRIM shaved off each side."""
     if not ink.any():
         raise NoInkError("no ink found: the picture is blank")
 
@@ -150,7 +174,7 @@ def ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
 
     top, bottom = span(ink.sum(axis=1))
     left, right = span(ink.sum(axis=0))
-    return top, left, bottom, right
+    return Box(left, top, right, bottom)
 
 
 def fit_box(crop: np.ndarray, box: int = BOX) -> np.ndarray:
@@ -214,30 +238,30 @@ class Sheet:
 
     ink: np.ndarray
     lines: np.ndarray | None
-    look: page.Look | None = None
+    paper: page.PaperModel | None = None
 
 
-def sheet_of(img: Image.Image, longest: int = LOCATE_SIZE) -> Sheet:
+def extract_sheet(img: Image.Image, longest: int = LOCATE_SIZE) -> Sheet:
     """The whole picture's ink at up to `longest`, its paper lines found and taken out."""
     rgba = as_array(img, longest)
     rgb = opaque(rgba)
     if not page.available() or rgb is None:
         return Sheet(ink_map(rgba), None)
-    look = page.look_of(np.ascontiguousarray(rgb, dtype=np.float32))
-    ink = ink_map(rgba, look)
+    paper = page.estimate_paper(np.ascontiguousarray(rgb, dtype=np.float32))
+    ink = ink_map(rgba, paper)
     found = lines.find_lines(ink)
-    return Sheet(lines.remove_lines(ink, found), found, look)
+    return Sheet(lines.remove_lines(ink, found), found, paper)
 
 
 def region_ink(
-    img: Image.Image, region: tuple[int, int, int, int], sheet: Sheet, longest: int, kept: np.ndarray | None = None
+    img: Image.Image, region: Box, sheet: Sheet, longest: int, kept: np.ndarray | None = None
 ) -> np.ndarray:
-    """The ink of `region` (left, top, right, bottom) of the picture at up to `longest`, the lines the sheet
+    """The ink of `region` of the picture at up to `longest`, the lines the sheet
     found taken out of it too: a region cut close around writing shows too little of a line to tell it apart.
     With `kept` (where the sheet found the writing, on its own copy), only ink there counts: the closer look adds
     detail to what the whole picture showed, not new pieces (a sliver of shadow cut by the region's edge)."""
     rgba = as_array(img, longest, region)
-    ink = ink_map(rgba, sheet.look, min(img.size) * rgba.shape[1] / max(region[2] - region[0], 1))
+    ink = ink_map(rgba, sheet.paper, min(img.size) * rgba.shape[1] / max(region.right - region.left, 1))
     if sheet.lines is None:  # without OpenCV: nothing was found that could be taken out
         return ink
     if kept is not None:
@@ -251,36 +275,36 @@ def region_ink(
 def found_ink(img: Image.Image) -> np.ndarray:
     """What the reader takes for ink in the whole picture, (h, w) in [0, 1] on its working copy: light flattened,
     paper lines out, noise cleaned; for a user to see why a picture was read as it was."""
-    return clean(sheet_of(upright(img)).ink)
+    return clean(extract_sheet(upright(img)).ink)
 
 
-def locate(img: Image.Image, sheet: Sheet | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Cleaned ink of the picture's digit region and its box: the digit is found on the sheet (a small copy of the
-    whole picture), then cut out with a margin and examined again at up to WORK_SIZE."""
-    sheet = sheet or sheet_of(img)
+def locate(img: Image.Image, sheet: Sheet | None = None) -> tuple[np.ndarray, Box]:
+    """Cleaned ink of the picture's digit region and its box: the digit is found on the sheet (a
+    small copy of the whole picture), then cut out with a margin and examined again at up to
+    WORK_SIZE."""
+    sheet = sheet or extract_sheet(img)
     try:
         ink = clean(sheet.ink)
     except NoInkError:
-        if max(sheet.ink.shape) >= max(img.size):  # it was not reduced: there is no more detail to see
+        # it was not reduced: there is no more detail to see
+        if max(sheet.ink.shape) >= max(img.size):
             raise
-        # a digit a few pixels big on a big canvas averages away when reduced: look again at full detail
-        sheet = sheet_of(img, min(max(img.size), MAX_DETAIL))
+        # a digit a few pixels big on a big canvas averages away when reduced: look again at full
+        # detail
+        sheet = extract_sheet(img, min(max(img.size), MAX_DETAIL))
         ink = clean(sheet.ink)
     ink = page.keep_writing(ink, DIGIT_REACH)
-    top, left, bottom, right = ink_bbox(ink)
+    box = ink_bbox(ink)
     h, w = ink.shape
-    if max(bottom - top, right - left) >= DETAIL_SIZE or (h, w) == (img.height, img.width):
-        return ink, (top, left, bottom, right)  # big enough already, or seen at full size: nothing more to see
-    sy, sx = img.height / h, img.width / w  # per axis: rounding makes them differ slightly
-    # the margin leaves paper around the digit for the background model of the detail pass
-    margin = max(bottom - top, right - left) // 2 + 2
-    crop = (
-        max(0, round((left - margin) * sx)),
-        max(0, round((top - margin) * sy)),
-        min(img.width, round((right + margin) * sx)),
-        min(img.height, round((bottom + margin) * sy)),
-    )
-    ink = clean(region_ink(img, crop, sheet, WORK_SIZE, ink > 0))  # the crop holds only what the sheet kept
+    longer = max(box.bottom - box.top, box.right - box.left)
+    # big enough already, or seen at full size: nothing more to see
+    if longer >= DETAIL_SIZE or (h, w) == (img.height, img.width):
+        return ink, box
+    # the margin leaves paper around the digit for the background model of the detail pass; the
+    # scale is per axis, since rounding makes the two differ slightly
+    crop = scale_box(box, (img.width / w, img.height / h), longer // 2 + 2, img.size)
+    # the crop holds only what the sheet kept
+    ink = clean(region_ink(img, crop, sheet, WORK_SIZE, ink > 0))
     return ink, ink_bbox(ink)
 
 
@@ -295,5 +319,5 @@ def to_field(crop: np.ndarray) -> np.ndarray:
 def preprocess(img: Image.Image, sheet: Sheet | None = None) -> Digit:
     """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass); `sheet`, when
     the caller has made it already, is the upright picture's."""
-    ink, (top, left, bottom, right) = locate(upright(img), sheet)
-    return Digit(pixels=to_field(ink[top:bottom, left:right]))
+    ink, box = locate(upright(img), sheet)
+    return Digit(pixels=to_field(ink[box.top : box.bottom, box.left : box.right]))

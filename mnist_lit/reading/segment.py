@@ -16,13 +16,15 @@ from PIL import Image
 from mnist_lit.reading import page
 from mnist_lit.reading.preprocess import (
     DETAIL_SIZE,
+    Box,
     NoInkError,
     Sheet,
     clean,
+    extract_sheet,
     ink_bbox,
     preprocess,
     region_ink,
-    sheet_of,
+    scale_box,
     to_field,
     upright,
 )
@@ -45,11 +47,11 @@ CUTS = 5  # candidate cuts tried per wide piece: the columns with the least ink
 
 @dataclass
 class Piece:
-    """One digit's 28x28 pixels and its box (x0, y0, x1, y1) in the picture's pixels; a wide piece also carries
+    """One digit's 28x28 pixels and its box in the picture's pixels; a wide piece also carries
     candidate splits into two, each (left, right)."""
 
     pixels: np.ndarray
-    box: tuple[int, int, int, int]
+    box: Box
     splits: list[tuple[Piece, Piece]] = field(default_factory=list)
 
 
@@ -64,13 +66,13 @@ class Reading:
 
 def digit_pixels(ink: np.ndarray) -> np.ndarray:
     """(H, W) ink in [0, 1] that holds one digit alone -> MNIST's (28, 28) uint8, as a single digit is made."""
-    top, left, bottom, right = ink_bbox(ink)
-    return to_field(ink[top:bottom, left:right])
+    box = ink_bbox(ink)
+    return to_field(ink[box.top : box.bottom, box.left : box.right])
 
 
 def whole_picture(img: Image.Image, sheet: Sheet | None = None) -> Reading:
     """The picture read as one digit, exactly as predict.py has always read it; its box is the picture."""
-    return Reading([Piece(preprocess(img, sheet).pixels, (0, 0, img.width, img.height))], single=True)
+    return Reading([Piece(preprocess(img, sheet).pixels, Box(0, 0, img.width, img.height))], single=True)
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -106,32 +108,27 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return dense, int(dense.max())
 
 
-def line_ink(img: Image.Image, sheet: Sheet) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The cleaned ink of the picture's line of writing at LINE_HEIGHT, and the region (left, top, right, bottom)
-    of the picture it covers."""
+def line_ink(img: Image.Image, sheet: Sheet) -> tuple[np.ndarray, Box]:
+    """The cleaned ink of the picture's line of writing at LINE_HEIGHT, and the region of the
+    picture it covers."""
     coarse = page.keep_writing(clean(sheet.ink), LINE_REACH)
-    top, left, bottom, right = ink_bbox(coarse)
+    box = ink_bbox(coarse)
     h, w = coarse.shape
-    sy, sx = img.height / h, img.width / w
-    margin = max(2, (bottom - top) // 4)
-    region = (
-        max(0, round((left - margin) * sx)),
-        max(0, round((top - margin) * sy)),
-        min(img.width, round((right + margin) * sx)),
-        min(img.height, round((bottom + margin) * sy)),
-    )
-    rw, rh = region[2] - region[0], region[3] - region[1]
+    margin = max(2, (box.bottom - box.top) // 4)
+    region = scale_box(box, (img.width / w, img.height / h), margin, img.size)
+    rw, rh = region.right - region.left, region.bottom - region.top
     longest = min(MAX_LINE_WIDTH, max(LINE_HEIGHT, round(LINE_HEIGHT * rw / max(rh, 1))))
     return clean(region_ink(img, region, sheet, longest, coarse > 0)), region
 
 
-def _box(cols: slice, rows: slice, region: tuple[int, int, int, int], scale: tuple[float, float]) -> tuple:
+def _box(cols: slice, rows: slice, region: Box, scale: tuple[float, float]) -> Box:
+    """The box of `cols` and `rows` of the line's ink, in the picture's pixels."""
     sx, sy = scale
-    return (
-        round(region[0] + cols.start * sx),
-        round(region[1] + rows.start * sy),
-        round(region[0] + cols.stop * sx),
-        round(region[1] + rows.stop * sy),
+    return Box(
+        round(region.left + cols.start * sx),
+        round(region.top + rows.start * sy),
+        round(region.left + cols.stop * sx),
+        round(region.top + rows.stop * sy),
     )
 
 
@@ -174,7 +171,7 @@ def groups(labels: np.ndarray, n: int, mass: np.ndarray) -> list[list[int]]:
     return merged
 
 
-def _piece(ink: np.ndarray, region: tuple, scale: tuple[float, float]) -> Piece:
+def _piece(ink: np.ndarray, region: Box, scale: tuple[float, float]) -> Piece:
     """A digit from ink that holds it alone (zero elsewhere)."""
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
     box = _box(slice(cols[0], cols[-1] + 1), slice(rows[0], rows[-1] + 1), region, scale)
@@ -196,7 +193,7 @@ def cuts(ink: np.ndarray) -> list[int]:
     return [lo + c for c in chosen]
 
 
-def line_pieces(ink: np.ndarray, region: tuple[int, int, int, int]) -> list[Piece]:
+def line_pieces(ink: np.ndarray, region: Box) -> list[Piece]:
     """The digits of a line's ink, left to right, with candidate cuts for those that may be two touching."""
     mask = ink > 0
     labels, n = label(mask)
@@ -204,7 +201,7 @@ def line_pieces(ink: np.ndarray, region: tuple[int, int, int, int]) -> list[Piec
         raise NoInkError("no ink found: the picture is blank")
     mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=n + 1)
     found = groups(labels, n, mass)
-    scale = ((region[2] - region[0]) / ink.shape[1], (region[3] - region[1]) / ink.shape[0])
+    scale = ((region.right - region.left) / ink.shape[1], (region.bottom - region.top) / ink.shape[0])
     rows = np.nonzero(np.isin(labels, [k for g in found for k in g]).any(axis=1))[0]
     line = int(rows[-1] - rows[0] + 1)  # the line's height: from the highest kept ink to the lowest
     pieces = []
@@ -231,7 +228,7 @@ def read(img: Image.Image, mode: str = "auto") -> Reading:
     img = upright(img)
     if mode == "digit":
         return whole_picture(img)
-    sheet = sheet_of(img)
+    sheet = extract_sheet(img)
     try:
         ink, region = line_ink(img, sheet)
     except NoInkError:
@@ -244,11 +241,12 @@ def read(img: Image.Image, mode: str = "auto") -> Reading:
     if mode == "number":
         return Reading(pieces, single=len(pieces) == 1 and not pieces[0].splits)
     # auto: one piece is one digit, read exactly as predict.py reads a single digit, so that its answer does not
-    # change; only a piece much wider than tall may be two touching digits, and Predictor.classify cuts it only on
+    # change; only a piece much wider than tall may be two touching digits, and Predictor.fill_answers cuts it only on
     # strong evidence (a heart or an "m" halves into two digit-like strokes)
-    whole = Piece(preprocess(img, sheet).pixels, (region[0], region[1], region[2], region[3]))
+    whole = Piece(preprocess(img, sheet).pixels, region)
     if len(pieces) == 1:
-        x0, y0, x1, y1 = pieces[0].box
-        splits = pieces[0].splits if x1 - x0 > LONE_WIDE * (y1 - y0) else []
+        box = pieces[0].box
+        wide = box.right - box.left > LONE_WIDE * (box.bottom - box.top)
+        splits = pieces[0].splits if wide else []
         return Reading([Piece(whole.pixels, pieces[0].box, splits)], single=True)
     return Reading(pieces, single=False, whole=whole)

@@ -103,7 +103,7 @@ class DigitAPI(ls.LitAPI):
     def predict(self, batch: list[Item]) -> list[Item]:
         """Answer every readable picture of the batch in one forward pass; the others pass through."""
         metrics().batch.observe(len(batch))
-        self.predictor.classify([item.prediction for item in batch], self.thresholds)
+        self.predictor.fill_answers([item.prediction for item in batch], self.thresholds)
         return batch
 
     def encode_response(self, output: Item) -> JSONResponse:

@@ -88,17 +88,17 @@ def budget(cfg: DictConfig) -> Budget:
     )  # fmt: skip
 
 
-def model_facts(ckpt: str, not_digit: object, unsure: float, accelerator: str) -> tuple[Thresholds, bool]:
+def read_model_settings(ckpt: str, not_digit: object, unsure: float, accelerator: str) -> tuple[Thresholds, bool]:
     """The checkpoint's thresholds and whether it runs on the CPU (this loads it, so it also checks it)."""
     thresholds = Predictor(ckpt, device="cpu").thresholds(not_digit, unsure)
     return thresholds, devices.on_cpu(accelerator, lambda: gpu_available(ckpt))
 
 
 def check_model(cfg: DictConfig, ckpt: str) -> tuple[Thresholds, bool]:
-    """model_facts in a short-lived child process: torch's pages (about 300 MB) then never join this process, whose
+    """read_model_settings in a short-lived child process: torch's pages (about 300 MB) then never join this process, whose
     HTTP front-ends are forked from it."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
-        return child.submit(model_facts, ckpt, cfg.not_digit, cfg.unsure, cfg.accelerator).result()
+        return child.submit(read_model_settings, ckpt, cfg.not_digit, cfg.unsure, cfg.accelerator).result()
 
 
 def available_mb() -> float:

@@ -60,7 +60,7 @@ def answers_of(model_path: Path, folder: Path) -> list[dict]:
     """predict.py's answer fields for every picture in `folder`, with the model in `model_path`."""
     predictions = load_pictures(find_images(str(folder)).paths, workers=1)
     predictor = Predictor(model_path, device="cpu")
-    predictor.classify(predictions, predictor.thresholds("auto", UNSURE))
+    predictor.fill_answers(predictions, predictor.thresholds("auto", UNSURE))
     return [p.fields() for p in predictions]
 
 

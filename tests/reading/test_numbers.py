@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mnist_lit.answer import DIGIT, NOT_A_DIGIT, UNSURE, Answer, number_answer
-from mnist_lit.reading.numbers import choose, settle
+from mnist_lit.reading.numbers import choose_split, resolve_number
+from mnist_lit.reading.preprocess import Box
 from mnist_lit.reading.segment import Piece, Reading
 
 
@@ -30,9 +31,9 @@ def answer(verdict: str, digit: int | None, confidence: float) -> Answer:
 def test_a_piece_is_cut_when_both_halves_read_better_and_a_lone_one_only_when_both_are_sure(
     whole, halves, lone, read_as
 ):
-    left, right = Piece(np.zeros((28, 28)), (0, 0, 5, 10)), Piece(np.zeros((28, 28)), (5, 0, 10, 10))
-    piece = Piece(np.zeros((28, 28)), (0, 0, 10, 10), splits=[(left, right)])
-    chosen = choose(piece, iter([whole, *halves]), lone=lone)
+    left, right = Piece(np.zeros((28, 28)), Box(0, 0, 5, 10)), Piece(np.zeros((28, 28)), Box(5, 0, 10, 10))
+    piece = Piece(np.zeros((28, 28)), Box(0, 0, 10, 10), splits=[(left, right)])
+    chosen = choose_split(piece, whole, [tuple(halves)], lone=lone)
     assert [a.digit for a, _ in chosen] == read_as
 
 
@@ -59,10 +60,10 @@ def test_a_rejected_piece_among_digits_is_an_unsure_digit_of_the_number_else_the
         else Answer(DIGIT, d, 0.9, probs_for(d))
         for d in parts
     ]
-    pieces = [Piece(np.zeros((28, 28)), (10 * i, 0, 10 * i + 8, 10)) for i in range(len(parts))]
-    whole_piece = Piece(np.zeros((28, 28)), (0, 0, 10 * len(parts), 10)) if whole else None
+    pieces = [Piece(np.zeros((28, 28)), Box(10 * i, 0, 10 * i + 8, 10)) for i in range(len(parts))]
+    whole_piece = Piece(np.zeros((28, 28)), Box(0, 0, 10 * len(parts), 10)) if whole else None
     reading = Reading(pieces, single=False, whole=whole_piece)
-    digits, reading = settle([(a, piece.box) for a, piece in zip(found, pieces)], reading, whole)
+    digits, reading = resolve_number([(a, piece.box) for a, piece in zip(found, pieces)], reading, whole)
     answers = [a for a, _ in digits]
     assert reading.single == (len(answers) == 1 and whole is not None)
     assert "".join(str(a.digit) for a in answers if a.digit is not None) == number

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from mnist_lit.reading import page, pictures, preprocess, segment
-from mnist_lit.reading.preprocess import clean, sheet_of
+from mnist_lit.reading.preprocess import clean, extract_sheet
 
 PAPER = (236, 234, 226)
 SIZE = (640, 480)
@@ -43,7 +43,7 @@ def stroke_mask(scale: float, grow: int = 0) -> np.ndarray:
 
 def found(img: Image.Image) -> tuple[np.ndarray, float]:
     """The cleaned ink of the whole page, and its scale against the page."""
-    ink = clean(sheet_of(img).ink)
+    ink = clean(extract_sheet(img).ink)
     return ink, ink.shape[1] / SIZE[0]
 
 
@@ -72,7 +72,7 @@ def test_a_shadow_reaching_in_from_a_corner_does_not_win_over_a_faint_pencil_dig
     ImageDraw.Draw(shade).ellipse((300, 250, 800, 600), fill=150)  # a hand's shadow over the bottom right corner
     shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(4)), np.float32)[..., None] / 255.0
     shadowed = Image.fromarray((np.asarray(img, np.float32) * shade).astype(np.uint8))
-    ink, (top, left, bottom, right) = preprocess.locate(shadowed)
+    ink, (left, top, right, bottom) = preprocess.locate(shadowed)
     scale = ink.shape[1] / SIZE[0]  # the stroke is big enough to be boxed on the sheet itself
     x0, y0, x1, y1 = STROKE
     assert (x0 - 6) * scale <= left
@@ -140,10 +140,9 @@ def test_a_smudge_far_from_the_digit_does_not_widen_its_box():
     img = page_with_one()
     ImageDraw.Draw(img).ellipse((560, 40, 574, 52), fill=(60, 60, 60))  # a speck in a corner
     ink, box = preprocess.locate(img)
-    top, left, bottom, right = box
     scale = ink.shape[1] / SIZE[0]
-    assert right < 300 * scale
-    assert top > 80 * scale
+    assert box.right < 300 * scale
+    assert box.top > 80 * scale
 
 
 def test_a_12_megapixel_photo_is_read_with_a_bounded_amount_of_work(tmp_path, monkeypatch):

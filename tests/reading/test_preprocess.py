@@ -15,6 +15,7 @@ from mnist_lit import IMAGE_SIZE
 from mnist_lit.reading.preprocess import (
     BOX,
     COM_CENTRE,
+    Box,
     NoInkError,
     centre_by_mass,
     clean,
@@ -22,6 +23,7 @@ from mnist_lit.reading.preprocess import (
     ink_bbox,
     ink_map,
     preprocess,
+    scale_box,
     upright,
 )
 
@@ -116,7 +118,7 @@ def test_bbox_ignores_a_stray_speck():
     ink = np.zeros((100, 100), np.float32)
     ink[30:70, 40:60] = 1.0
     ink[95, 2] = 1.0  # one speck of dust, far away
-    assert ink_bbox(ink) == (30, 40, 70, 60)
+    assert ink_bbox(ink) == Box(left=40, top=30, right=60, bottom=70)
 
 
 def test_fit_box_keeps_aspect_ratio():
@@ -161,3 +163,9 @@ def test_mnist_form_is_kept():
     again = preprocess(Image.fromarray(pixels)).pixels.astype(int)
     shifts = [np.roll(again, (dy, dx), axis=(0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     assert min(np.abs(shifted - pixels).mean() for shifted in shifts) < 8
+
+
+def test_scale_box_grows_by_the_margin_and_stays_inside_the_picture():
+    box = Box(left=10, top=5, right=30, bottom=25)
+    assert scale_box(box, (2.0, 3.0), 4, (200, 200)) == Box(12, 3, 68, 87)
+    assert scale_box(box, (2.0, 3.0), 20, (70, 60)) == Box(0, 0, 70, 60)

@@ -19,9 +19,12 @@ def main(cfg: DictConfig) -> None:
     """Export, verify on the MNIST test set, and say what was written."""
     out = Path(cfg.out).expanduser()
     if out.exists() and not cfg.force:
-        cli.fail(f"out={cfg.out} already exists; choose another out= or pass force=true to replace it")
+        cli.fail(
+            f"out={cfg.out} already exists; choose another out= or pass force=true to replace it"
+        )
     ckpt = given_or_newest(cfg.ckpt, cfg.paths.runs)
-    ensure(cfg.paths.data, cfg.download, setting="download")  # the test set that the export is checked on
+    # the test set that the export is checked on
+    ensure(cfg.paths.data, cfg.download, setting="download")
     images, _ = load_split(cfg.paths.data, "test")
     parity = export(ckpt, out, images.numpy(), cfg.unsure)
     print(parity.line())

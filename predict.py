@@ -24,12 +24,19 @@ def main(cfg: DictConfig) -> None:
     if found.skipped_line():
         print(found.skipped_line(), file=sys.stderr)
     workers = (os.cpu_count() or 1) if cfg.workers == "auto" else int(cfg.workers)
-    # the pictures first: their worker processes are forked before the model's runtime starts any threads
+    # the pictures first: their worker processes are forked before the model's runtime starts any
+    # threads
     predictions = found.failed + load_pictures(found.paths, workers, read=cfg.read)
     predictor = Predictor(ckpt, device=cfg.device)
-    predictor.fill_answers(predictions, predictor.thresholds(cfg.not_digit, cfg.unsure), batch_size=cfg.batch_size)
+    predictor.fill_answers(
+        predictions, predictor.thresholds(cfg.not_digit, cfg.unsure), batch_size=cfg.batch_size
+    )
 
-    print("\n".join(p.to_json() for p in predictions) if cfg.format == "jsonl" else format_table(predictions, cfg.topk))
+    print(
+        "\n".join(p.to_json() for p in predictions)
+        if cfg.format == "jsonl"
+        else format_table(predictions, cfg.topk)
+    )
     errors = [p for p in predictions if p.error]
     for p in errors:
         print(f"error: {p.image}: {p.error}", file=sys.stderr)

@@ -21,7 +21,10 @@ def main(cfg: DictConfig) -> None:
     ckpt = given_or_newest(cfg.ckpt, cfg.paths.runs)
     url = f"http://{'127.0.0.1' if cfg.host == '0.0.0.0' else cfg.host}:{cfg.port}"
     key = "   key: X-API-Key" if cfg.api_key else ""
-    print(f"serving {ckpt}\ndrawing pad: {url}/   API: POST {url}/predict{key}   Ctrl-C stops", file=sys.stderr)
+    print(
+        f"serving {ckpt}\ndrawing pad: {url}/   API: POST {url}/predict{key}   Ctrl-C stops",
+        file=sys.stderr,
+    )
     serve(cfg, ckpt)
 
 

@@ -22,7 +22,13 @@ def run_seed(seed: int, overrides: list[str], out: Path) -> dict:
     """Train once with `seed`; returns its metrics.json plus the wall-clock seconds."""
     run_dir = out / f"seed{seed}"
     start = time.perf_counter()
-    cmd = [sys.executable, str(ROOT / "train.py"), f"seed={seed}", f"hydra.run.dir={run_dir}", *overrides]
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        f"seed={seed}",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metrics["wall_s"] = time.perf_counter() - start
@@ -36,9 +42,13 @@ def accepted(metrics: dict) -> str:
 
 def main() -> None:
     """Parse arguments, run every seed, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, nargs="+", default=[1, 2, 3], help="one run per seed")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench" / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "outputs" / "bench" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides passed to train.py")
     args = parser.parse_args()
     if args.out.exists():
@@ -46,7 +56,9 @@ def main() -> None:
 
     rows = []
     print(f"train.py {' '.join(args.overrides) or '(defaults)'}")
-    print("| seed | test acc | best val acc | ECE before | ECE after | accepted as digits | epochs | wall-clock |")
+    print(
+        "| seed | test acc | best val acc | ECE before | ECE after | accepted as digits | epochs | wall-clock |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for seed in args.seed:
         m = run_seed(seed, args.overrides, args.out)
@@ -61,7 +73,9 @@ def main() -> None:
     spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
     ece_raw, ece = (statistics.mean(m[k] for m in rows) for k in ("test/ece_raw", "test/ece"))
     wall = statistics.mean(m["wall_s"] for m in rows)
-    print(f"| mean | {statistics.mean(accs):.2f}%{spread} | | {ece_raw:.4f} | {ece:.4f} | | | {wall:.0f} s |")
+    print(
+        f"| mean | {statistics.mean(accs):.2f}%{spread} | | {ece_raw:.4f} | {ece:.4f} | | | {wall:.0f} s |"
+    )
 
 
 if __name__ == "__main__":

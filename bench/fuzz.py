@@ -25,13 +25,15 @@ from mnist_lit.reading.pictures import PictureError, read_picture  # noqa: E402
 from mnist_lit.reading.samples import FUZZED, encode, seven  # noqa: E402
 
 HUGE = (b"\xff\xff\xff\xff", b"\x00\x00\xff\xff", b"\x7f\xff\x00\x00", b"\x00\x01\x00\x00")
-HEADER_BYTES = 64  # where most formats keep their width and height
+# where most formats keep their width and height
+HEADER_BYTES = 64
 
 
 def damage(data: bytes, how: str, rng: np.random.Generator) -> bytes:
     """One damaged copy of a valid file: random bytes, a truncation, bit flips, or huge numbers in its header."""
     if how == "random":
-        keep = int(rng.integers(0, 64))  # sometimes the right magic number, then noise
+        # sometimes the right magic number, then noise
+        keep = int(rng.integers(0, 64))
         return data[:keep] + rng.bytes(int(rng.integers(0, 4096)))
     if how == "truncate":
         return data[: int(rng.integers(0, len(data)))]
@@ -52,14 +54,18 @@ def peak_mb() -> float:
 
 def main() -> None:
     """Run --cases damaged files per format and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cases", type=int, default=1000, help="damaged files per format")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     kinds = ("random", "truncate", "flip", "huge")
     print(f"start: peak memory {peak_mb():.0f} MB\n")
-    print("| format | cases | read as pixels | one-line errors | crashes | slowest case | peak memory |")
+    print(
+        "| format | cases | read as pixels | one-line errors | crashes | slowest case | peak memory |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     total_crashes = 0
     for fmt in FUZZED:
@@ -73,7 +79,8 @@ def main() -> None:
                 outcomes["pixels" if pixels.shape == (28, 28) else "crash"] += 1
             except PictureError as err:
                 outcomes["error" if str(err) and "\n" not in str(err) else "crash"] += 1
-            except Exception:  # what the loader must never let out
+            # what the loader must never let out
+            except Exception:
                 outcomes["crash"] += 1
                 crashes.append(traceback.format_exc(limit=3))
             slowest = max(slowest, time.perf_counter() - start)

@@ -33,7 +33,8 @@ from mnist_lit.reading.samples import (  # noqa: E402
 )
 
 EXIF_ORIENTATION = 0x0112
-TURN_CLOCKWISE = 6  # EXIF orientation: the viewer turns the stored pixels 90 degrees clockwise
+# EXIF orientation: the viewer turns the stored pixels 90 degrees clockwise
+TURN_CLOCKWISE = 6
 
 
 def unchecked(path: str) -> np.ndarray | None:
@@ -65,11 +66,15 @@ def throughput(paths: list[str], repeats: int) -> None:
             for p in paths:
                 loaders[name](p)
             rates[name].append(len(paths) / (time.perf_counter() - start))
-    print(f"## Folder throughput: {len(paths)} user-style pictures, one process, median of {repeats}\n")
+    print(
+        f"## Folder throughput: {len(paths)} user-style pictures, one process, median of {repeats}\n"
+    )
     print("| loader | pictures/s | range |\n|---|---:|---:|")
     for name, r in rates.items():
         print(f"| {name} | {statistics.median(r):.0f} | {min(r):.0f}-{max(r):.0f} |")
-    ratio = statistics.median(rates["mnist_lit.reading.pictures"]) / statistics.median(rates["without the checks"])
+    ratio = statistics.median(rates["mnist_lit.reading.pictures"]) / statistics.median(
+        rates["without the checks"]
+    )
     print(f"\nwith the checks: {100 * ratio:.1f}% of the throughput without them\n")
 
 
@@ -90,15 +95,25 @@ def overwrite_until_it_decodes(png: bytes, out: Path, seed: int = 0) -> int:
 
 def predict(ckpt: str, image: Path) -> tuple[subprocess.CompletedProcess, float]:
     """predict.py on `image` as jsonl; returns the process and its own peak memory in MB (from wait4)."""
-    cmd = [sys.executable, str(ROOT / "predict.py"), f"image={image}", f"ckpt={ckpt}", "format=jsonl", "device=cpu"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "predict.py"),
+        f"image={image}",
+        f"ckpt={ckpt}",
+        "format=jsonl",
+        "device=cpu",
+    ]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         child = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        done = subprocess.CompletedProcess(cmd, child.returncode, out.read().decode(), err.read().decode())
-    return done, usage.ru_maxrss / 1024  # Linux reports KB
+        done = subprocess.CompletedProcess(
+            cmd, child.returncode, out.read().decode(), err.read().decode()
+        )
+    # Linux reports KB
+    return done, usage.ru_maxrss / 1024
 
 
 def show(title: str, proc: subprocess.CompletedProcess, peak: float | None = None) -> None:
@@ -106,12 +121,18 @@ def show(title: str, proc: subprocess.CompletedProcess, peak: float | None = Non
     print(f"## {title}\n\n```")
     print(proc.stdout.strip())
     print(proc.stderr.strip())
-    print(f"```\nexit status {proc.returncode}" + (f"; peak memory {peak:.0f} MB" if peak else "") + "\n")
+    print(
+        f"```\nexit status {proc.returncode}"
+        + (f"; peak memory {peak:.0f} MB" if peak else "")
+        + "\n"
+    )
 
 
 def main() -> None:
     """Throughput, then the bomb, the corrupt PNG and the HEIC through predict.py."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
@@ -120,7 +141,9 @@ def main() -> None:
     images, labels = load_split(args.data, "test")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        paths = write_pictures(images[: args.count].numpy(), labels[: args.count].tolist(), tmp / "pics")
+        paths = write_pictures(
+            images[: args.count].numpy(), labels[: args.count].tolist(), tmp / "pics"
+        )
         throughput([str(p) for p in paths], args.repeats)
 
         bomb = tmp / "bomb"
@@ -129,22 +152,35 @@ def main() -> None:
         good = next(p for p in paths if p.suffix == ".png")
         (bomb / good.name).write_bytes(good.read_bytes())
         show("A 20000x20000 PNG bomb beside a good picture", *predict(args.ckpt, bomb))
-        print(f"the good picture alone: peak memory {predict(args.ckpt, bomb / good.name)[1]:.0f} MB\n")
+        print(
+            f"the good picture alone: peak memory {predict(args.ckpt, bomb / good.name)[1]:.0f} MB\n"
+        )
 
-        digit = Image.fromarray(255 - images[0].numpy()).resize((140, 140), Image.Resampling.BICUBIC)
+        digit = Image.fromarray(255 - images[0].numpy()).resize(
+            (140, 140), Image.Resampling.BICUBIC
+        )
         corrupt = tmp / "corrupt.png"
         tries = overwrite_until_it_decodes(encode(digit.convert("RGB"), "PNG"), corrupt)
-        print(f"The digit is a {int(labels[0])}. Overwritten with random bytes until the damage still decompressed")
+        print(
+            f"The digit is a {int(labels[0])}. Overwritten with random bytes until the damage still decompressed"
+        )
         print(f"({tries} tries); without the checks it reads as pixels, and gets an answer.\n")
-        show("A PNG whose compressed data was overwritten in the middle", *predict(args.ckpt, corrupt)[:1])
+        show(
+            "A PNG whose compressed data was overwritten in the middle",
+            *predict(args.ckpt, corrupt)[:1],
+        )
 
         exif = Image.Exif()
         exif[EXIF_ORIENTATION] = TURN_CLOCKWISE
-        sideways = digit.convert("RGB").transpose(Image.Transpose.ROTATE_90)  # the sensor's pixels
+        # the sensor's pixels
+        sideways = digit.convert("RGB").transpose(Image.Transpose.ROTATE_90)
         heic = tmp / "photo.heic"
         heic.write_bytes(encode(sideways, "HEIF", exif=exif.tobytes()))
         proc, _ = predict(args.ckpt, heic)
-        show(f"An iPhone-style HEIC, stored sideways with EXIF orientation 6; the digit is a {int(labels[0])}", proc)
+        show(
+            f"An iPhone-style HEIC, stored sideways with EXIF orientation 6; the digit is a {int(labels[0])}",
+            proc,
+        )
         answer = json.loads(proc.stdout.splitlines()[0])
         print(f"read upright and answered correctly: {answer.get('digit') == int(labels[0])}")
 

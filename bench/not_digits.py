@@ -29,23 +29,40 @@ from mnist_lit.inference.sources import load_pictures
 from mnist_lit.reading.samples import render, write_pictures
 from mnist_lit.data.synthetic.negatives import font_dir
 
-SIDE = 256  # the drawing's own canvas, before bench/user_digits.render puts it on paper
-HELD_OUT_FONTS = ("STIXGeneral.ttf", "STIXGeneralItalic.ttf", "cmr10.ttf", "cmti10.ttf", "cmss10.ttf")
+# the drawing's own canvas, before bench/user_digits.render puts it on paper
+SIDE = 256
+HELD_OUT_FONTS = (
+    "STIXGeneral.ttf",
+    "STIXGeneralItalic.ttf",
+    "cmr10.ttf",
+    "cmti10.ttf",
+    "cmss10.ttf",
+)
 LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"
-SYMBOLS = "♥★☺☆✓✗→←↑↓⌂♫☼✉☎✂♞♕"  # none is in the training negatives
+# none is in the training negatives
+SYMBOLS = "♥★☺☆✓✗→←↑↓⌂♫☼✉☎✂♞♕"
 DOODLES = ("smiley", "house", "star", "spiral", "arrow", "heart", "sun")
-DRAWN_TOO = ("scribble", "grid")  # drawn here besides DOODLES
-# kinds that the training negatives have too, drawn differently there (mnist_lit/data/synthetic/pictograms.py)
+# drawn here besides DOODLES
+DRAWN_TOO = ("scribble", "grid")
+# kinds that the training negatives have too, drawn differently there
+# (mnist_lit/data/synthetic/pictograms.py)
 SEEN = ("scribble", "grid", "smiley", "star", "spiral", "arrow", "heart")
 
 
-def _pen(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], width: int, rng: np.random.Generator) -> None:
+def _pen(
+    draw: ImageDraw.ImageDraw,
+    points: list[tuple[float, float]],
+    width: int,
+    rng: np.random.Generator,
+) -> None:
     """A hand-drawn polyline: each point a little off, the strokes of constant width with round joints."""
     wobbly = [(x + rng.normal(0, 3), y + rng.normal(0, 3)) for x, y in points]
     draw.line(wobbly, fill=255, width=width, joint="curve")
 
 
-def _circle(cx: float, cy: float, r: float, start: float = 0, end: float = 2 * math.pi, n: int = 40) -> list:
+def _circle(
+    cx: float, cy: float, r: float, start: float = 0, end: float = 2 * math.pi, n: int = 40
+) -> list:
     return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in np.linspace(start, end, n)]
 
 
@@ -64,23 +81,49 @@ def doodle(kind: str, rng: np.random.Generator) -> np.ndarray:
         left, right, top, roof, bottom = c - r, c + r, c - 0.1 * r, c - r, c + r
         _pen(
             draw,
-            [(left, top), (left, bottom), (right, bottom), (right, top), (left, top), (c, roof), (right, top)],
+            [
+                (left, top),
+                (left, bottom),
+                (right, bottom),
+                (right, top),
+                (left, top),
+                (c, roof),
+                (right, top),
+            ],
             w,
             rng,
         )
         _pen(
             draw,
-            [(c - 0.2 * r, bottom), (c - 0.2 * r, c + 0.4 * r), (c + 0.2 * r, c + 0.4 * r), (c + 0.2 * r, bottom)],
+            [
+                (c - 0.2 * r, bottom),
+                (c - 0.2 * r, c + 0.4 * r),
+                (c + 0.2 * r, c + 0.4 * r),
+                (c + 0.2 * r, bottom),
+            ],
             w,
             rng,
         )
     elif kind == "star":
-        tips = [(c + r * math.sin(4 * math.pi * k / 5), c - r * math.cos(4 * math.pi * k / 5)) for k in range(6)]
+        tips = [
+            (c + r * math.sin(4 * math.pi * k / 5), c - r * math.cos(4 * math.pi * k / 5))
+            for k in range(6)
+        ]
         _pen(draw, tips, w, rng)
     elif kind == "spiral":
         turns = rng.uniform(2, 3.5)
-        _pen(draw, [(c + r * t * math.cos(2 * math.pi * turns * t), c + r * t * math.sin(2 * math.pi * turns * t))
-                    for t in np.linspace(0.05, 1, 80)], w, rng)  # fmt: skip
+        _pen(
+            draw,
+            [
+                (
+                    c + r * t * math.cos(2 * math.pi * turns * t),
+                    c + r * t * math.sin(2 * math.pi * turns * t),
+                )
+                for t in np.linspace(0.05, 1, 80)
+            ],
+            w,
+            rng,
+        )
     else:
         _more(kind, draw, w, rng)
     img = img.rotate(rng.uniform(-15, 15), resample=Image.Resampling.BILINEAR)
@@ -95,19 +138,30 @@ def _more(kind: str, draw: ImageDraw.ImageDraw, w: int, rng: np.random.Generator
         _pen(draw, [(c + 0.5 * r, c - 0.45 * r), (c + r, c), (c + 0.5 * r, c + 0.45 * r)], w, rng)
     elif kind == "heart":
         t = np.linspace(0, 2 * math.pi, 60)
-        x, y = 16 * np.sin(t) ** 3, 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
+        x, y = (
+            16 * np.sin(t) ** 3,
+            13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t),
+        )
         _pen(draw, [(c + r * a / 17, c - r * b / 17) for a, b in zip(x, y)], w, rng)
     elif kind == "sun":
         _pen(draw, _circle(c, c, 0.45 * r), w, rng)
         for a in np.linspace(0, 2 * math.pi, 9)[:-1]:
-            _pen(draw, [(c + 0.65 * r * math.cos(a), c + 0.65 * r * math.sin(a)),
-                        (c + r * math.cos(a), c + r * math.sin(a))], w, rng)  # fmt: skip
+            _pen(
+                draw,
+                [
+                    (c + 0.65 * r * math.cos(a), c + 0.65 * r * math.sin(a)),
+                    (c + r * math.cos(a), c + r * math.sin(a)),
+                ],
+                w,
+                rng,
+            )
     elif kind == "grid":
         n = int(rng.integers(3, 6))
         for v in np.linspace(c - r, c + r, n):
             _pen(draw, [(v, c - r), (v, c + r)], w, rng)
             _pen(draw, [(c - r, v), (c + r, v)], w, rng)
-    else:  # scribble: a loopy line back and forth
+    # scribble: a loopy line back and forth
+    else:
         points, angle, pos = [], rng.uniform(0, 2 * math.pi), np.array([c, c])
         for _ in range(60):
             angle += rng.normal(0, 0.6)
@@ -143,7 +197,9 @@ def drawings(per_family: int, rng: np.random.Generator) -> list[tuple[str, np.nd
     return out
 
 
-def save(pictures: list[tuple[str, np.ndarray]], out: Path, rng: np.random.Generator) -> list[tuple[str, Path]]:
+def save(
+    pictures: list[tuple[str, np.ndarray]], out: Path, rng: np.random.Generator
+) -> list[tuple[str, Path]]:
     """Put each drawing on paper as bench/user_digits does, and save it as PNG or JPEG."""
     out.mkdir(parents=True, exist_ok=True)
     saved = []
@@ -157,7 +213,9 @@ def save(pictures: list[tuple[str, np.ndarray]], out: Path, rng: np.random.Gener
 
 def main() -> None:
     """Score rejection per family, then acceptance of user-style digits."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--per-family", type=int, default=60)
     parser.add_argument("--digits", type=int, default=1000, help="user-style digit pictures")
@@ -183,12 +241,18 @@ def main() -> None:
 
         images, labels = load_split(args.data, "test")
         truth = labels[: args.digits].tolist()
-        paths = write_pictures(images[: args.digits].numpy(), truth, Path(tmp) / "digits", seed=args.seed)
+        paths = write_pictures(
+            images[: args.digits].numpy(), truth, Path(tmp) / "digits", seed=args.seed
+        )
         digits = load_pictures([str(p) for p in paths], workers)
         predictor.fill_answers(digits, thresholds)
 
-    print(f"Checkpoint {args.ckpt}; not_digit threshold {thresholds.not_digit}, unsure below {thresholds.unsure}\n")
-    print('| family | kind held out from training | pictures | answered "not a digit" |\n|---|---|---:|---:|')
+    print(
+        f"Checkpoint {args.ckpt}; not_digit threshold {thresholds.not_digit}, unsure below {thresholds.unsure}\n"
+    )
+    print(
+        '| family | kind held out from training | pictures | answered "not a digit" |\n|---|---|---:|---:|'
+    )
     for family, rejected in by_family.items():
         held = "no" if family in SEEN else "yes"
         print(f"| {family} | {held} | {len(rejected)} | {100 * np.mean(rejected):.1f}% |")

@@ -30,10 +30,13 @@ from mnist_lit.inference.sources import load_pictures
 from mnist_lit.reading.samples import write_pictures
 
 CONDITIONS = [Condition(p, q, s) for p, q, s in itertools.product(PAPERS, PENS, (False, True))]
-NUMBER_LENGTHS = (2, 6)  # numbers of 2-5 digits
+# numbers of 2-5 digits
+NUMBER_LENGTHS = (2, 6)
 
 
-def write(out: Path, count: int, lengths: tuple[int, int], data: tuple, seed: int) -> list[tuple[Path, str, str]]:
+def write(
+    out: Path, count: int, lengths: tuple[int, int], data: tuple, seed: int
+) -> list[tuple[Path, str, str]]:
     """`count` photos under out, cycling through the conditions: (path, condition, the true number)."""
     images, labels = data
     rng = np.random.default_rng(seed)
@@ -55,7 +58,9 @@ def kept(folder: Path) -> list[tuple[Path, str, str]]:
     return [(p, p.stem.split("_")[1], p.stem.split("_")[2]) for p in sorted(folder.glob("*.jpg"))]
 
 
-def score(predictor: Predictor, made: list[tuple[Path, str, str]]) -> tuple[dict[str, list[bool]], float]:
+def score(
+    predictor: Predictor, made: list[tuple[Path, str, str]]
+) -> tuple[dict[str, list[bool]], float]:
     """Whether each photo was read right, by condition, and the seconds of work per photo (all cores)."""
     start = time.perf_counter()
     predictions = load_pictures([str(p) for p, _, _ in made], os.cpu_count() or 1)
@@ -64,7 +69,9 @@ def score(predictor: Predictor, made: list[tuple[Path, str, str]]) -> tuple[dict
     right: dict[str, list[bool]] = defaultdict(list)
     for p, (_, cond, truth) in zip(predictions, made):
         fields = p.fields()
-        right[cond].append(not p.error and fields["verdict"] != "not a digit" and fields["number"] == truth)
+        right[cond].append(
+            not p.error and fields["verdict"] != "not a digit" and fields["number"] == truth
+        )
     return right, seconds
 
 
@@ -94,9 +101,14 @@ def others(predictor: Predictor, data: tuple, count: int, seed: int, tmp: Path) 
     workers = os.cpu_count() or 1
     rng = np.random.default_rng(seed)
     truth = labels[:count].tolist()
-    digits = load_pictures([str(p) for p in write_pictures(images[:count], truth, tmp / "user", seed)], workers)
+    digits = load_pictures(
+        [str(p) for p in write_pictures(images[:count], truth, tmp / "user", seed)], workers
+    )
     predictor.fill_answers(digits, thresholds)
-    right = [not p.error and p.answer.verdict != "not a digit" and p.answer.digit == y for p, y in zip(digits, truth)]
+    right = [
+        not p.error and p.answer.verdict != "not a digit" and p.answer.digit == y
+        for p, y in zip(digits, truth)
+    ]
     saved = save(drawings(max(1, count // 30), rng), tmp / "not_digits", rng)
     drawn = load_pictures([str(p) for _, p in saved], workers)
     predictor.fill_answers(drawn, thresholds)
@@ -106,27 +118,40 @@ def others(predictor: Predictor, data: tuple, count: int, seed: int, tmp: Path) 
     plain = tmp / "mnist"
     plain.mkdir()
     for i in range(count):
-        Image.fromarray(images[-1 - i]).save(plain / f"{i:05d}.png")  # the test set's last digits
+        # the test set's last digits
+        Image.fromarray(images[-1 - i]).save(plain / f"{i:05d}.png")
     mnist = load_pictures(sorted(str(p) for p in plain.iterdir()), workers)
     predictor.fill_answers(mnist, thresholds)
     accepted = [not p.error and p.answer.verdict != "not a digit" for p in mnist]
     print("\n| other sets | pictures | figure |\n|---|---:|---:|")
     print(f"| user-style digits read right | {len(right)} | {100 * np.mean(right):.1f}% |")
-    print(f'| drawings without a digit answered "not a digit" | {len(rejected)} | {100 * np.mean(rejected):.1f}% |')
+    print(
+        f'| drawings without a digit answered "not a digit" | {len(rejected)} | {100 * np.mean(rejected):.1f}% |'
+    )
     print(f"| numbers of 2-6 digits read exactly | {len(numbers)} | {100 * exact_share:.1f}% |")
-    print(f"| MNIST test digits, as 28x28 PNGs, accepted | {len(accepted)} | {100 * np.mean(accepted):.1f}% |")
+    print(
+        f"| MNIST test digits, as 28x28 PNGs, accepted | {len(accepted)} | {100 * np.mean(accepted):.1f}% |"
+    )
 
 
 def main() -> None:
     """Write both photo sets, read them, print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True)
-    parser.add_argument("--count", type=int, default=480, help="single-digit photos (20 per condition)")
+    parser.add_argument(
+        "--count", type=int, default=480, help="single-digit photos (20 per condition)"
+    )
     parser.add_argument("--numbers", type=int, default=240, help="photos of 2-5 digit numbers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="keep the photos in this folder")
-    parser.add_argument("--reuse", action="store_true", help="read the photos an earlier --keep left there")
-    parser.add_argument("--others", type=int, default=900, help="pictures in each of the other sets; 0: none")
+    parser.add_argument(
+        "--reuse", action="store_true", help="read the photos an earlier --keep left there"
+    )
+    parser.add_argument(
+        "--others", type=int, default=900, help="pictures in each of the other sets; 0: none"
+    )
     parser.add_argument("--data", default=os.environ.get("DATA_DIR", "data"))
     args = parser.parse_args()
     images, labels = load_split(args.data, "test")
@@ -144,7 +169,9 @@ def main() -> None:
         table("single-digit photos", right)
         right_n, seconds_n = score(predictor, numbers)
         table("photos of 2-5 digit numbers, exact", right_n)
-        print(f"\nwork per photo: {1000 * seconds:.0f} ms (digits), {1000 * seconds_n:.0f} ms (numbers)")
+        print(
+            f"\nwork per photo: {1000 * seconds:.0f} ms (digits), {1000 * seconds_n:.0f} ms (numbers)"
+        )
         if args.others:
             others(predictor, data, args.others, args.seed, Path(tmp))
 

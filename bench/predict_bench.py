@@ -29,7 +29,9 @@ from mnist_lit.reading.samples import write_pictures  # noqa: E402
 
 def plain_resize_accuracy(predictor: Predictor, paths: list[Path], labels: list[int]) -> float:
     """The plain approach: greyscale, resize to 28x28, classify."""
-    probs, _ = predictor.scores([np.asarray(Image.open(p).convert("L").resize((28, 28)), np.uint8) for p in paths])
+    probs, _ = predictor.scores(
+        [np.asarray(Image.open(p).convert("L").resize((28, 28)), np.uint8) for p in paths]
+    )
     return float(np.mean(probs.argmax(1) == np.array(labels)))
 
 
@@ -48,7 +50,9 @@ def wall(cmd: list[str], repeats: int) -> float:
     return statistics.median(timed(cmd)[0] for _ in range(repeats))
 
 
-def answer_all(predictor: Predictor, paths: list[Path], repeats: int) -> tuple[list[Prediction], list[float]]:
+def answer_all(
+    predictor: Predictor, paths: list[Path], repeats: int
+) -> tuple[list[Prediction], list[float]]:
     """Load, preprocess and answer every picture, `repeats` times (a shared machine's speed drifts from run to
     run): the last round's predictions, and each round's pictures per second."""
     workers = os.cpu_count() or 1
@@ -63,7 +67,9 @@ def answer_all(predictor: Predictor, paths: list[Path], repeats: int) -> tuple[l
 
 def main() -> None:
     """Generate the pictures, then print the accuracy and speed tables."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -74,7 +80,9 @@ def main() -> None:
     images, labels = load_split(args.data, "test")
     labels = labels[: args.count].tolist()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_pictures(images[: args.count].numpy(), labels, Path(tmp) / "pics", seed=args.seed)
+        paths = write_pictures(
+            images[: args.count].numpy(), labels, Path(tmp) / "pics", seed=args.seed
+        )
         predictor = Predictor(args.ckpt, device="cpu")
 
         workers = os.cpu_count() or 1
@@ -86,22 +94,32 @@ def main() -> None:
         print(f"## Accuracy on {args.count} user-style pictures (seed {args.seed})\n")
         print("| method | accuracy |\n|---|---:|")
         print(f"| predict.py preprocessing | {100 * np.mean(ok):.1f}% ({failed} refused) |")
-        print(f"| plain resize to 28x28 | {100 * plain_resize_accuracy(predictor, paths, labels):.1f}% |")
+        print(
+            f"| plain resize to 28x28 | {100 * plain_resize_accuracy(predictor, paths, labels):.1f}% |"
+        )
 
         py = sys.executable
         imports = wall([py, "-c", "import torch, hydra"], args.repeats)
-        one = wall([py, "predict.py", f"image={paths[0]}", f"ckpt={args.ckpt}", "device=cpu"], args.repeats)
-        cli = wall([py, "predict.py", f"image={Path(tmp) / 'pics'}", f"ckpt={args.ckpt}", "device=cpu"], 1)
+        one = wall(
+            [py, "predict.py", f"image={paths[0]}", f"ckpt={args.ckpt}", "device=cpu"], args.repeats
+        )
+        cli = wall(
+            [py, "predict.py", f"image={Path(tmp) / 'pics'}", f"ckpt={args.ckpt}", "device=cpu"], 1
+        )
         print(f"\n## Speed ({os.cpu_count()} CPU cores, median of {args.repeats})\n")
         print("| measurement | value |\n|---|---:|")
         print(f'| `python -c "import torch, hydra"` | {imports:.2f} s |')
-        print(f"| `python predict.py image=<one picture>` | {one:.2f} s ({one / imports:.2f}x the imports) |")
+        print(
+            f"| `python predict.py image=<one picture>` | {one:.2f} s ({one / imports:.2f}x the imports) |"
+        )
         rate = statistics.median(rates)
         print(
             f"| {args.count} pictures after start-up, {workers} processes | {rate:.0f} images/s "
             f"({min(rates):.0f}-{max(rates):.0f}) |"
         )
-        print(f"| `python predict.py image=<folder of {args.count}>`, whole command | {cli:.2f} s |")
+        print(
+            f"| `python predict.py image=<folder of {args.count}>`, whole command | {cli:.2f} s |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,54 +27,88 @@ from mnist_lit.inference.sources import load_pictures  # noqa: E402
 from mnist_lit.reading.samples import write_pictures  # noqa: E402
 from mnist_lit.data.synthetic.negatives import font_dir  # noqa: E402
 
-CELL = 28  # MNIST's field; a digit's ink is about 20 px of it
-SCALE = (3, 6)  # the written line is this many times MNIST's size
-TOUCH = (-2, 0)  # a touching pair's gap between inks, in MNIST pixels: their strokes meet or cross a little
-GAP = (2, 10)  # other gaps between inks: some tight, some wide
+# MNIST's field; a digit's ink is about 20 px of it
+CELL = 28
+# the written line is this many times MNIST's size
+SCALE = (3, 6)
+# a touching pair's gap between inks, in MNIST pixels: their strokes meet or cross a little
+TOUCH = (-2, 0)
+# other gaps between inks: some tight, some wide
+GAP = (2, 10)
 
 
 def font_digit(d: int, rng: np.random.Generator) -> np.ndarray:
     """A DejaVu digit on a 28x28 field, white on black, sheared and thickened a little like handwriting."""
-    fonts = sorted(p for p in font_dir().glob("DejaVuSans*.ttf") if "Display" not in p.name)  # Display: no digits
+    # Display: no digits
+    fonts = sorted(p for p in font_dir().glob("DejaVuSans*.ttf") if "Display" not in p.name)
     font = ImageFont.truetype(str(fonts[int(rng.integers(len(fonts)))]), 22)
     img = Image.new("L", (CELL, CELL), 0)
     ImageDraw.Draw(img).text((CELL / 2, CELL / 2), str(d), fill=255, font=font, anchor="mm")
     shear = float(rng.uniform(-0.3, 0.3))
     img = img.transform(
-        img.size, Image.Transform.AFFINE, (1, shear, -shear * CELL / 2, 0, 1, 0), Image.Resampling.BILINEAR
+        img.size,
+        Image.Transform.AFFINE,
+        (1, shear, -shear * CELL / 2, 0, 1, 0),
+        Image.Resampling.BILINEAR,
     )
     return np.asarray(img.rotate(float(rng.uniform(-8, 8)), Image.Resampling.BILINEAR))
 
 
-def number_picture(digits: list[np.ndarray], touching: int | None, rng: np.random.Generator) -> Image.Image:
+def number_picture(
+    digits: list[np.ndarray], touching: int | None, rng: np.random.Generator
+) -> Image.Image:
     """Digits (28x28, white on black) side by side on paper, `gap` MNIST pixels between one digit's ink and the
     next's; `touching` is the index of a pair whose ink is made to meet."""
-    inks = [d[:, np.nonzero(d.max(axis=0) > 40)[0].min() : np.nonzero(d.max(axis=0) > 40)[0].max() + 1] for d in digits]
-    gaps = [int(rng.integers(*TOUCH)) if k == touching else int(rng.integers(*GAP)) for k in range(len(digits) - 1)]
+    inks = [
+        d[:, np.nonzero(d.max(axis=0) > 40)[0].min() : np.nonzero(d.max(axis=0) > 40)[0].max() + 1]
+        for d in digits
+    ]
+    gaps = [
+        int(rng.integers(*TOUCH)) if k == touching else int(rng.integers(*GAP))
+        for k in range(len(digits) - 1)
+    ]
     width = sum(i.shape[1] for i in inks) + sum(gaps) + 2 * CELL
     height = 3 * CELL
     line = np.zeros((height, width), np.float32)
     x = CELL
     for k, d in enumerate(inks):
-        y = CELL + int(rng.integers(-3, 4))  # a wobbling baseline
+        # a wobbling baseline
+        y = CELL + int(rng.integers(-3, 4))
         w = d.shape[1]
         np.maximum(line[y : y + CELL, x : x + w], d / 255.0, out=line[y : y + CELL, x : x + w])
         x += w + (gaps[k] if k < len(gaps) else 0)
     scale = float(rng.uniform(*SCALE))
     size = (round(width * scale), round(height * scale))
-    ink = np.asarray(Image.fromarray((line * 255).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC)) / 255.0
-    canvas = np.zeros((size[1] + 2 * int(rng.integers(20, 120)), size[0] + int(rng.integers(40, 240))), np.float32)
-    top, left = int(rng.integers(0, canvas.shape[0] - size[1] + 1)), int(rng.integers(0, canvas.shape[1] - size[0] + 1))
+    ink = (
+        np.asarray(
+            Image.fromarray((line * 255).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC)
+        )
+        / 255.0
+    )
+    canvas = np.zeros(
+        (size[1] + 2 * int(rng.integers(20, 120)), size[0] + int(rng.integers(40, 240))), np.float32
+    )
+    top, left = (
+        int(rng.integers(0, canvas.shape[0] - size[1] + 1)),
+        int(rng.integers(0, canvas.shape[1] - size[0] + 1)),
+    )
     canvas[top : top + size[1], left : left + size[0]] = ink
     paper, pen = rng.uniform(200, 250), rng.uniform(10, 70)
-    if rng.random() < 0.3:  # chalk on a board
+    # chalk on a board
+    if rng.random() < 0.3:
         paper, pen = pen, paper
     grey = paper + (pen - paper) * canvas + rng.normal(0, 3, canvas.shape)
     return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).convert("RGB")
 
 
 def write_numbers(
-    images: np.ndarray, labels: np.ndarray, out: Path, count: int, touching: bool, fonts: bool, seed: int
+    images: np.ndarray,
+    labels: np.ndarray,
+    out: Path,
+    count: int,
+    touching: bool,
+    fonts: bool,
+    seed: int,
 ) -> list[tuple[Path, str]]:
     """`count` number pictures under out; returns (path, the number) pairs."""
     rng = np.random.default_rng(seed)
@@ -104,13 +138,17 @@ def exact(predictor: Predictor, made: list[tuple[Path, str]], read: str) -> tupl
     predictions = load_pictures([str(p) for p, _ in made], 1, read=read)
     predictor.fill_answers(predictions, predictor.thresholds("auto", unsure=0.5))
     seconds = (time.perf_counter() - start) / len(made)
-    right = [not p.error and p.fields()["number"] == number for p, (_, number) in zip(predictions, made)]
+    right = [
+        not p.error and p.fields()["number"] == number for p, (_, number) in zip(predictions, made)
+    ]
     return float(np.mean(right)), seconds
 
 
 def main() -> None:
     """Write the pictures, read them, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--count", type=int, default=300, help="pictures per set")
     parser.add_argument("--seed", type=int, default=0)
@@ -142,7 +180,10 @@ def main() -> None:
                 print(f"| {name}, `read={read}` | {100 * acc:.1f}% | {1000 * seconds:.1f} ms |")
             sixes = sixes if fonts or touching else [m for m in made if len(m[1]) == 6]
         singles = write_pictures(
-            images[: args.count * 3], labels[: args.count * 3].tolist(), Path(tmp) / "singles", seed=args.seed
+            images[: args.count * 3],
+            labels[: args.count * 3].tolist(),
+            Path(tmp) / "singles",
+            seed=args.seed,
         )
         made = [(p, str(int(p.stem.split("_")[1]))) for p in singles]
         for read in ("digit", "auto"):

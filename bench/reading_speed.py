@@ -27,8 +27,10 @@ from mnist_lit.data.idx import load_split
 from mnist_lit.reading.samples import write_pictures
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO_SIZE = (4000, 3000)  # 12 MP
-# run inside a checkout: the folder's pictures read and answered with all cores (images/s), then the 12 MP photos
+# 12 MP
+PHOTO_SIZE = (4000, 3000)
+# run inside a checkout: the folder's pictures read and answered with all cores (images/s), then the
+# 12 MP photos
 # read one after another in one process (seconds of work each)
 MEASURE = """
 import json, os, sys, time
@@ -53,12 +55,14 @@ def twelve_megapixels(out: Path, count: int, data: tuple) -> None:
     rng = np.random.default_rng(0)
     out.mkdir(parents=True)
     for i in range(count):
-        cond = Condition(("plain", "ruled", "squared")[i % 3], ("ballpoint", "pencil")[i % 2], i % 2 == 0)
+        cond = Condition(
+            ("plain", "ruled", "squared")[i % 3], ("ballpoint", "pencil")[i % 2], i % 2 == 0
+        )
         j = int(rng.integers(len(images)))
         small = Image.open(io.BytesIO(make([(images[j], int(labels[j]))], cond, fonts(), rng)))
-        small.resize(PHOTO_SIZE if small.width > small.height else PHOTO_SIZE[::-1], Image.Resampling.BICUBIC).save(
-            out / f"{i:03d}_{labels[j]}.jpg", quality=90
-        )
+        small.resize(
+            PHOTO_SIZE if small.width > small.height else PHOTO_SIZE[::-1], Image.Resampling.BICUBIC
+        ).save(out / f"{i:03d}_{labels[j]}.jpg", quality=90)
 
 
 def measure(checkout: Path, ckpt: str, folder: Path, photos: Path, one: Path) -> dict:
@@ -68,14 +72,22 @@ def measure(checkout: Path, ckpt: str, folder: Path, photos: Path, one: Path) ->
     cmd = [sys.executable, "predict.py", f"image={one}", f"ckpt={ckpt}", "device=cpu"]
     subprocess.run(cmd, cwd=checkout, env=env, check=True, capture_output=True)
     wall = time.perf_counter() - start
-    proc = subprocess.run([sys.executable, "-c", MEASURE, ckpt, str(folder), str(photos)], cwd=checkout, env=env,
-                          check=True, capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, ckpt, str(folder), str(photos)],
+        cwd=checkout,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return {"wall": wall, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
 def main() -> None:
     """Make the pictures, then alternate the two checkouts and print medians."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True, help="a .ckpt or .onnx model file")
     parser.add_argument("--other", type=Path, required=True, help="the checkout to compare with")
     parser.add_argument("--count", type=int, default=500, help="user-style pictures in the folder")
@@ -89,13 +101,18 @@ def main() -> None:
     checkouts = {"this checkout": ROOT, str(args.other): args.other.resolve()}
     with tempfile.TemporaryDirectory() as tmp:
         folder, photos = Path(tmp) / "digits", Path(tmp) / "photos"
-        paths = write_pictures(data[0][: args.count], data[1][: args.count].tolist(), folder, seed=0)
+        paths = write_pictures(
+            data[0][: args.count], data[1][: args.count].tolist(), folder, seed=0
+        )
         twelve_megapixels(photos, args.photos, data)
         runs: dict[str, list[dict]] = {name: [] for name in checkouts}
-        for _ in range(args.repeats):  # alternating, so that drifting machine speed hits both alike
+        # alternating, so that drifting machine speed hits both alike
+        for _ in range(args.repeats):
             for name, checkout in checkouts.items():
                 runs[name].append(measure(checkout, ckpt, folder, photos, paths[0]))
-    print(f"| median of {args.repeats}, {os.cpu_count()} CPU cores | " + " | ".join(checkouts) + " |")
+    print(
+        f"| median of {args.repeats}, {os.cpu_count()} CPU cores | " + " | ".join(checkouts) + " |"
+    )
     print("|---|" + "---:|" * len(checkouts))
     for key, label, unit in (
         ("wall", "`predict.py image=<one picture>`, wall-clock", "s"),

@@ -59,7 +59,9 @@ def main() -> None:
     torch.manual_seed(args.seed)
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     full = datasets.MNIST(args.data, train=True, transform=tf)
-    train_set, val_set = random_split(full, [55000, 5000], generator=torch.Generator().manual_seed(42))
+    train_set, val_set = random_split(
+        full, [55000, 5000], generator=torch.Generator().manual_seed(42)
+    )
     test_set = datasets.MNIST(args.data, train=False, transform=tf)
     train_loader = DataLoader(train_set, batch_size=64, shuffle=True, num_workers=2)
     val_loader = DataLoader(val_set, batch_size=64, num_workers=2)
@@ -76,7 +78,11 @@ def main() -> None:
         epoch_times.append(time.perf_counter() - t)
     acc = evaluate(model, DataLoader(test_set, batch_size=64, num_workers=2))
     wall = time.perf_counter() - start
-    print(json.dumps({"wall_s": wall, "epoch_s": sum(epoch_times) / len(epoch_times), "test_acc": acc}))
+    print(
+        json.dumps(
+            {"wall_s": wall, "epoch_s": sum(epoch_times) / len(epoch_times), "test_acc": acc}
+        )
+    )
 
 
 if __name__ == "__main__":

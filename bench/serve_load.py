@@ -42,7 +42,8 @@ def cpu_seconds(pids: set[int]) -> float:
             fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        # utime, stime
+        total += int(fields[11]) + int(fields[12])
     return total / CLOCK_TICKS
 
 
@@ -54,7 +55,9 @@ def idle_cpu(server: Server) -> float:
     return (cpu_seconds(pids) - before) / IDLE_SECONDS
 
 
-def client(port: int, bodies: list[tuple[bytes, str]], budget: list[int], deadline: float, out: list) -> None:
+def client(
+    port: int, bodies: list[tuple[bytes, str]], budget: list[int], deadline: float, out: list
+) -> None:
     """Send requests until the shared budget or the time runs out; records (seconds, status) of each: 0 for a
     request sent but not answered, -1 for a connection refused."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -68,7 +71,9 @@ def client(port: int, bodies: list[tuple[bytes, str]], budget: list[int], deadli
         i += 1
         start, sent = time.perf_counter(), False
         try:
-            conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type, **HEADERS})
+            conn.request(
+                "POST", "/predict", body=body, headers={"Content-Type": content_type, **HEADERS}
+            )
             sent = True
             response = conn.getresponse()
             response.read()
@@ -81,7 +86,8 @@ def client(port: int, bodies: list[tuple[bytes, str]], budget: list[int], deadli
 
 
 LOCK = threading.Lock()
-HEADERS: dict[str, str] = {}  # the key, when the server under test has one
+# the key, when the server under test has one
+HEADERS: dict[str, str] = {}
 KEY = "bench-key-0123456789abcdef"
 GUARDED = (f"api_key={KEY}", "rate=100000", "burst=100000", "metrics=true")
 UNGUARDED = ("metrics=false",)
@@ -93,7 +99,9 @@ def load(port: int, bodies: list, clients: int, requests: int, max_seconds: floa
     results: list = []
     budget, deadline = [requests], time.monotonic() + max_seconds
     threads = [
-        threading.Thread(target=client, args=(port, bodies[k::clients] or bodies, budget, deadline, results))
+        threading.Thread(
+            target=client, args=(port, bodies[k::clients] or bodies, budget, deadline, results)
+        )
         for k in range(clients)
     ]
     start = time.perf_counter()
@@ -105,9 +113,14 @@ def load(port: int, bodies: list, clients: int, requests: int, max_seconds: floa
     latencies = sorted(s for s, _ in results)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return {
-        "clients": clients, "requests": len(results), "rps": len(results) / wall,
-        "p50": q[49], "p95": q[94], "p99": q[98], "errors": sum(status != 200 for _, status in results),
-    }  # fmt: skip
+        "clients": clients,
+        "requests": len(results),
+        "rps": len(results) / wall,
+        "p50": q[49],
+        "p95": q[94],
+        "p99": q[98],
+        "errors": sum(status != 200 for _, status in results),
+    }
 
 
 def folder_rate(ckpt: str, paths: list[Path]) -> float:
@@ -130,7 +143,9 @@ def soak(server: Server, bodies: list, seconds: float) -> list[float]:
     return samples
 
 
-def guard_cost(ckpt: Path, tmp: Path, bodies: list, requests: int, rounds: int = 2) -> tuple[float, float]:
+def guard_cost(
+    ckpt: Path, tmp: Path, bodies: list, requests: int, rounds: int = 2
+) -> tuple[float, float]:
     """req/s at 16 clients without and with the key, a high rate limit and metrics: two servers, runs alternating."""
     plain, guarded = Server(ckpt, tmp, *UNGUARDED), Server(ckpt, tmp, *GUARDED)
     rates: dict[str, list[float]] = {"plain": [], "guarded": []}
@@ -151,29 +166,44 @@ def sigterm_under_load(ckpt: Path, tmp: Path, bodies: list, after: float = 5.0) 
     access log's lines without a 2xx or 4xx), and the seconds until every process was gone and the port free."""
     server = Server(ckpt, tmp, "access_log=true")
     results: list = []
-    loader = threading.Thread(target=lambda: results.extend([load(server.port, bodies, 64, 10**9, after + 10)]))
+    loader = threading.Thread(
+        target=lambda: results.extend([load(server.port, bodies, 64, 10**9, after + 10)])
+    )
     loader.start()
     time.sleep(after)
     stop_seconds = server.stop()
     loader.join()
-    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith('{"time"')]
+    lines = [
+        json.loads(line)
+        for line in server.log.read_text().splitlines()
+        if line.startswith('{"time"')
+    ]
     return {
-        "answered": results[0]["requests"] - results[0]["errors"], "client errors": results[0]["errors"],
+        "answered": results[0]["requests"] - results[0]["errors"],
+        "client errors": results[0]["errors"],
         "received, not answered": sum(not (200 <= line["status"] < 500) for line in lines),
         "stop seconds": stop_seconds,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
     """Start the server, measure idle CPU, then each load level, memory and the options; then predict.py's rate."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--pictures", type=int, default=1000)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--requests", type=int, nargs="+", default=[500, 3000, 20000], help="per level")
+    parser.add_argument(
+        "--requests", type=int, nargs="+", default=[500, 3000, 20000], help="per level"
+    )
     parser.add_argument("--max-seconds", type=float, default=600.0, help="per level")
-    parser.add_argument("--soak", type=float, default=0.0, help="seconds of the soak at 16 clients (0: none)")
-    parser.add_argument("--guard-cost", action="store_true", help="throughput with the key, rate limit and metrics")
+    parser.add_argument(
+        "--soak", type=float, default=0.0, help="seconds of the soak at 16 clients (0: none)"
+    )
+    parser.add_argument(
+        "--guard-cost", action="store_true", help="throughput with the key, rate limit and metrics"
+    )
     parser.add_argument("--sigterm", action="store_true", help="SIGTERM during a 64-client run")
     parser.add_argument("--data", default=os.environ.get("DATA_DIR", "data"))
     parser.add_argument("overrides", nargs="*", help="serve.py settings, such as max_batch_size=32")
@@ -181,12 +211,18 @@ def main() -> None:
     images, labels = load_split(args.data, "test")
     ckpt = Path(args.ckpt).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_pictures(images[: args.pictures].numpy(), labels[: args.pictures].tolist(), Path(tmp) / "pics")
+        paths = write_pictures(
+            images[: args.pictures].numpy(), labels[: args.pictures].tolist(), Path(tmp) / "pics"
+        )
         bodies = [multipart(p.read_bytes(), name=p.name) for p in paths]
-        server = Server(ckpt, Path(tmp), *args.overrides)  # it runs in tmp
+        # it runs in tmp
+        server = Server(ckpt, Path(tmp), *args.overrides)
         try:
             idle = idle_cpu(server)
-            rows = [load(server.port, bodies, c, n, args.max_seconds) for c, n in zip(args.clients, args.requests)]
+            rows = [
+                load(server.port, bodies, c, n, args.max_seconds)
+                for c, n in zip(args.clients, args.requests)
+            ]
             memory = pss_mb(server.pids())
             samples = soak(server, bodies, args.soak) if args.soak else []
         finally:
@@ -198,7 +234,9 @@ def main() -> None:
         )
         stopped = sigterm_under_load(ckpt, Path(tmp), bodies) if args.sigterm else None
         rate = folder_rate(args.ckpt, paths)
-    print(f"{os.cpu_count()} CPU cores; {args.pictures} user-style pictures; serve.py {' '.join(args.overrides)}\n")
+    print(
+        f"{os.cpu_count()} CPU cores; {args.pictures} user-style pictures; serve.py {' '.join(args.overrides)}\n"
+    )
     print("| clients | requests | req/s | p50 | p95 | p99 | errors |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -210,13 +248,19 @@ def main() -> None:
     for r in rows:
         print(f"at {r['clients']} clients the server does {r['rps'] / rate:.2f}x that")
     print(f"idle server, over {IDLE_SECONDS:.0f} s: {100 * idle:.1f}% of one core")
-    print(f"memory after {sum(r['requests'] for r in rows)} requests: {memory:.0f} MB (PSS, every process)")
+    print(
+        f"memory after {sum(r['requests'] for r in rows)} requests: {memory:.0f} MB (PSS, every process)"
+    )
     if samples:
-        print(f"soak, PSS every {SOAK_SAMPLE_SECONDS:.0f} s: {', '.join(f'{m:.0f}' for m in samples)} MB; "
-              f"growth after warm-up {100 * (max(samples) / samples[0] - 1):.1f}%")  # fmt: skip
+        print(
+            f"soak, PSS every {SOAK_SAMPLE_SECONDS:.0f} s: {', '.join(f'{m:.0f}' for m in samples)} MB; "
+            f"growth after warm-up {100 * (max(samples) / samples[0] - 1):.1f}%"
+        )
     if costs:
-        print(f"16 clients: {costs[0]:.1f} req/s plain, {costs[1]:.1f} with key, rate limit and metrics "
-              f"({100 * (1 - costs[1] / costs[0]):.1f}% cost)")  # fmt: skip
+        print(
+            f"16 clients: {costs[0]:.1f} req/s plain, {costs[1]:.1f} with key, rate limit and metrics "
+            f"({100 * (1 - costs[1] / costs[0]):.1f}% cost)"
+        )
     if stopped:
         print(f"SIGTERM during 64 clients: {json.dumps(stopped)}")
 

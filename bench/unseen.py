@@ -28,8 +28,10 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_lit.inference.predictor import Predictor
 from mnist_lit.inference.sources import load_pictures
 
-SIDE = not_digits.SIDE  # a drawing's own canvas
-KEPT_FONTS = {  # Debian package: where its fonts are
+# a drawing's own canvas
+SIDE = not_digits.SIDE
+# Debian package: where its fonts are
+KEPT_FONTS = {
     "fonts-dkg-handwriting": "/usr/share/fonts/truetype/fifthhorseman",
     "fonts-breip": "/usr/share/fonts/truetype/breip",
     "fonts-bwht": "/usr/share/fonts/opentype/bwht",
@@ -37,14 +39,28 @@ KEPT_FONTS = {  # Debian package: where its fonts are
     "fonts-humor-sans": "/usr/share/fonts/truetype/humor-sans",
     "fonts-comic-neue": "/usr/share/fonts/opentype/comic-neue",
 }
-# the kinds of the reported failures, then more; no letter that people write like a digit (O 0, I l 1, Z 2, S 5,
+# the kinds of the reported failures, then more; no letter that people write like a digit (O 0, I l
+# 1, Z 2, S 5,
 # b G 6, B 8, g q 9)
 GLYPHS = "YHERPFefhrMNW?#@&*AKXkmnptvwxy"
-NAMED = ("smiley", "heart", "check", "spiral", "question", "house", "star", "arrow", "hatching", "circle-dot")
+NAMED = (
+    "smiley",
+    "heart",
+    "check",
+    "spiral",
+    "question",
+    "house",
+    "star",
+    "arrow",
+    "hatching",
+    "circle-dot",
+)
 UNNAMED = ("cloud", "flower", "fish", "tree", "moon", "bolt", "eye", "envelope", "cup", "cat")
 
 
-def _curve(points: list[tuple[float, float]], rng: np.random.Generator, steps: int = 12) -> np.ndarray:
+def _curve(
+    points: list[tuple[float, float]], rng: np.random.Generator, steps: int = 12
+) -> np.ndarray:
     """A Catmull-Rom curve through `points`, each moved a little, as (N, 2) float: a smooth hand, not a polyline."""
     p = np.array(points, np.float64) + rng.normal(0, 2.5, (len(points), 2))
     p = np.vstack([p[0], p, p[-1]])
@@ -52,7 +68,15 @@ def _curve(points: list[tuple[float, float]], rng: np.random.Generator, steps: i
     out = []
     for k in range(1, len(p) - 2):
         a, b, c, d = p[k - 1], p[k], p[k + 1], p[k + 2]
-        out.append(0.5 * (2 * b + (c - a) * t + (2 * a - 5 * b + 4 * c - d) * t**2 + (3 * b - a - 3 * c + d) * t**3))
+        out.append(
+            0.5
+            * (
+                2 * b
+                + (c - a) * t
+                + (2 * a - 5 * b + 4 * c - d) * t**2
+                + (3 * b - a - 3 * c + d) * t**3
+            )
+        )
     out.append(p[-2][None])
     return np.vstack(out)
 
@@ -65,56 +89,108 @@ def _sharp(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def _strokes(kind: str, rng: np.random.Generator) -> list[list[tuple[float, float]]]:
     """The control points of each stroke of one doodle of `kind`, on a SIDE canvas."""
     c, r = SIDE / 2, SIDE * rng.uniform(0.3, 0.4)
-    sq = rng.uniform(0.8, 1.2)  # how much rounder or flatter than a circle this hand draws
+    # how much rounder or flatter than a circle this hand draws
+    sq = rng.uniform(0.8, 1.2)
     pi = math.pi
 
-    def at(*xy: float) -> list[tuple[float, float]]:  # points given in units of r about the centre
+    # points given in units of r about the centre
+    def at(*xy: float) -> list[tuple[float, float]]:
         return [(c + x * r, c + y * r) for x, y in zip(xy[::2], xy[1::2])]
 
-    def ring(x: float, y: float, rx: float, ry: float, a0: float = 0.0, a1: float = 2 * pi, n: int = 14) -> list:
-        return [(c + r * (x + rx * math.cos(a)), c + r * (y + ry * math.sin(a))) for a in np.linspace(a0, a1, n)]
+    def ring(
+        x: float, y: float, rx: float, ry: float, a0: float = 0.0, a1: float = 2 * pi, n: int = 14
+    ) -> list:
+        return [
+            (c + r * (x + rx * math.cos(a)), c + r * (y + ry * math.sin(a)))
+            for a in np.linspace(a0, a1, n)
+        ]
 
     def polar(radii: list[float], turn: float) -> list[tuple[float, float]]:
-        return [(c + r * q * math.sin(turn * k), c - r * q * math.cos(turn * k)) for k, q in enumerate(radii)]
+        return [
+            (c + r * q * math.sin(turn * k), c - r * q * math.cos(turn * k))
+            for k, q in enumerate(radii)
+        ]
 
     shapes = {
-        "smiley": lambda: [ring(0, 0, 1, sq), ring(-0.35, -0.3, 0.03, 0.03, n=5), ring(0.35, -0.3, 0.03, 0.03, n=5),
-                           ring(0, 0.1, 0.5, 0.4, 0.3, 2.8, 6)],
+        "smiley": lambda: [
+            ring(0, 0, 1, sq),
+            ring(-0.35, -0.3, 0.03, 0.03, n=5),
+            ring(0.35, -0.3, 0.03, 0.03, n=5),
+            ring(0, 0.1, 0.5, 0.4, 0.3, 2.8, 6),
+        ],
         "heart": lambda: [at(0, 1, -0.9, -0.1, -0.6, -0.7, 0, -0.35, 0.6, -0.7, 0.9, -0.1, 0, 1)],
         "check": lambda: [_sharp(at(-1, 0, -0.3, 0.7, 1, -0.9))],
-        "spiral": lambda: [[(c + r * t * math.cos(6 * pi * t), c + r * t * math.sin(6 * pi * t))
-                            for t in np.linspace(0.05, 1, 30)]],
-        "question": lambda: [ring(0, -0.4, 0.5, 0.5, pi, 2.4 * pi, 8) + at(0, 0.4), ring(0, 0.85, 0.03, 0.03, n=5)],
+        "spiral": lambda: [
+            [
+                (c + r * t * math.cos(6 * pi * t), c + r * t * math.sin(6 * pi * t))
+                for t in np.linspace(0.05, 1, 30)
+            ]
+        ],
+        "question": lambda: [
+            ring(0, -0.4, 0.5, 0.5, pi, 2.4 * pi, 8) + at(0, 0.4),
+            ring(0, 0.85, 0.03, 0.03, n=5),
+        ],
         "house": lambda: [_sharp(at(-1, 0, -1, 1, 1, 1, 1, 0, 0, -1, -1, 0, 1, 0))],
         "star": lambda: [_sharp(polar([1 if k % 2 == 0 else 0.45 for k in range(11)], pi / 5))],
         "arrow": lambda: [at(-1, 1, 1, -1), _sharp(at(0.2, -1, 1, -1, 1, -0.2))],
         "hatching": lambda: [at(-1 + k / 3, 1, k / 3, -1) for k in range(5)],
         "circle-dot": lambda: [ring(0, 0, 1, sq), ring(0, 0, 0.04, 0.04, n=5)],
         # kinds that the reported failures never named
-        "cloud": lambda: [ring(-0.5, 0, 0.4, 0.35, 0.5 * pi, 1.6 * pi, 6) + ring(0, -0.3, 0.5, 0.4, pi, 2 * pi, 6)
-                          + ring(0.55, 0, 0.4, 0.35, 1.4 * pi, 2.5 * pi, 6) + at(-0.5, 0.35)],
-        "flower": lambda: [ring(0.55 * math.cos(a), -0.4 + 0.55 * math.sin(a), 0.25, 0.25, n=8)
-                           for a in np.linspace(0, 2 * pi, 6)[:-1]] + [at(0, 0.15, 0, 1)],
-        "fish": lambda: [at(-1, 0, -0.2, -0.5, 0.5, 0, -0.2, 0.5, -1, 0), _sharp(at(0.5, 0, 1, -0.4, 1, 0.4, 0.5, 0))],
-        "tree": lambda: [at(-0.15, 1, -0.15, 0.2), at(0.15, 1, 0.15, 0.2),
-                         ring(0, -0.3, 0.6, 0.55, 0.6 * pi, 2.4 * pi, 12)],
-        "moon": lambda: [ring(0, 0, 1, 1, 0.5 * pi, 1.5 * pi, 9) + ring(-0.3, 0, 0.7, 1, 1.5 * pi, 0.5 * pi, 9)],
+        "cloud": lambda: [
+            ring(-0.5, 0, 0.4, 0.35, 0.5 * pi, 1.6 * pi, 6)
+            + ring(0, -0.3, 0.5, 0.4, pi, 2 * pi, 6)
+            + ring(0.55, 0, 0.4, 0.35, 1.4 * pi, 2.5 * pi, 6)
+            + at(-0.5, 0.35)
+        ],
+        "flower": lambda: (
+            [
+                ring(0.55 * math.cos(a), -0.4 + 0.55 * math.sin(a), 0.25, 0.25, n=8)
+                for a in np.linspace(0, 2 * pi, 6)[:-1]
+            ]
+            + [at(0, 0.15, 0, 1)]
+        ),
+        "fish": lambda: [
+            at(-1, 0, -0.2, -0.5, 0.5, 0, -0.2, 0.5, -1, 0),
+            _sharp(at(0.5, 0, 1, -0.4, 1, 0.4, 0.5, 0)),
+        ],
+        "tree": lambda: [
+            at(-0.15, 1, -0.15, 0.2),
+            at(0.15, 1, 0.15, 0.2),
+            ring(0, -0.3, 0.6, 0.55, 0.6 * pi, 2.4 * pi, 12),
+        ],
+        "moon": lambda: [
+            ring(0, 0, 1, 1, 0.5 * pi, 1.5 * pi, 9) + ring(-0.3, 0, 0.7, 1, 1.5 * pi, 0.5 * pi, 9)
+        ],
         "bolt": lambda: [_sharp(at(0.2, -1, -0.5, 0.1, 0.1, 0, -0.3, 1))],
-        "eye": lambda: [ring(0, 0, 1, 0.45, 0, pi, 8), ring(0, 0, 1, 0.45, pi, 2 * pi, 8), ring(0, 0, 0.25, 0.25, n=8)],
-        "envelope": lambda: [_sharp(at(-1, -0.6, 1, -0.6, 1, 0.6, -1, 0.6, -1, -0.6)),
-                             _sharp(at(-1, -0.6, 0, 0.1, 1, -0.6))],
-        "cup": lambda: [_sharp(at(-0.6, -0.7, -0.5, 0.8, 0.5, 0.8, 0.6, -0.7)),
-                        ring(0.6, 0, 0.35, 0.35, -0.5 * pi, 0.5 * pi, 6)],
-        "cat": lambda: [ring(0, 0.1, 0.8, 0.7), _sharp(at(-0.7, -0.3, -0.6, -1, -0.2, -0.55)),
-                        _sharp(at(0.7, -0.3, 0.6, -1, 0.2, -0.55)), at(-0.9, 0.2, -0.3, 0.3), at(0.9, 0.2, 0.3, 0.3)],
-    }  # fmt: skip
+        "eye": lambda: [
+            ring(0, 0, 1, 0.45, 0, pi, 8),
+            ring(0, 0, 1, 0.45, pi, 2 * pi, 8),
+            ring(0, 0, 0.25, 0.25, n=8),
+        ],
+        "envelope": lambda: [
+            _sharp(at(-1, -0.6, 1, -0.6, 1, 0.6, -1, 0.6, -1, -0.6)),
+            _sharp(at(-1, -0.6, 0, 0.1, 1, -0.6)),
+        ],
+        "cup": lambda: [
+            _sharp(at(-0.6, -0.7, -0.5, 0.8, 0.5, 0.8, 0.6, -0.7)),
+            ring(0.6, 0, 0.35, 0.35, -0.5 * pi, 0.5 * pi, 6),
+        ],
+        "cat": lambda: [
+            ring(0, 0.1, 0.8, 0.7),
+            _sharp(at(-0.7, -0.3, -0.6, -1, -0.2, -0.55)),
+            _sharp(at(0.7, -0.3, 0.6, -1, 0.2, -0.55)),
+            at(-0.9, 0.2, -0.3, 0.3),
+            at(0.9, 0.2, 0.3, 0.3),
+        ],
+    }
     return shapes[kind]()
 
 
 def doodle(kind: str, rng: np.random.Generator) -> np.ndarray:
     """One doodle of the second hand, white on black, (SIDE, SIDE) uint8: smooth strokes of a thin or broad pen,
     turned and sheared a little."""
-    scale = 4  # drawn at 4x, then reduced: anti-aliased strokes
+    # drawn at 4x, then reduced: anti-aliased strokes
+    scale = 4
     img = Image.new("L", (SIDE * scale, SIDE * scale), 0)
     draw = ImageDraw.Draw(img)
     width = int(rng.choice([3, 4, 6, 9, 14]) * scale)
@@ -122,10 +198,15 @@ def doodle(kind: str, rng: np.random.Generator) -> np.ndarray:
         curve = _curve(points, rng) * scale
         draw.line([tuple(p) for p in curve], fill=255, width=width, joint="curve")
         for end in (curve[0], curve[-1]):
-            draw.ellipse([end[0] - width / 2, end[1] - width / 2, end[0] + width / 2, end[1] + width / 2], fill=255)
+            draw.ellipse(
+                [end[0] - width / 2, end[1] - width / 2, end[0] + width / 2, end[1] + width / 2],
+                fill=255,
+            )
     img = img.resize((SIDE, SIDE), Image.Resampling.BOX)
     shear = np.float32([[1, rng.uniform(-0.2, 0.2), 0], [0, 1, 0]])
-    angle = cv2.getRotationMatrix2D((SIDE / 2, SIDE / 2), rng.uniform(-20, 20), rng.uniform(0.75, 1.0))
+    angle = cv2.getRotationMatrix2D(
+        (SIDE / 2, SIDE / 2), rng.uniform(-20, 20), rng.uniform(0.75, 1.0)
+    )
     out = cv2.warpAffine(np.asarray(img), angle, (SIDE, SIDE))
     return cv2.warpAffine(out, shear, (SIDE, SIDE))
 
@@ -133,7 +214,8 @@ def doodle(kind: str, rng: np.random.Generator) -> np.ndarray:
 def glyph(char: str, font: ImageFont.FreeTypeFont, pen: int | None) -> np.ndarray | None:
     """A character, white on black, (SIDE, SIDE) uint8, as typed (`pen` None) or traced along its centre lines by
     a round pen `pen` px wide; None when the font lacks it."""
-    out = not_digits.glyph(char, font)  # the same SIDE canvas as bench/not_digits.py's typed glyphs
+    # the same SIDE canvas as bench/not_digits.py's typed glyphs
+    out = not_digits.glyph(char, font)
     if out is None or pen is None:
         return out
     centre = prune(thin((out > 127).astype(np.uint8)), 3)
@@ -146,7 +228,9 @@ def on_paper(drawing: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image
     polarity, a tinted paper, light falling off, grain, and JPEG or PNG."""
     w, h = (int(v) for v in rng.integers(160, 720, 2))
     side = int(rng.uniform(0.35, 0.95) * min(w, h))
-    mark = cv2.resize(drawing, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    mark = (
+        cv2.resize(drawing, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    )
     cover = np.zeros((h, w), np.float32)
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
     cover[y : y + side, x : x + side] = mark
@@ -170,8 +254,12 @@ def sources(per_kind: int, rng: np.random.Generator) -> list[tuple[str, str, np.
         for style in ("typed", "traced"):
             for char in GLYPHS:
                 for _ in range(max(1, per_kind // 10)):
-                    font = ImageFont.truetype(str(files[int(rng.integers(len(files)))]), int(rng.integers(140, 200)))
-                    drawn = glyph(char, font, None if style == "typed" else int(rng.integers(4, 14)))
+                    font = ImageFont.truetype(
+                        str(files[int(rng.integers(len(files)))]), int(rng.integers(140, 200))
+                    )
+                    drawn = glyph(
+                        char, font, None if style == "typed" else int(rng.integers(4, 14))
+                    )
                     if drawn is not None:
                         out.append((f"{package} ({style})", char, drawn))
     for kind in (*NAMED, *UNNAMED):
@@ -183,7 +271,9 @@ def font_digits(count: int, rng: np.random.Generator) -> list[tuple[int, np.ndar
     """`count` digits in the handwriting fonts bench/paper.py uses (none of the kept ones), typed or traced."""
     here = fonts()
     if not here:
-        raise SystemExit("no handwriting fonts: apt-get install fonts-kaushanscript fonts-kristi fonts-dancingscript")
+        raise SystemExit(
+            "no handwriting fonts: apt-get install fonts-kaushanscript fonts-kristi fonts-dancingscript"
+        )
     out = []
     while len(out) < count:
         d = int(rng.integers(10))
@@ -194,7 +284,9 @@ def font_digits(count: int, rng: np.random.Generator) -> list[tuple[int, np.ndar
     return out
 
 
-def read(predictor: Predictor, pictures: list[np.ndarray], folder: Path, rng: np.random.Generator) -> list:
+def read(
+    predictor: Predictor, pictures: list[np.ndarray], folder: Path, rng: np.random.Generator
+) -> list:
     """Save each drawing on paper under folder and read it as predict.py does: its Prediction."""
     folder.mkdir(parents=True)
     paths = []
@@ -221,10 +313,13 @@ def without_distance(ckpt: str, folder: Path) -> str:
     return str(path)
 
 
-def score(ckpt: str, made: list, digits: list, tmp: Path, seed: int) -> tuple[dict, dict, list, list]:
+def score(
+    ckpt: str, made: list, digits: list, tmp: Path, seed: int
+) -> tuple[dict, dict, list, list]:
     """Read every drawing and font digit with the checkpoint: rejections by source and by kind, font digits
     accepted and read right."""
-    predictor, rng = Predictor(ckpt, device="cpu"), np.random.default_rng(seed)  # the same pages for each
+    # the same pages for each
+    predictor, rng = Predictor(ckpt, device="cpu"), np.random.default_rng(seed)
     answers = read(predictor, [d for _, _, d in made], tmp / "drawings", rng)
     digit_answers = read(predictor, [d for _, d in digits], tmp / "digits", rng)
     by_source, by_kind = defaultdict(list), defaultdict(list)
@@ -236,7 +331,12 @@ def score(ckpt: str, made: list, digits: list, tmp: Path, seed: int) -> tuple[di
 
 
 def table(title: str, columns: list[str], groups: list[dict[str, list[bool]]]) -> None:
-    print(f"\n| {title} | pictures | " + " | ".join(columns) + " |\n|---|---:|" + "---:|" * len(columns))
+    print(
+        f"\n| {title} | pictures | "
+        + " | ".join(columns)
+        + " |\n|---|---:|"
+        + "---:|" * len(columns)
+    )
     for name, flags in groups[0].items():
         shares = " | ".join(f"{100 * np.mean(g[name]):.1f}%" for g in groups)
         print(f"| {name} | {len(flags)} | {shares} |")
@@ -245,9 +345,13 @@ def table(title: str, columns: list[str], groups: list[dict[str, list[bool]]]) -
 def main() -> None:
     """Score rejection per evaluate-only source and per kind, then font digits' acceptance, with the checkpoint
     as it is and, with --compare, without its feature distance."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True)
-    parser.add_argument("--per-kind", type=int, default=20, help="doodles per kind; glyphs: a tenth per character")
+    parser.add_argument(
+        "--per-kind", type=int, default=20, help="doodles per kind; glyphs: a tenth per character"
+    )
     parser.add_argument("--digits", type=int, default=300, help="handwriting-font digits")
     parser.add_argument("--compare", action="store_true", help="also without the feature distance")
     parser.add_argument("--seed", type=int, default=0)
@@ -257,18 +361,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ckpts = {"rejected": args.ckpt}
         if args.compare:
-            ckpts = {"rejected, both signals": args.ckpt, "11th output alone": without_distance(args.ckpt, Path(tmp))}
-        runs = [score(c, made, digits, Path(tmp) / str(i), args.seed + 1) for i, c in enumerate(ckpts.values())]
+            ckpts = {
+                "rejected, both signals": args.ckpt,
+                "11th output alone": without_distance(args.ckpt, Path(tmp)),
+            }
+        runs = [
+            score(c, made, digits, Path(tmp) / str(i), args.seed + 1)
+            for i, c in enumerate(ckpts.values())
+        ]
     print(f"Checkpoint {args.ckpt}")
     table("evaluate-only source", list(ckpts), [r[0] for r in runs])
     table("kind", list(ckpts), [r[1] for r in runs])
     for name, (by_source, by_kind, accepted, right) in zip(ckpts, runs):
         every = [r for flags in by_source.values() for r in flags]
         unnamed = [r for k in UNNAMED for r in by_kind[k]]
-        print(f"\n{name}: **all evaluate-only sources {100 * np.mean(every):.1f}% of {len(every)}**; doodle kinds the "
-              f"reported failures never named {100 * np.mean(unnamed):.1f}% of {len(unnamed)}; handwriting-font "
-              f"digits {100 * np.mean(accepted):.1f}% accepted, {100 * np.mean(right):.1f}% read right (a rejected "
-              f"digit counts wrong), of {len(right)}")  # fmt: skip
+        print(
+            f"\n{name}: **all evaluate-only sources {100 * np.mean(every):.1f}% of {len(every)}**; doodle kinds the "
+            f"reported failures never named {100 * np.mean(unnamed):.1f}% of {len(unnamed)}; handwriting-font "
+            f"digits {100 * np.mean(accepted):.1f}% accepted, {100 * np.mean(right):.1f}% read right (a rejected "
+            f"digit counts wrong), of {len(right)}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ The layers, and the one way their imports point (docs/architecture.md):
 Both sides share what sits here: MnistLitError, MNIST's sizes, the answer format, checkpoint reading, the schema.
 """
 
-IMAGE_SIZE = 28  # MNIST's pictures are 28x28
-NUM_CLASSES = 10  # the digits 0-9
+# MNIST's pictures are 28x28
+IMAGE_SIZE = 28
+# the digits 0-9
+NUM_CLASSES = 10
 
 
 class MnistLitError(Exception):

@@ -20,24 +20,30 @@ import numpy as np
 
 DIGIT, UNSURE, NOT_A_DIGIT = "digit", "unsure", "not a digit"
 VERDICTS = (DIGIT, UNSURE, NOT_A_DIGIT)
-ROUND = 6  # decimals of the probabilities in an answer
-DIGIT_FIELDS = ("verdict", "digit", "confidence", "probs", "alternative")  # each digit's, in a `digits` list
+# decimals of the probabilities in an answer
+ROUND = 6
+# each digit's, in a `digits` list
+DIGIT_FIELDS = ("verdict", "digit", "confidence", "probs", "alternative")
 
 
 @dataclass(frozen=True)
 class Calibration:
     """How a checkpoint's logits are read, fitted on its validation split when it was trained."""
 
-    temperature: float = 1.0  # divides the digit logits
-    not_digit: float | None = None  # the recommended rejection threshold; None: the network cannot reject
+    # divides the digit logits
+    temperature: float = 1.0
+    # the recommended rejection threshold; None: the network cannot reject
+    not_digit: float | None = None
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """When an answer says "not a digit" or "unsure" (conf/predict.yaml)."""
 
-    not_digit: float | None = None  # reject above this probability of no digit; None: never
-    unsure: float = 0.0  # unsure when the top two digit probabilities are closer than this
+    # reject above this probability of no digit; None: never
+    not_digit: float | None = None
+    # unsure when the top two digit probabilities are closer than this
+    unsure: float = 0.0
 
 
 @dataclass
@@ -45,17 +51,29 @@ class Answer:
     """One picture's answer."""
 
     verdict: str
-    digit: int | None  # None for "not a digit"
-    confidence: float  # the probability of the verdict: of `digit`, or of holding no digit
-    probs: list[float]  # calibrated, per digit, given that the picture holds one
-    alternative: int | None = None  # the runner-up digit, when "unsure"
-    not_digit: float | None = None  # the probability that the picture holds no digit, when the network has one
+    # None for "not a digit"
+    digit: int | None
+    # the probability of the verdict: of `digit`, or of holding no digit
+    confidence: float
+    # calibrated, per digit, given that the picture holds one
+    probs: list[float]
+    # the runner-up digit, when "unsure"
+    alternative: int | None = None
+    # the probability that the picture holds no digit, when the network has one
+    not_digit: float | None = None
 
     def as_unsure(self) -> Answer:
         """This answer as an unsure digit: the likeliest digit, the runner-up its alternative (for a piece of a
         number that read as no digit)."""
         first, second = (int(k) for k in np.argsort(self.probs)[::-1][:2])
-        return Answer(UNSURE, first, float(self.probs[first]), self.probs, alternative=second, not_digit=self.not_digit)
+        return Answer(
+            UNSURE,
+            first,
+            float(self.probs[first]),
+            self.probs,
+            alternative=second,
+            not_digit=self.not_digit,
+        )
 
     def fields(self) -> dict[str, Any]:
         """The answer as JSON-ready fields: verdict, digit, confidence, probs, and alternative / not_digit if set."""
@@ -72,7 +90,9 @@ class Answer:
         return out
 
 
-def verdicts(probs: np.ndarray, no_digit: np.ndarray | None, thresholds: Thresholds) -> list[Answer]:
+def verdicts(
+    probs: np.ndarray, no_digit: np.ndarray | None, thresholds: Thresholds
+) -> list[Answer]:
     """One Answer per row of (N, 10) calibrated digit probabilities, with (N,) probabilities of no digit (or None)."""
     probs = probs.astype(np.float64)
     out = []
@@ -83,7 +103,9 @@ def verdicts(probs: np.ndarray, no_digit: np.ndarray | None, thresholds: Thresho
             out.append(Answer(NOT_A_DIGIT, None, shown, row.tolist(), not_digit=shown))
         else:
             answer = Answer(DIGIT, first, float(row[first]), row.tolist(), not_digit=shown)
-            out.append(answer.as_unsure() if row[first] - row[second] < thresholds.unsure else answer)
+            out.append(
+                answer.as_unsure() if row[first] - row[second] < thresholds.unsure else answer
+            )
     return out
 
 
@@ -97,16 +119,25 @@ def number_answer(parts: list[Answer]) -> Answer:
     return Answer(verdict, None, float(np.prod([a.confidence for a in digits])), [])
 
 
-def reading_fields(answer: Answer, digits: list[tuple[Answer, Any]], single: bool) -> dict[str, Any]:
+def reading_fields(
+    answer: Answer, digits: list[tuple[Answer, Any]], single: bool
+) -> dict[str, Any]:
     """A picture's JSON fields: a single digit's answer fields, or a number's verdict and confidence; then
     `number` (the digits read, left to right, as a string) and `digits` (each one's answer and its box)."""
     if single:
         out = answer.fields()
     else:
-        out = {"verdict": answer.verdict, "digit": None, "confidence": round(answer.confidence, ROUND)}
+        out = {
+            "verdict": answer.verdict,
+            "digit": None,
+            "confidence": round(answer.confidence, ROUND),
+        }
     out["number"] = "".join(str(a.digit) for a, _ in digits if a.digit is not None)
     out["digits"] = [
-        {**{k: v for k, v in a.fields().items() if k in DIGIT_FIELDS}, "box": None if box is None else list(box)}
+        {
+            **{k: v for k, v in a.fields().items() if k in DIGIT_FIELDS},
+            "box": None if box is None else list(box),
+        }
         for a, box in digits
     ]
     return out

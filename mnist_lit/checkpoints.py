@@ -17,16 +17,22 @@ from typing import Any
 from mnist_lit import MnistLitError, first_line
 from mnist_lit.answer import Calibration
 
-BEST = "best.ckpt"  # the best epoch by val/acc: what predict.py and evaluate.py use
-RESUMABLE = ("last.ckpt", "interrupted.ckpt")  # written at each epoch's end, and when a run is stopped
-REQUIRED = {"arch", "mean", "std"}  # hyperparameters every mnist-lit checkpoint has: network and normalization
-ONNX_SUFFIX = ".onnx"  # export.py's files; every other model file is read as a train.py checkpoint
+# the best epoch by val/acc: what predict.py and evaluate.py use
+BEST = "best.ckpt"
+# written at each epoch's end, and when a run is stopped
+RESUMABLE = ("last.ckpt", "interrupted.ckpt")
+# hyperparameters every mnist-lit checkpoint has: network and normalization
+REQUIRED = {"arch", "mean", "std"}
+# export.py's files; every other model file is read as a train.py checkpoint
+ONNX_SUFFIX = ".onnx"
 
 
 def newest(root: str | os.PathLike, names: Sequence[str] = (BEST,)) -> Path:
     """The most recently written checkpoint called one of `names` in any run under `root` (runs and sweeps)."""
     pattern = os.path.join(glob.escape(str(root)), "**", "checkpoints")
-    found = [Path(p) for name in names for p in glob.glob(os.path.join(pattern, name), recursive=True)]
+    found = [
+        Path(p) for name in names for p in glob.glob(os.path.join(pattern, name), recursive=True)
+    ]
     if not found:
         raise MnistLitError(
             f"no checkpoint ({' or '.join(names)}) found under {root}/; train with `python train.py` or pass its path"
@@ -62,12 +68,17 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
     path = existing(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a bad file; each means the same to the user
+    # torch raises many kinds for a bad file; each means the same to the user
+    except Exception as err:
         raise MnistLitError(
             f"{path} is not a readable checkpoint (corrupt, truncated or unsafe): {first_line(err)}"
         ) from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hp, dict) or not isinstance(ckpt.get("state_dict"), dict) or not hp.keys() >= REQUIRED:
+    if (
+        not isinstance(hp, dict)
+        or not isinstance(ckpt.get("state_dict"), dict)
+        or not hp.keys() >= REQUIRED
+    ):
         raise MnistLitError(f"{path} is not an mnist-lit checkpoint (no network settings in it)")
     return ckpt
 
@@ -83,7 +94,9 @@ def calibration(ckpt: dict[str, Any]) -> Calibration:
     neither: T = 1, and no rejection unless the network has its not-a-digit output."""
     stored = ckpt.get("calibration") or {}
     threshold = stored.get("not_digit") if ckpt["hyper_parameters"].get("not_digit") else None
-    return Calibration(float(stored.get("temperature", 1.0)), None if threshold is None else float(threshold))
+    return Calibration(
+        float(stored.get("temperature", 1.0)), None if threshold is None else float(threshold)
+    )
 
 
 def distance(ckpt: dict[str, Any]) -> dict[str, Any] | None:
@@ -92,4 +105,8 @@ def distance(ckpt: dict[str, Any]) -> dict[str, Any] | None:
     stored = (ckpt.get("calibration") or {}).get("distance")
     if not stored or not ckpt["hyper_parameters"].get("not_digit"):
         return None
-    return {"means": stored["means"].float(), "precision": stored["precision"].float(), "limit": float(stored["limit"])}
+    return {
+        "means": stored["means"].float(),
+        "precision": stored["precision"].float(),
+        "limit": float(stored["limit"]),
+    }

@@ -18,16 +18,23 @@ from typing import NoReturn, TypeVar
 from omegaconf import DictConfig
 
 from mnist_lit import MnistLitError
-from mnist_lit.schema import validate  # importing it registers the schemas, before any script composes
+
+# importing it registers the schemas, before any script composes
+from mnist_lit.schema import validate
 
 T = TypeVar("T")
 
-# What Lightning and torch print that a user of this app can do nothing about; each is matched narrowly, by its
+# What Lightning and torch print that a user of this app can do nothing about; each is matched
+# narrowly, by its
 # text, so that any other warning still shows.
-CHOICE = re.compile(r"[\w-]+")  # a plain config name; sweep syntax such as choice(...) is left to Hydra
-LIGHTNING_INFO = "lightning.pytorch.utilities.rank_zero"  # the logger behind Lightning's rank_zero_info
-ADVERT = "💡 Tip:"  # Lightning's advertisements for its cloud products (litlogger, litmodels)
-# Lightning's own pytree helper still builds torch's deprecated LeafSpec; nothing this app calls can change that
+# a plain config name; sweep syntax such as choice(...) is left to Hydra
+CHOICE = re.compile(r"[\w-]+")
+# the logger behind Lightning's rank_zero_info
+LIGHTNING_INFO = "lightning.pytorch.utilities.rank_zero"
+# Lightning's advertisements for its cloud products (litlogger, litmodels)
+ADVERT = "💡 Tip:"
+# Lightning's own pytree helper still builds torch's deprecated LeafSpec; nothing this app calls can
+# change that
 LEAFSPEC_DEPRECATION = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
@@ -70,7 +77,11 @@ def check_choices(args: list[str], conf: Path) -> None:
     folders = [conf, *config_dirs(args)]
     for arg in args:
         group, eq, value = arg.lstrip("+").partition("=")
-        if not eq or group.startswith(("hydra", "-")) or not any((f / group).is_dir() for f in folders):
+        if (
+            not eq
+            or group.startswith(("hydra", "-"))
+            or not any((f / group).is_dir() for f in folders)
+        ):
             continue
         known = sorted({p.stem for f in folders for p in (f / group).glob("*.yaml")})
         for choice in value.split(","):

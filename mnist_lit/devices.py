@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 AUTO = "auto"
 CPU, CUDA = "cpu", "cuda"
-GPUS = ("gpu", CUDA)  # the names of a CUDA GPU, as Lightning's accelerator and torch's device take them
+# the names of a CUDA GPU, as Lightning's accelerator and torch's device take them
+GPUS = ("gpu", CUDA)
 
 
 def resolve(setting: str, cuda_available: Callable[[], bool]) -> str:

@@ -25,9 +25,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)  # after a failed write: no half-written file left behind
+        # after a failed write: no half-written file left behind
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
     """`data` as indented JSON, written atomically."""
-    atomic_write(path, lambda f: f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+    atomic_write(
+        path, lambda f: f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    )

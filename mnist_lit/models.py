@@ -17,7 +17,8 @@ from torch import nn
 
 from mnist_lit import NUM_CLASSES, MnistLitError, first_line
 
-PROBABILITY_FLOOR = 1e-6  # keeps a threshold of exactly 0 or 1, and a distance of 0, out of the logarithm
+# keeps a threshold of exactly 0 or 1, and a distance of 0, out of the logarithm
+PROBABILITY_FLOOR = 1e-6
 
 
 def _conv(c_in: int, c_out: int, batchnorm: bool, pool: bool = False) -> list[nn.Module]:
@@ -34,10 +35,16 @@ def _conv(c_in: int, c_out: int, batchnorm: bool, pool: bool = False) -> list[nn
 
 def _stage(c_in: int, c_out: int, depth: int, batchnorm: bool) -> list[nn.Module]:
     """`depth` 3x3 convs, then a 2x2 max-pool that halves the spatial size."""
-    return [m for i in range(depth) for m in _conv(c_out if i else c_in, c_out, batchnorm, pool=i == depth - 1)]
+    return [
+        m
+        for i in range(depth)
+        for m in _conv(c_out if i else c_in, c_out, batchnorm, pool=i == depth - 1)
+    ]
 
 
-def _classifier(features: int, hidden: tuple[int, ...], dropout: float, not_digit: bool) -> nn.Sequential:
+def _classifier(
+    features: int, hidden: tuple[int, ...], dropout: float, not_digit: bool
+) -> nn.Sequential:
     """Flatten, then one Linear-ReLU-Dropout per hidden width, then the 10 digit logits (and, with `not_digit`, an
     11th: "this is not a digit")."""
     layers: list[nn.Module] = [nn.Flatten()]
@@ -81,10 +88,13 @@ class CNN(_ConvNet):
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            *_stage(1, conv1, depth, batchnorm),  # (B, 1, 28, 28) -> (B, conv1, 14, 14)
-            *_stage(conv1, conv2, depth, batchnorm),  # -> (B, conv2, 7, 7)
+            # (B, 1, 28, 28) -> (B, conv1, 14, 14)
+            *_stage(1, conv1, depth, batchnorm),
+            # -> (B, conv2, 7, 7)
+            *_stage(conv1, conv2, depth, batchnorm),
         )
-        self.classifier = _classifier(conv2 * 7 * 7, (fc,), dropout, not_digit)  # (B, conv2 * 49) -> (B, 10)
+        # (B, conv2 * 49) -> (B, 10)
+        self.classifier = _classifier(conv2 * 7 * 7, (fc,), dropout, not_digit)
 
 
 class DeepCNN(_ConvNet):
@@ -102,12 +112,17 @@ class DeepCNN(_ConvNet):
         super().__init__()
         c1, c2, c3, c4 = channels
         self.features = nn.Sequential(
-            *_conv(1, c1, batchnorm),  # (B, c1, 28, 28): no pooling yet, 28 -> 3 takes only three halvings
-            *_conv(c1, c2, batchnorm, pool=True),  # -> (B, c2, 14, 14)
-            *_conv(c2, c3, batchnorm, pool=True),  # -> (B, c3, 7, 7)
-            *_conv(c3, c4, batchnorm, pool=True),  # -> (B, c4, 3, 3), floor of 7 / 2
+            # (B, c1, 28, 28): no pooling yet, 28 -> 3 takes only three halvings
+            *_conv(1, c1, batchnorm),
+            # -> (B, c2, 14, 14)
+            *_conv(c1, c2, batchnorm, pool=True),
+            # -> (B, c3, 7, 7)
+            *_conv(c2, c3, batchnorm, pool=True),
+            # -> (B, c4, 3, 3), floor of 7 / 2
+            *_conv(c3, c4, batchnorm, pool=True),
         )
-        self.classifier = _classifier(c4 * 3 * 3, (fc1, fc2), dropout, not_digit)  # (B, c4 * 9) -> (B, 10)
+        # (B, c4 * 9) -> (B, 10)
+        self.classifier = _classifier(c4 * 3 * 3, (fc1, fc2), dropout, not_digit)
 
 
 ARCHS: dict[str, type[nn.Module]] = {"cnn": CNN, "deep_cnn": DeepCNN}
@@ -135,16 +150,27 @@ def rebuild(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.
     hp = ckpt["hyper_parameters"]
     try:
         net = build_net(hp["arch"], **net_settings(hp["arch"], hp))
-        net.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+        net.load_state_dict(
+            {
+                k.removeprefix("net."): v
+                for k, v in ckpt["state_dict"].items()
+                if k.startswith("net.")
+            }
+        )
     except (MnistLitError, RuntimeError, TypeError) as err:
-        raise MnistLitError(f"{path} does not hold an mnist-lit network: {first_line(err)}") from None
+        raise MnistLitError(
+            f"{path} does not hold an mnist-lit network: {first_line(err)}"
+        ) from None
     return net.eval()
 
 
-def feature_distance(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+def feature_distance(
+    features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor
+) -> torch.Tensor:
     """(N,) squared Mahalanobis distance of each of (N, F) features to the nearest of the digits' class means
     (10, F), under their shared precision (F, F): how far a picture lies from every digit the network has seen."""
-    projected = features @ precision  # (N, F)
+    # (N, F)
+    projected = features @ precision
     # |f - m|^2_P = f P f - 2 f P m + m P m, for every class at once: (N, 10)
     own = (projected * features).sum(dim=1, keepdim=True)
     across = projected @ means.T
@@ -152,7 +178,9 @@ def feature_distance(features: torch.Tensor, means: torch.Tensor, precision: tor
     return (own - 2 * across + centres).amin(dim=1).clamp(min=0)
 
 
-def with_distance(no_digit: torch.Tensor, distance: torch.Tensor, limit: float, threshold: float) -> torch.Tensor:
+def with_distance(
+    no_digit: torch.Tensor, distance: torch.Tensor, limit: float, threshold: float
+) -> torch.Tensor:
     """(N,) the not-a-digit probability with the feature distance folded in: above `threshold` (the 11th output's
     rejection threshold) exactly where that output is, or the distance is beyond `limit`; so a rejection
     threshold, the checkpoint's own or a user's, applies to both signals at once."""

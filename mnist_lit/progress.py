@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
-SHOW_FROM = 64  # pictures: below this many, the work is over before a bar would help
+# pictures: below this many, the work is over before a bar would help
+SHOW_FROM = 64
 
 
 def progress(items: Iterable[T], total: int, what: str, show_from: int = SHOW_FROM) -> Iterator[T]:
@@ -20,6 +21,7 @@ def progress(items: Iterable[T], total: int, what: str, show_from: int = SHOW_FR
     if total < show_from or not sys.stderr.isatty():
         yield from items
         return
-    from tqdm import tqdm  # only for a bar: its import costs a one-picture run more than the rest of its start
+    # only for a bar: its import costs a one-picture run more than the rest of its start
+    from tqdm import tqdm
 
     yield from tqdm(items, total=total, desc=what, file=sys.stderr, leave=False, dynamic_ncols=True)

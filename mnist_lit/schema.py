@@ -44,17 +44,28 @@ AT_LEAST_1 = Rule(lambda v: v >= 1, "at least 1")
 NON_NEGATIVE = Rule(lambda v: v >= 0, "0 or more")
 POSITIVE = Rule(lambda v: v > 0, "a positive number")
 FRACTION = Rule(lambda v: 0 <= v < 1, "in [0, 1)")
-PROBABILITY = Rule(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
-                   "a probability in [0, 1]")  # fmt: skip
-AUTO_OR_COUNT = Rule(lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
-                     "auto or a whole number, at least 1")  # fmt: skip
-GIVEN_PICTURES = Rule(bool, "a picture, a folder or a glob (image=FILE, image=FOLDER or image='GLOB')")
-FORMATS = ("table", "jsonl")  # predict.py's output
-SERVE_HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the only hosts LitServer.run accepts
-AUTHS = ("key", "none")  # serve.py's auth: "none" serves beyond loopback without a key, on purpose
-MIN_KEY = 16  # characters of an API key: a short one can be guessed
+PROBABILITY = Rule(
+    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+    "a probability in [0, 1]",
+)
+AUTO_OR_COUNT = Rule(
+    lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+    "auto or a whole number, at least 1",
+)
+GIVEN_PICTURES = Rule(
+    bool, "a picture, a folder or a glob (image=FILE, image=FOLDER or image='GLOB')"
+)
+# predict.py's output
+FORMATS = ("table", "jsonl")
+# the only hosts LitServer.run accepts
+SERVE_HOSTS = ("127.0.0.1", "0.0.0.0", "::")
+# serve.py's auth: "none" serves beyond loopback without a key, on purpose
+AUTHS = ("key", "none")
+# characters of an API key: a short one can be guessed
+MIN_KEY = 16
 NUMBER = Rule(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+# uvicorn's
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def one_of(choices: Iterable[str]) -> Rule:
@@ -70,7 +81,8 @@ class DataSchema:
     _target_: str = MISSING
     root: str = MISSING
     batch_size: int = ruled(AT_LEAST_1)
-    # the validation split comes out of the official training set, and both parts must hold something
+    # the validation split comes out of the official training set, and both parts must hold
+    # something
     val_size: int = ruled(Rule(lambda v: 1 <= v < TRAIN_SIZE, f"between 1 and {TRAIN_SIZE - 1}"))
     split_seed: int = MISSING
     normalize: str = ruled(one_of(NORMALIZATIONS))
@@ -79,7 +91,8 @@ class DataSchema:
     download: bool = MISSING
     augment: bool = MISSING
     aug_degrees: float = ruled(Rule(lambda v: 0 <= v <= 180, "between 0 and 180"))
-    aug_translate: float = ruled(Rule(lambda v: 0 <= v < 0.5, "in [0, 0.5)"))  # of the image side: half is gone
+    # of the image side: half is gone
+    aug_translate: float = ruled(Rule(lambda v: 0 <= v < 0.5, "in [0, 0.5)"))
     aug_scale: float = ruled(FRACTION)
 
 
@@ -108,8 +121,11 @@ class CNNSchema(NetSchema):
 class DeepCNNSchema(NetSchema):
     """model/deep_cnn.yaml"""
 
-    # four stages: the head's input size (channels[-1] x 3 x 3) assumes three poolings after the first conv
-    channels: list[int] = ruled(Rule(lambda v: len(v) == 4 and min(v) >= 1, "4 conv widths, each at least 1"))
+    # four stages: the head's input size (channels[-1] x 3 x 3) assumes three poolings after the
+    # first conv
+    channels: list[int] = ruled(
+        Rule(lambda v: len(v) == 4 and min(v) >= 1, "4 conv widths, each at least 1")
+    )
     fc1: int = ruled(AT_LEAST_1)
     fc2: int = ruled(AT_LEAST_1)
 
@@ -157,7 +173,9 @@ class AnswerSchema(CommandSchema):
     """answer.yaml: how predict.py and serve.py read a picture and when they say "not a digit" or "unsure"."""
 
     read: str = ruled(one_of(READS))
-    not_digit: Any = ruled(Rule(lambda v: v == "auto" or PROBABILITY.valid(v), "auto or a probability in [0, 1]"))
+    not_digit: Any = ruled(
+        Rule(lambda v: v == "auto" or PROBABILITY.valid(v), "auto or a probability in [0, 1]")
+    )
     unsure: float = ruled(Rule(PROBABILITY.valid, "a probability gap in [0, 1]"))
 
 
@@ -189,12 +207,17 @@ class ServeSchema(AnswerSchema):
     timeout: float = ruled(POSITIVE)
     api_servers: int = ruled(AT_LEAST_1)
     log_level: str = ruled(one_of(LOG_LEVELS))
-    api_key: str | None = ruled(Rule(lambda v: v is None or len(v) >= MIN_KEY, f"at least {MIN_KEY} characters"))
+    api_key: str | None = ruled(
+        Rule(lambda v: v is None or len(v) >= MIN_KEY, f"at least {MIN_KEY} characters")
+    )
     auth: str = ruled(one_of(AUTHS))
     allowed_hosts: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=list)
     rate: Any = ruled(
-        Rule(lambda v: v == "auto" or (NUMBER.valid(v) and v >= 0), "auto or requests per second, 0 or more")
+        Rule(
+            lambda v: v == "auto" or (NUMBER.valid(v) and v >= 0),
+            "auto or requests per second, 0 or more",
+        )
     )
     burst: int = ruled(AT_LEAST_1)
     docs: bool = MISSING
@@ -231,7 +254,12 @@ class EvaluateSchema(CommandSchema):
     precision: str | None = None
 
 
-COMMANDS = {"predict": PredictSchema, "serve": ServeSchema, "export": ExportSchema, "evaluate": EvaluateSchema}
+COMMANDS = {
+    "predict": PredictSchema,
+    "serve": ServeSchema,
+    "export": ExportSchema,
+    "evaluate": EvaluateSchema,
+}
 
 
 def check(key: str, node: DictConfig) -> None:
@@ -242,10 +270,12 @@ def check(key: str, node: DictConfig) -> None:
         if rule is None:
             continue
         value = node[spec.name]
-        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value  # a list setting
+        # a list setting
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
         if not rule.valid(value):
             name = f"{key}{'.' if key else ''}{spec.name}"
-            if value is None:  # a setting left out
+            # a setting left out
+            if value is None:
                 raise MnistLitError(f"give {name}: {rule.expected}")
             raise MnistLitError(f"{name}={value} is invalid: it must be {rule.expected}")
 
@@ -277,8 +307,11 @@ def validate(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer")
     if trainer is not None and not trainer.get("fast_dev_run"):
         epochs = trainer.get("max_epochs")
-        if not (epochs is None or epochs == -1 or epochs >= 1):  # -1: no limit, as Lightning takes it
-            raise MnistLitError(f"trainer.max_epochs={epochs} is invalid: it must be at least 1 (or -1)")
+        # -1: no limit, as Lightning takes it
+        if not (epochs is None or epochs == -1 or epochs >= 1):
+            raise MnistLitError(
+                f"trainer.max_epochs={epochs} is invalid: it must be at least 1 (or -1)"
+            )
 
 
 register()

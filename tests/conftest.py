@@ -24,18 +24,23 @@ import mnist_lit.schema  # noqa: F401  (registers the config schemas, as train.p
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Fuzzing: under CI the same cases every run (a failure there is the code's, never the draw's); locally new draws
+# Fuzzing: under CI the same cases every run (a failure there is the code's, never the draw's);
+# locally new draws
 # each run, to find more. Neither keeps a database of examples in the checkout.
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("local", database=None)
 settings.load_profile("ci" if os.environ.get("CI") else "local")
-N_TRAIN, N_TEST, N_VAL = 320, 160, 64  # synthetic sizes: a few batches of each split
-# time bounds in tests (a server stopping, a page answering) are this many times the product's own: a CI machine
+# synthetic sizes: a few batches of each split
+N_TRAIN, N_TEST, N_VAL = 320, 160, 64
+# time bounds in tests (a server stopping, a page answering) are this many times the product's own:
+# a CI machine
 # runs the whole suite beside them
 TIME_FACTOR = float(os.environ.get("TIME_FACTOR", "3" if os.environ.get("CI") else "1.5"))
-REAL_EPOCHS = 2  # the real-data run that the slow tests share (real_run)
+# the real-data run that the slow tests share (real_run)
+REAL_EPOCHS = 2
 REAL_SEED = 42
-# the real-data run is the same model on every machine: CPU, one device, 32-bit, deterministic kernels, one seed
+# the real-data run is the same model on every machine: CPU, one device, 32-bit, deterministic
+# kernels, one seed
 PINNED = (
     "trainer.accelerator=cpu",
     "trainer.devices=1",
@@ -44,8 +49,14 @@ PINNED = (
     f"seed={REAL_SEED}",
     "callbacks.progress_bar.refresh_rate=0",
 )
-# a one-batch run of every stage on CPU, as a user's smoke test; with data.root, it trains on the synthetic data
-FAST = ("trainer.fast_dev_run=true", "trainer.accelerator=cpu", "trainer.devices=1", f"data.val_size={N_VAL}")
+# a one-batch run of every stage on CPU, as a user's smoke test; with data.root, it trains on the
+# synthetic data
+FAST = (
+    "trainer.fast_dev_run=true",
+    "trainer.accelerator=cpu",
+    "trainer.devices=1",
+    f"data.val_size={N_VAL}",
+)
 
 
 def poll(condition: Callable[[], bool], seconds: float, every: float = 0.05) -> bool:
@@ -60,7 +71,9 @@ def poll(condition: Callable[[], bool], seconds: float, every: float = 0.05) -> 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
     """Write a uint8 array as an IDX file (the format of MNIST's raw files)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     if gz:
@@ -148,7 +161,9 @@ def real_data_root() -> Path:
     return root
 
 
-def run_cli(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300):
+def run_cli(
+    script: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300
+):
     """Run train.py or predict.py as a user would, from `cwd` (so ./outputs lands there)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
@@ -192,7 +207,8 @@ class Tiny:
         return {line.pop("image"): line for line in map(json.loads, lines)}
 
 
-ROUNDING = 1e-5  # answers are rounded to 6 decimals; a batch of other size or another runtime moves the last ones
+# answers are rounded to 6 decimals; a batch of other size or another runtime moves the last ones
+ROUNDING = 1e-5
 
 
 def approx_answer(value: object) -> object:
@@ -229,13 +245,16 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     after two)."""
     from mnist_lit.training.run import train
 
-    cfg = compose_cfg([f"data.root={real_data_root()}", f"trainer.max_epochs={REAL_EPOCHS}", *PINNED])
+    cfg = compose_cfg(
+        [f"data.root={real_data_root()}", f"trainer.max_epochs={REAL_EPOCHS}", *PINNED]
+    )
     with open_dict(cfg):
         cfg.run_dir = str(tmp_path_factory.mktemp("real_run"))
     return train(cfg)
 
 
-SLOW_MARKS = ("real_data", "server", "browser", "cli", "soak")  # what a test needs that takes seconds, not ms
+# what a test needs that takes seconds, not ms
+SLOW_MARKS = ("real_data", "server", "browser", "cli", "soak")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

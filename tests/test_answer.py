@@ -17,7 +17,9 @@ THRESHOLDS = Thresholds(not_digit=0.5, unsure=0.3)
 
 def answers(logits: np.ndarray, calibration: Calibration, thresholds: Thresholds) -> list:
     """The answers for rows of logits, through the real Scorer (with a network that passes its input through)."""
-    scorer = Scorer(nn.Identity(), 0.0, 1.0, calibration.temperature, not_digit=logits.shape[1] > 10)
+    scorer = Scorer(
+        nn.Identity(), 0.0, 1.0, calibration.temperature, not_digit=logits.shape[1] > 10
+    )
     out = scorer(torch.from_numpy(logits).float())
     probs, no_digit = out if isinstance(out, tuple) else (out, None)
     return verdicts(probs.numpy(), None if no_digit is None else no_digit.numpy(), thresholds)
@@ -45,7 +47,9 @@ def test_each_verdict_comes_from_the_logits_made_for_it(row, verdict, digit, alt
 
 
 def test_json_fields_follow_the_contract():
-    rows = np.concatenate([logits({7: 10.0}, -5.0), logits({4: 5.0, 9: 4.9}, -5.0), logits({3: 2.0}, 10.0)])
+    rows = np.concatenate(
+        [logits({7: 10.0}, -5.0), logits({4: 5.0, 9: 4.9}, -5.0), logits({3: 2.0}, 10.0)]
+    )
     for answer in answers(rows, Calibration(), THRESHOLDS):
         fields = json.loads(json.dumps(answer.fields()))
         assert fields["verdict"] in (DIGIT, UNSURE, NOT_A_DIGIT)
@@ -70,7 +74,9 @@ def test_temperature_softens_the_confidence_but_keeps_the_digit():
 
 
 def test_a_network_without_the_eleventh_output_never_rejects():
-    (answer,) = answers(logits({1: 0.1, 2: 0.0}), Calibration(), Thresholds(not_digit=0.0, unsure=0.0))
+    (answer,) = answers(
+        logits({1: 0.1, 2: 0.0}), Calibration(), Thresholds(not_digit=0.0, unsure=0.0)
+    )
     assert answer.verdict == DIGIT
     assert answer.not_digit is None
     assert "not_digit" not in answer.fields()

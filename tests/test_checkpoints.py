@@ -24,7 +24,8 @@ def touch_ckpt(path, mtime: float):
 def test_newest_takes_the_latest_written_among_runs_and_sweeps(tmp_path):
     touch_ckpt(tmp_path / "runs/a/checkpoints/best.ckpt", 100)
     newest = touch_ckpt(tmp_path / "multiruns/s/3/checkpoints/best.ckpt", 300)
-    touch_ckpt(tmp_path / "runs/b/checkpoints/last.ckpt", 400)  # not a best.ckpt
+    # not a best.ckpt
+    touch_ckpt(tmp_path / "runs/b/checkpoints/last.ckpt", 400)
     assert checkpoints.newest(tmp_path) == newest
     resumable = touch_ckpt(tmp_path / "runs/c/checkpoints/interrupted.ckpt", 500)
     assert checkpoints.newest(tmp_path, checkpoints.RESUMABLE) == resumable
@@ -45,7 +46,8 @@ def test_read_and_rebuild_give_the_trained_network(synthetic_ckpt):
     ckpt = checkpoints.read(synthetic_ckpt)
     assert checkpoints.normalization(ckpt) == (0.1307, 0.3081)
     net = rebuild(ckpt, synthetic_ckpt)
-    assert not net.training  # dropout off
+    # dropout off
+    assert not net.training
     module = MNISTLitModule.load_from_checkpoint(synthetic_ckpt, map_location="cpu").eval()
     x = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
@@ -64,10 +66,14 @@ def test_a_fresh_run_never_resumes_a_checkpoint_it_finds(make_cfg, tmp_path):
     first = train(make_cfg("trainer.max_epochs=2", run_dir=tmp_path / "old"))
     assert first["epochs"] == 2
     fresh_dir = tmp_path / "fresh"
-    shutil.copytree(tmp_path / "old" / "checkpoints", fresh_dir / "checkpoints")  # last.ckpt lies there
-    shutil.copy(fresh_dir / "checkpoints" / "last.ckpt", fresh_dir / "checkpoints" / "interrupted.ckpt")
+    # last.ckpt lies there
+    shutil.copytree(tmp_path / "old" / "checkpoints", fresh_dir / "checkpoints")
+    shutil.copy(
+        fresh_dir / "checkpoints" / "last.ckpt", fresh_dir / "checkpoints" / "interrupted.ckpt"
+    )
     fresh = train(make_cfg("trainer.max_epochs=1", run_dir=fresh_dir))
-    assert fresh["epochs"] == 1  # trained one epoch from scratch; a resume would have stopped at epoch 2
+    # trained one epoch from scratch; a resume would have stopped at epoch 2
+    assert fresh["epochs"] == 1
 
 
 def test_given_or_newest_takes_the_given_file_or_names_the_newest_on_stderr(tmp_path, capsys):

@@ -14,7 +14,8 @@ from PIL import Image
 
 from tests.conftest import FAST, ROOT, make_digits, run_cli
 
-# a proxy on a closed local port: torchvision's download fails at once without any traffic leaving the machine
+# a proxy on a closed local port: torchvision's download fails at once without any traffic leaving
+# the machine
 OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "no_proxy": ""}
 
 
@@ -36,7 +37,9 @@ def test_an_unknown_choice_is_one_line_with_the_choices(tmp_path, arg, choices):
     proc = run_cli("train.py", arg, *(["-m"] if "," in arg else []), cwd=tmp_path)
     assert proc.returncode == 1
     bad = arg.split("=")[0] + "=" + arg.split(",")[-1].split("=")[-1]
-    assert proc.stderr.strip().splitlines() == [f"error: {bad} does not exist; choose one of {choices}"]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {bad} does not exist; choose one of {choices}"
+    ]
 
 
 @pytest.mark.cli
@@ -44,10 +47,13 @@ def test_missing_mnist_offline_fails_fast(tmp_path):
     start = time.monotonic()
     proc = run_cli("train.py", f"data.root={tmp_path / 'empty'}", *FAST, cwd=tmp_path, env=OFFLINE)
     assert time.monotonic() - start < 60
-    assert_one_line_error(proc, str(tmp_path / "empty" / "MNIST" / "raw"), "t10k-labels-idx1-ubyte", "DATA_DIR")
+    assert_one_line_error(
+        proc, str(tmp_path / "empty" / "MNIST" / "raw"), "t10k-labels-idx1-ubyte", "DATA_DIR"
+    )
     assert "data.root=" in proc.stderr
     printed = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
-    assert len(printed) == 1  # the error and nothing else: no torchvision mirror chatter, no Trainer banner
+    # the error and nothing else: no torchvision mirror chatter, no Trainer banner
+    assert len(printed) == 1
 
 
 @pytest.mark.cli
@@ -62,7 +68,9 @@ def test_corrupt_idx_is_a_clear_error(tmp_path, synthetic_root):
 
 @pytest.mark.cli
 def test_missing_ckpt_path_is_one_line_on_the_console(tmp_path, synthetic_root):
-    proc = run_cli("train.py", f"data.root={synthetic_root}", "ckpt_path=nope/last.ckpt", *FAST, cwd=tmp_path)
+    proc = run_cli(
+        "train.py", f"data.root={synthetic_root}", "ckpt_path=nope/last.ckpt", *FAST, cwd=tmp_path
+    )
     assert_one_line_error(proc, "ckpt_path=nope/last.ckpt does not exist")
 
 
@@ -75,19 +83,33 @@ def test_default_run_dir_and_no_overwrite(tmp_path, synthetic_root):
     config = (run / ".hydra" / "config.yaml").read_text()
     assert f"tensorboard --logdir {run}" in proc.stderr + proc.stdout
 
-    again = run_cli("train.py", f"data.root={synthetic_root}", "seed=7", f"hydra.run.dir={run}", *FAST, cwd=tmp_path)
+    again = run_cli(
+        "train.py",
+        f"data.root={synthetic_root}",
+        "seed=7",
+        f"hydra.run.dir={run}",
+        *FAST,
+        cwd=tmp_path,
+    )
     assert_one_line_error(again, "already holds a run")
     assert (run / "metrics.json").read_text() == metrics
-    assert (run / ".hydra" / "config.yaml").read_text() == config  # refused before Hydra wrote anything
+    # refused before Hydra wrote anything
+    assert (run / ".hydra" / "config.yaml").read_text() == config
 
 
 @pytest.mark.cli
 def test_multirun_gives_each_job_its_own_dir_and_a_summary(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "train.py", "-m", "optimizer=adam,sgd", "seed=1,2", f"data.root={synthetic_root}",
-        f"hydra.sweep.dir={sweep}", *FAST, cwd=tmp_path,
-    )  # fmt: skip
+        "train.py",
+        "-m",
+        "optimizer=adam,sgd",
+        "seed=1,2",
+        f"data.root={synthetic_root}",
+        f"hydra.sweep.dir={sweep}",
+        *FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
@@ -96,7 +118,11 @@ def test_multirun_gives_each_job_its_own_dir_and_a_summary(tmp_path, synthetic_r
         metrics = json.loads((job / "metrics.json").read_text())
         assert metrics["run_dir"] == str(job)
         overrides = (job / ".hydra" / "overrides.yaml").read_text()
-        seen.add(tuple(line for line in overrides.splitlines() if "optimizer=" in line or "seed=" in line))
+        seen.add(
+            tuple(
+                line for line in overrides.splitlines() if "optimizer=" in line or "seed=" in line
+            )
+        )
     assert len(seen) == 4
 
     with open(sweep / "summary.csv", newline="") as f:
@@ -104,9 +130,11 @@ def test_multirun_gives_each_job_its_own_dir_and_a_summary(tmp_path, synthetic_r
     assert len(rows) == 4
     assert {r["status"] for r in rows} == {"ok"}
     values = [float(r["val/acc_best"]) for r in rows]
-    assert values == sorted(values, reverse=True)  # best first
+    # best first
+    assert values == sorted(values, reverse=True)
     assert {r["run_dir"] for r in rows} == {str(job) for job in jobs}
-    assert (sweep / "summary.md").read_text().count("\n") == 6  # header, rule, 4 rows
+    # header, rule, 4 rows
+    assert (sweep / "summary.md").read_text().count("\n") == 6
     assert "Sweep summary" in proc.stdout
 
     again = run_cli("train.py", "-m", "seed=1", f"hydra.sweep.dir={sweep}", *FAST, cwd=tmp_path)
@@ -116,7 +144,11 @@ def test_multirun_gives_each_job_its_own_dir_and_a_summary(tmp_path, synthetic_r
 @pytest.mark.cli
 @pytest.mark.parametrize(
     ("body", "status", "stderr"),
-    [("pass", 0, ""), ("raise SystemExit(3)", 3, ""), ("raise SystemExit('error: bad input')", 1, "error: bad input")],
+    [
+        ("pass", 0, ""),
+        ("raise SystemExit(3)", 3, ""),
+        ("raise SystemExit('error: bad input')", 1, "error: bad input"),
+    ],
 )
 def test_scripts_end_with_their_status_and_everything_written(tmp_path, body, status, stderr):
     log = tmp_path / "log.txt"
@@ -136,7 +168,8 @@ def test_scripts_end_with_their_status_and_everything_written(tmp_path, body, st
     assert proc.returncode == status
     assert proc.stdout == "buffered outputexit handlers ran\n"
     assert proc.stderr.strip() == stderr
-    assert "logged" in log.read_text()  # the log file was flushed and closed
+    # the log file was flushed and closed
+    assert "logged" in log.read_text()
 
 
 @pytest.mark.cli
@@ -159,7 +192,8 @@ def test_a_running_thread_finishes_its_write_before_exit(tmp_path):
 @pytest.mark.cli
 @pytest.mark.parametrize("script", ["train", "evaluate", "predict", "serve", "export"])
 def test_an_entry_point_imported_as_a_spawned_worker_imports_it_collects_garbage(script):
-    # multiprocessing's spawn (LitServe's model workers, DataLoader workers, DDP ranks) re-imports the main script
+    # multiprocessing's spawn (LitServe's model workers, DataLoader workers, DDP ranks) re-imports
+    # the main script
     # as __mp_main__: whatever its imports do to the collector stays for the worker's whole life
     spawned = (
         "import gc, runpy\n"
@@ -171,7 +205,8 @@ def test_an_entry_point_imported_as_a_spawned_worker_imports_it_collects_garbage
     assert proc.stdout.split() == ["True", "0"]
 
 
-NOISE = ("Warning", "warn(", "Tip")  # what a warning or an advert looks like on the console
+# what a warning or an advert looks like on the console
+NOISE = ("Warning", "warn(", "Tip")
 
 
 @pytest.mark.cli

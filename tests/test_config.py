@@ -56,7 +56,9 @@ def test_data_choice_instantiates_a_datamodule(choice):
 
 @pytest.mark.parametrize("negatives", [0.0, 0.125])
 @pytest.mark.parametrize("choice", choices("model"))
-def test_model_choice_builds_its_network_with_a_not_a_digit_output_when_taught_one(choice, negatives):
+def test_model_choice_builds_its_network_with_a_not_a_digit_output_when_taught_one(
+    choice, negatives
+):
     cfg = compose_cfg([f"model={choice}", f"model.negatives={negatives}"])
     model = model_of(cfg)
     assert model.hparams.arch == cfg.model.arch
@@ -80,32 +82,54 @@ def test_trainer_choice_is_lightning_trainer_arguments(choice):
 
 
 @pytest.mark.parametrize("choice", choices("callbacks"))
-def test_callbacks_choice_instantiates_every_callback_with_its_settings_in_the_run_dir(choice, make_cfg, tmp_path):
+def test_callbacks_choice_instantiates_every_callback_with_its_settings_in_the_run_dir(
+    choice, make_cfg, tmp_path
+):
     cfg = make_cfg(f"callbacks={choice}")
     made = {name: instantiate(node) for name, node in cfg.callbacks.items() if node}
     for name, obj in made.items():
         assert isinstance(obj, get_class(cfg.callbacks[name]._target_))
     checkpoint, settings = made["model_checkpoint"], cfg.callbacks.model_checkpoint
     assert Path(checkpoint.dirpath) == tmp_path / "run" / "checkpoints"
-    assert (checkpoint.monitor, checkpoint.mode, checkpoint.save_top_k, checkpoint.save_last, checkpoint.filename) == (
-        settings.monitor, settings.mode, settings.save_top_k, settings.save_last, settings.filename,
-    )  # fmt: skip
+    assert (
+        checkpoint.monitor,
+        checkpoint.mode,
+        checkpoint.save_top_k,
+        checkpoint.save_last,
+        checkpoint.filename,
+    ) == (
+        settings.monitor,
+        settings.mode,
+        settings.save_top_k,
+        settings.save_last,
+        settings.filename,
+    )
     assert made["on_exception"].path == tmp_path / "run" / "checkpoints" / "interrupted.ckpt"
     assert made["lr_monitor"].logging_interval == cfg.callbacks.lr_monitor.logging_interval
-    assert made["progress_bar"].refresh_rate == 0  # as synthetic_overrides set it
+    # as synthetic_overrides set it
+    assert made["progress_bar"].refresh_rate == 0
     assert made["report"].dirpath == tmp_path / "run" / "report"
 
 
 @pytest.mark.parametrize("choice", choices("logger"))
-def test_logger_choice_instantiates_its_loggers_writing_into_the_run_dir(choice, make_cfg, tmp_path):
+def test_logger_choice_instantiates_its_loggers_writing_into_the_run_dir(
+    choice, make_cfg, tmp_path
+):
     node = make_cfg(f"logger={choice}").logger
     assert (node is None) == (choice == "none")
     made = build_loggers(node)
-    targets = [] if node is None else [node._target_] if "_target_" in node else [n._target_ for n in node.values()]
+    targets = (
+        []
+        if node is None
+        else [node._target_]
+        if "_target_" in node
+        else [n._target_ for n in node.values()]
+    )
     assert len(made) == len(targets) == {"none": 0, "many": 3}.get(choice, 1)
     for logger, target in zip(made, targets):
         assert isinstance(logger, get_class(target))
-        if hasattr(logger, "save_dir") and not isinstance(logger, MLFlowLogger):  # MLflow's is its store's
+        # MLflow's is its store's
+        if hasattr(logger, "save_dir") and not isinstance(logger, MLFlowLogger):
             assert Path(logger.save_dir) == tmp_path / "run"
 
 
@@ -124,9 +148,12 @@ def test_experiment_preset_instantiates_everything_it_touches(choice):
 
 @pytest.mark.parametrize("choice", choices("hparams_search"))
 def test_hparams_search_configures_a_maximizing_sweep(choice):
-    hydra_cfg = compose_cfg([f"hparams_search={choice}"], with_hydra=True).hydra  # it configures Hydra's sweeper
+    # it configures Hydra's sweeper
+    hydra_cfg = compose_cfg([f"hparams_search={choice}"], with_hydra=True).hydra
     assert hydra_cfg.mode.name == "MULTIRUN"
-    assert {"optimizer", "optimizer.lr", "data.batch_size", "model.dropout"} <= set(hydra_cfg.sweeper.params)
+    assert {"optimizer", "optimizer.lr", "data.batch_size", "model.dropout"} <= set(
+        hydra_cfg.sweeper.params
+    )
     assert hydra_cfg.sweeper.direction == "maximize"
 
 
@@ -157,7 +184,10 @@ def test_sgd_brings_step_lr():
         ("data.aug_degrees=270", "data.aug_degrees=270.0 is invalid"),
         ("model.dropout=1.5", "model.dropout=1.5 is invalid"),
         ("model.depth=0", "model.depth=0 is invalid"),
-        ("model=deep_cnn model.channels=[1,2]", "model.channels=[1, 2] is invalid: it must be 4 conv widths"),
+        (
+            "model=deep_cnn model.channels=[1,2]",
+            "model.channels=[1, 2] is invalid: it must be 4 conv widths",
+        ),
         ("model=deep_cnn model.channels=[8,0,8,8]", "model.channels=[8, 0, 8, 8] is invalid"),
         ("model.conv1=0", "model.conv1=0 is invalid: it must be at least 1"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
@@ -213,21 +243,45 @@ def test_evaluate_validates_its_data_settings(tmp_path):
     [
         ("predict.py", "format=xml", "format=xml is invalid: it must be one of ['jsonl', 'table']"),
         ("predict.py", "topk=0", "topk=0 is invalid: it must be between 1 and 10"),
-        ("predict.py", "workers=0", "workers=0 is invalid: it must be auto or a whole number, at least 1"),
-        ("predict.py", "not_digit=abc", "not_digit=abc is invalid: it must be auto or a probability in [0, 1]"),
-        ("predict.py", "read=lines", "read=lines is invalid: it must be one of ['auto', 'digit', 'number']"),
-        ("serve.py", "host=1.2.3.4", "host=1.2.3.4 is invalid: it must be one of ['0.0.0.0', '127.0.0.1', '::']"),
+        (
+            "predict.py",
+            "workers=0",
+            "workers=0 is invalid: it must be auto or a whole number, at least 1",
+        ),
+        (
+            "predict.py",
+            "not_digit=abc",
+            "not_digit=abc is invalid: it must be auto or a probability in [0, 1]",
+        ),
+        (
+            "predict.py",
+            "read=lines",
+            "read=lines is invalid: it must be one of ['auto', 'digit', 'number']",
+        ),
+        (
+            "serve.py",
+            "host=1.2.3.4",
+            "host=1.2.3.4 is invalid: it must be one of ['0.0.0.0', '127.0.0.1', '::']",
+        ),
         ("serve.py", "port=80", "port=80 is invalid: it must be a port from 1024 to 65535"),
         ("serve.py", "unsure=2", "unsure=2.0 is invalid: it must be a probability gap in [0, 1]"),
-        ("export.py", "out=model.txt", "out=model.txt is invalid: it must be a file name ending in .onnx"),
+        (
+            "export.py",
+            "out=model.txt",
+            "out=model.txt is invalid: it must be a file name ending in .onnx",
+        ),
         ("evaluate.py", "data.batch_size=0", "data.batch_size=0 is invalid: it must be at least 1"),
     ],
 )
 def test_every_commands_bad_setting_is_one_line_before_any_work(tmp_path, script, setting, error):
-    proc = run_cli(script, "image=x.png" if script == "predict.py" else "ckpt=none.ckpt", setting, cwd=tmp_path)
+    proc = run_cli(
+        script, "image=x.png" if script == "predict.py" else "ckpt=none.ckpt", setting, cwd=tmp_path
+    )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"error: {error}"]  # not the missing checkpoint: checked first
-    assert list(tmp_path.iterdir()) == []  # nothing written
+    # not the missing checkpoint: checked first
+    assert proc.stderr.strip().splitlines() == [f"error: {error}"]
+    # nothing written
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.cli

@@ -9,10 +9,17 @@ from mnist_lit import devices
 
 @pytest.mark.parametrize(
     ("setting", "cuda", "resolved", "cpu"),
-    [("auto", True, "cuda", False), ("auto", False, "cpu", True), ("cpu", True, "cpu", True),
-     ("cuda:1", False, "cuda:1", False), ("gpu", False, "gpu", False)],
-)  # fmt: skip
-def test_auto_is_cuda_exactly_when_the_runtime_has_it_and_other_settings_stay(setting, cuda, resolved, cpu):
+    [
+        ("auto", True, "cuda", False),
+        ("auto", False, "cpu", True),
+        ("cpu", True, "cpu", True),
+        ("cuda:1", False, "cuda:1", False),
+        ("gpu", False, "gpu", False),
+    ],
+)
+def test_auto_is_cuda_exactly_when_the_runtime_has_it_and_other_settings_stay(
+    setting, cuda, resolved, cpu
+):
     assert devices.resolve(setting, lambda: cuda) == resolved
     assert devices.on_cpu(setting, lambda: cuda) == cpu
 

@@ -21,4 +21,5 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         atomic_write(target, broken)
     assert json.loads(target.read_text()) == {"test/acc": 0.5}
-    assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left behind
+    # no temporary file left behind
+    assert os.listdir(tmp_path) == ["metrics.json"]

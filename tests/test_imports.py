@@ -35,11 +35,22 @@ SYNTHETIC = "mnist_lit.data.synthetic"
 HEAVY = ("lightning", "pytorch_lightning", "torchvision", "torchmetrics", "tensorboard")
 # everything predict.py and serve.py import, and what they import to run an .onnx model
 ONNX_PATH = (
-    "mnist_lit.cli", "mnist_lit.checkpoints", "mnist_lit.inference.predictor", "mnist_lit.inference.sources",
-    "mnist_lit.inference.table", "mnist_lit.inference.annotate", "mnist_lit.inference.onnx_model",
-    "mnist_lit.serving.server", "mnist_lit.serving.api", "mnist_lit.serving.loop", "mnist_lit.serving.access",
-    "mnist_lit.serving.limits", "mnist_lit.serving.observe", "mnist_lit.serving.protocol", "mnist_lit.serving.shutdown",
-)  # fmt: skip
+    "mnist_lit.cli",
+    "mnist_lit.checkpoints",
+    "mnist_lit.inference.predictor",
+    "mnist_lit.inference.sources",
+    "mnist_lit.inference.table",
+    "mnist_lit.inference.annotate",
+    "mnist_lit.inference.onnx_model",
+    "mnist_lit.serving.server",
+    "mnist_lit.serving.api",
+    "mnist_lit.serving.loop",
+    "mnist_lit.serving.access",
+    "mnist_lit.serving.limits",
+    "mnist_lit.serving.observe",
+    "mnist_lit.serving.protocol",
+    "mnist_lit.serving.shutdown",
+)
 
 
 def module_name(path: Path) -> str:
@@ -56,7 +67,11 @@ def imports_of(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module)
             # `from mnist_lit import cli` imports the module mnist_lit.cli
-            found |= {f"{node.module}.{alias.name}" for alias in node.names if node.module.startswith("mnist_lit")}
+            found |= {
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if node.module.startswith("mnist_lit")
+            }
     return found
 
 
@@ -73,7 +88,9 @@ def graph() -> dict[str, set[str]]:
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else "top"
+    return (
+        parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else "top"
+    )
 
 
 def test_no_module_imports_itself_round_a_circle(graph):
@@ -99,7 +116,9 @@ def test_every_import_points_down_the_layers(graph):
         for dep in deps:
             if not dep.startswith("mnist_lit") or dep == "mnist_lit" or dep.startswith(name + "."):
                 continue
-            allowed = LAYERS[layer(name)] | ({"data", "reading"} if name == "mnist_lit.schema" else set())
+            allowed = LAYERS[layer(name)] | (
+                {"data", "reading"} if name == "mnist_lit.schema" else set()
+            )
             if layer(dep) not in allowed or (
                 name == "mnist_lit.schema" and layer(dep) != "top" and dep not in SCHEMA_READS
             ):
@@ -108,8 +127,13 @@ def test_every_import_points_down_the_layers(graph):
 
 
 def test_reading_inference_and_serving_never_import_lightning(graph):
-    found = [f"{name} -> {dep}" for name, deps in graph.items() if layer(name) in NO_LIGHTNING for dep in deps
-             if dep in HEAVY]  # fmt: skip
+    found = [
+        f"{name} -> {dep}"
+        for name, deps in graph.items()
+        if layer(name) in NO_LIGHTNING
+        for dep in deps
+        if dep in HEAVY
+    ]
     assert found == []
 
 
@@ -131,8 +155,11 @@ def test_what_predict_and_serve_import_for_an_onnx_model_loads_no_torch_and_no_l
         f"for name in {ONNX_PATH!r}: importlib.import_module(name)\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     loaded = set(json.loads(proc.stdout))
-    assert "mnist_lit" in loaded  # the imports did run
+    # the imports did run
+    assert "mnist_lit" in loaded
     assert loaded & {"torch", *HEAVY} == set()

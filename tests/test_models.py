@@ -22,7 +22,10 @@ def test_cnn_matches_the_reference_layout():
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert [c.out_channels for c in convs] == [32, 64]
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
-    assert [(lin.in_features, lin.out_features) for lin in linears] == [(64 * 7 * 7, 128), (128, 10)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [
+        (64 * 7 * 7, 128),
+        (128, 10),
+    ]
     dropout = next(m for m in net.modules() if isinstance(m, torch.nn.Dropout))
     assert dropout.p == 0.25
 

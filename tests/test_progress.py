@@ -20,10 +20,16 @@ class Terminal(io.StringIO):
         return self.tty
 
 
-@pytest.mark.parametrize(("tty", "count", "shown"), [(True, 200, True), (False, 200, False), (True, 10, False)])
-def test_a_bar_is_drawn_on_a_terminal_for_long_work_and_the_items_pass_unchanged(monkeypatch, tty, count, shown):
+@pytest.mark.parametrize(
+    ("tty", "count", "shown"), [(True, 200, True), (False, 200, False), (True, 10, False)]
+)
+def test_a_bar_is_drawn_on_a_terminal_for_long_work_and_the_items_pass_unchanged(
+    monkeypatch, tty, count, shown
+):
     stderr = Terminal(tty)
     monkeypatch.setattr(progress.sys, "stderr", stderr)
-    assert list(progress.progress(iter(range(count)), count, "reading pictures")) == list(range(count))
+    assert list(progress.progress(iter(range(count)), count, "reading pictures")) == list(
+        range(count)
+    )
     assert ("reading pictures" in stderr.getvalue()) == shown
     assert (stderr.getvalue() == "") == (not shown)

@@ -3,10 +3,13 @@
 Try it: pytest tests/data
 """
 
-TRAIN_SIZE = 60_000  # images in the official training set
+# images in the official training set
+TRAIN_SIZE = 60_000
 LOADERS = ("fast", "torchvision")
 # name -> (mean, std) applied after scaling pixels to [0, 1]
 NORMALIZATIONS = {
-    "mnist": (0.1307, 0.3081),  # the training set's own statistics
-    "pm1": (0.5, 0.5),  # [-1, 1] scaling
+    # the training set's own statistics
+    "mnist": (0.1307, 0.3081),
+    # [-1, 1] scaling
+    "pm1": (0.5, 0.5),
 }

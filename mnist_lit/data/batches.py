@@ -19,8 +19,10 @@ class RandomAffine:
     """Light augmentation, per sample: rotation, shift and zoom by up to the given amounts."""
 
     degrees: float = 10.0
-    translate: float = 0.1  # as a fraction of the image side
-    scale: float = 0.1  # zoom in or out by up to this fraction
+    # as a fraction of the image side
+    translate: float = 0.1
+    # zoom in or out by up to this fraction
+    scale: float = 0.1
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Warp a batch (B, 1, H, W) of [0, 1] images, each by its own random rotation, zoom and shift."""
@@ -39,12 +41,19 @@ class RandomAffine:
 
         t, s = self.translate, self.scale
         return transforms.RandomAffine(
-            self.degrees, translate=(t, t), scale=(1 - s, 1 + s), interpolation=transforms.InterpolationMode.BILINEAR
+            self.degrees,
+            translate=(t, t),
+            scale=(1 - s, 1 + s),
+            interpolation=transforms.InterpolationMode.BILINEAR,
         )
 
 
 def warp(
-    x: torch.Tensor, degrees: torch.Tensor, zoom: torch.Tensor, shift_x: torch.Tensor, shift_y: torch.Tensor
+    x: torch.Tensor,
+    degrees: torch.Tensor,
+    zoom: torch.Tensor,
+    shift_x: torch.Tensor,
+    shift_y: torch.Tensor,
 ) -> torch.Tensor:
     """Rotate, zoom and shift (in image sides) each image of (B, 1, H, W) by its own (B,) amounts, bilinearly; what
     moves in from outside is black, like MNIST's border. torchvision's affine(angle=-degrees, scale=zoom,
@@ -53,7 +62,9 @@ def warp(
     angle = torch.deg2rad(degrees)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     # affine_grid maps output to input in [-1, 1] units, so a shift of t image sides is 2t
-    theta = torch.stack([torch.stack([cos, -sin, 2 * shift_x], 1), torch.stack([sin, cos, 2 * shift_y], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, 2 * shift_x], 1), torch.stack([sin, cos, 2 * shift_y], 1)], 1
+    )
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -83,9 +94,11 @@ class TensorBatches:
 
     def _count(self) -> int:
         n = len(self.labels)
-        if self.shuffle:  # training: every DDP rank must take the same number of steps, or they deadlock
+        # training: every DDP rank must take the same number of steps, or they deadlock
+        if self.shuffle:
             return n // self.world_size
-        return len(range(self.rank, n, self.world_size))  # evaluation: every sample, on exactly one rank
+        # evaluation: every sample, on exactly one rank
+        return len(range(self.rank, n, self.world_size))
 
     def __len__(self) -> int:
         # every sample this rank serves: the last batch may be short
@@ -94,20 +107,33 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         if self.shuffle:
-            # every rank draws the same permutation (its generator has the same seed), each taking its own stride
-            order = torch.randperm(n, generator=self.generator)[self.rank :: self.world_size][: self._count()]
+            # every rank draws the same permutation (its generator has the same seed), each taking
+            # its own stride
+            order = torch.randperm(n, generator=self.generator)[self.rank :: self.world_size][
+                : self._count()
+            ]
             order = order.to(self.images.device)
         elif self.world_size > 1:
             order = torch.arange(self.rank, n, self.world_size, device=self.images.device)
         else:
             order = None
         n = self._count()
-        # ToTensor + Normalize, (x / 255 - mean) / std, folded into one multiply-add (unnormalize undoes it)
-        scale, shift = 1.0 / (255.0 * self.std), torch.tensor(-self.mean / self.std, device=self.images.device)
+        # ToTensor + Normalize, (x / 255 - mean) / std, folded into one multiply-add (unnormalize
+        # undoes it)
+        scale, shift = (
+            1.0 / (255.0 * self.std),
+            torch.tensor(-self.mean / self.std, device=self.images.device),
+        )
         for start in range(0, n, self.batch_size):
-            idx = slice(start, start + self.batch_size) if order is None else order[start : start + self.batch_size]
-            pixels = self.images[idx].unsqueeze(1)  # (B, 28, 28) uint8 -> (B, 1, 28, 28)
-            if self.augment is not None:  # warped on [0, 1] pixels, so that what moves in is black
+            idx = (
+                slice(start, start + self.batch_size)
+                if order is None
+                else order[start : start + self.batch_size]
+            )
+            # (B, 28, 28) uint8 -> (B, 1, 28, 28)
+            pixels = self.images[idx].unsqueeze(1)
+            # warped on [0, 1] pixels, so that what moves in is black
+            if self.augment is not None:
                 pixels = self.augment(pixels.float().div_(255), self.generator).mul_(255)
             # uint8 * float promotes to float32 inside the one kernel
             yield torch.add(shift, pixels, alpha=scale), self.labels[idx]

@@ -36,8 +36,14 @@ class MNISTDataModule(L.LightningDataModule):
         aug_scale: float = 0.1,
     ) -> None:
         super().__init__()
-        # the settings' ranges and choices were checked with the config (mnist_lit.schema), before any work
-        self.root, self.batch_size, self.val_size, self.split_seed = root, batch_size, val_size, split_seed
+        # the settings' ranges and choices were checked with the config (mnist_lit.schema), before
+        # any work
+        self.root, self.batch_size, self.val_size, self.split_seed = (
+            root,
+            batch_size,
+            val_size,
+            split_seed,
+        )
         self.loader, self.num_workers, self.allow_download = loader, num_workers, download
         self.mean, self.std = NORMALIZATIONS[normalize]
         self.augment = RandomAffine(aug_degrees, aug_translate, aug_scale) if augment else None
@@ -53,7 +59,8 @@ class MNISTDataModule(L.LightningDataModule):
         return list(train.indices), list(val.indices)
 
     def setup(self, stage: str | None = None) -> None:
-        # each split is decoded once, when a stage first needs it (evaluate.py never touches the training set)
+        # each split is decoded once, when a stage first needs it (evaluate.py never touches the
+        # training set)
         if stage in ("fit", "validate", None) and self.train_set is None:
             self.train_set, self.val_set = self._split_train()
         if stage in ("test", "predict", None) and self.test_set is None:
@@ -61,11 +68,14 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _device(self) -> torch.device:
         # MNIST is 55 MB as uint8: on a GPU it lives there, and batches never cross the bus
-        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        device = (
+            self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        )
         return device if device.type == "cuda" and self.loader == "fast" else torch.device("cpu")
 
     def _split_train(self) -> tuple:
-        images, labels = load_split(self.root, "train")  # also checks the files, for either loader
+        # also checks the files, for either loader
+        images, labels = load_split(self.root, "train")
         train_idx, val_idx = self.split_indices(len(labels))
         if self.loader == "torchvision":
             from torchvision import datasets
@@ -75,7 +85,10 @@ class MNISTDataModule(L.LightningDataModule):
             return Subset(train, train_idx), Subset(val, val_idx)
         device = self._device()
         images, labels = images.to(device), labels.to(device)
-        train_idx, val_idx = torch.tensor(train_idx, device=device), torch.tensor(val_idx, device=device)
+        train_idx, val_idx = (
+            torch.tensor(train_idx, device=device),
+            torch.tensor(val_idx, device=device),
+        )
         return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
 
     def _test(self) -> tuple | Dataset:
@@ -91,7 +104,8 @@ class MNISTDataModule(L.LightningDataModule):
 
         steps = [transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))]
         if augment is not None:
-            steps.insert(1, augment.torchvision())  # on [0, 1] pixels, before normalizing, as the fast path does
+            # on [0, 1] pixels, before normalizing, as the fast path does
+            steps.insert(1, augment.torchvision())
         return transforms.Compose(steps)
 
     def _loader(self, dataset, train: bool):
@@ -102,21 +116,34 @@ class MNISTDataModule(L.LightningDataModule):
                 shuffle=train,
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
-                # fork: workers inherit the dataset instead of unpickling it, which also works inside the
-                # worker processes of hydra/launcher=joblib (whose default start method needs pickling)
+                # fork: workers inherit the dataset instead of unpickling it, which also works
+                # inside the
+                # worker processes of hydra/launcher=joblib (whose default start method needs
+                # pickling)
                 multiprocessing_context="fork"
                 if self.num_workers > 0 and "fork" in mp.get_all_start_methods()
                 else None,
             )
-        # seed_everything(seed) gave every DDP rank the same initial seed: seeded from it, each rank's generator
+        # seed_everything(seed) gave every DDP rank the same initial seed: seeded from it, each
+        # rank's generator
         # draws the same permutation, so the ranks' strides of it never overlap
         generator = torch.Generator().manual_seed(torch.initial_seed()) if train else None
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        rank, world = (
+            (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        )
         images, labels = dataset
         return TensorBatches(
-            images=images, labels=labels, batch_size=self.batch_size, mean=self.mean, std=self.std, shuffle=train,
-            generator=generator, augment=self.augment if train else None, rank=rank, world_size=world,
-        )  # fmt: skip
+            images=images,
+            labels=labels,
+            batch_size=self.batch_size,
+            mean=self.mean,
+            std=self.std,
+            shuffle=train,
+            generator=generator,
+            augment=self.augment if train else None,
+            rank=rank,
+            world_size=world,
+        )
 
     def train_dataloader(self):
         return self._loader(self.train_set, train=True)

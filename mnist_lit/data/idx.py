@@ -22,8 +22,10 @@ RAW_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-IDX_UBYTE = 0x08  # the IDX dtype code of unsigned bytes
-DOWNLOAD_TIMEOUT_S = 10  # per network call: offline, the run stops within seconds
+# the IDX dtype code of unsigned bytes
+IDX_UBYTE = 0x08
+# per network call: offline, the run stops within seconds
+DOWNLOAD_TIMEOUT_S = 10
 
 
 def raw_dir(root: str | os.PathLike) -> Path:
@@ -54,8 +56,16 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
     except (OSError, EOFError) as err:
         raise MnistLitError(f"cannot read IDX file {path}: {err}") from err
     # header: 2 zero bytes, a dtype byte, ndim, then ndim big-endian int32 sizes
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != IDX_UBYTE or not 1 <= data[3] <= 3:
-        raise MnistLitError(f"{path} is not an IDX file of unsigned bytes (bad header); re-download it")
+    if (
+        len(data) < 4
+        or data[0] != 0
+        or data[1] != 0
+        or data[2] != IDX_UBYTE
+        or not 1 <= data[3] <= 3
+    ):
+        raise MnistLitError(
+            f"{path} is not an IDX file of unsigned bytes (bad header); re-download it"
+        )
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -81,9 +91,13 @@ def load_split(root: str | os.PathLike, split: str) -> tuple[torch.Tensor, torch
         paths.append(path)
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise MnistLitError(f"{paths[0]} holds images of shape {tuple(images.shape[1:])}, expected 28x28")
+        raise MnistLitError(
+            f"{paths[0]} holds images of shape {tuple(images.shape[1:])}, expected 28x28"
+        )
     if labels.ndim != 1 or len(labels) != len(images):
-        raise MnistLitError(f"{paths[1]} holds {len(labels)} labels for {len(images)} images in {paths[0]}")
+        raise MnistLitError(
+            f"{paths[1]} holds {len(labels)} labels for {len(images)} images in {paths[0]}"
+        )
     if len(labels) and int(labels.max()) >= NUM_CLASSES:
         raise MnistLitError(f"{paths[1]} holds label {int(labels.max())}; MNIST labels are 0-9")
     return images, labels.long()
@@ -110,15 +124,19 @@ def ensure(root: str | os.PathLike, allow_download: bool, setting: str = "data.d
 
 def download(root: str | os.PathLike) -> None:
     """Fetch MNIST into `root` with torchvision, failing fast with one clear error when offline."""
-    from torchvision.datasets import MNIST  # only needed on this path
+    # only needed on this path
+    from torchvision.datasets import MNIST
 
     previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torchvision's urllib calls have no timeout of their own
-    chatter = io.StringIO()  # torchvision prints a line per mirror tried; the user gets one error instead
+    # torchvision's urllib calls have no timeout of their own
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    # torchvision prints a line per mirror tried; the user gets one error instead
+    chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter):
             MNIST(str(root), train=True, download=True)
-    except Exception as err:  # any network or mirror failure means the same thing to the user
+    # any network or mirror failure means the same thing to the user
+    except Exception as err:
         raise MnistLitError(missing_message(root, str(err).strip().splitlines()[-1])) from err
     finally:
         socket.setdefaulttimeout(previous)

@@ -16,9 +16,12 @@ from mnist_lit.answer import NOT_A_DIGIT, UNSURE, Answer
 from mnist_lit.inference.predictor import Prediction
 from mnist_lit.reading.preprocess import NoInkError, found_ink
 
-PANEL = 224  # px: each of the three panels of the annotated picture
-CAPTION = 28  # px: the strip under the panels
-BOX_COLOURS = {"digit": (30, 130, 60), UNSURE: (200, 130, 20), NOT_A_DIGIT: (190, 40, 40)}  # by verdict
+# px: each of the three panels of the annotated picture
+PANEL = 224
+# px: the strip under the panels
+CAPTION = 28
+# by verdict
+BOX_COLOURS = {"digit": (30, 130, 60), UNSURE: (200, 130, 20), NOT_A_DIGIT: (190, 40, 40)}
 
 
 def caption_of(answer: Answer) -> str:
@@ -49,7 +52,11 @@ def draw_boxes(board: Image.Image, pred: Prediction, scale: float) -> None:
         x0, y0, x1, y1 = (round(v * scale) for v in box)
         colour = BOX_COLOURS.get(answer.verdict, BOX_COLOURS[NOT_A_DIGIT])
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=2)
-        draw.text((x0 + 2, max(0, y0 - 12)), "?" if answer.digit is None else str(answer.digit), fill=colour)
+        draw.text(
+            (x0 + 2, max(0, y0 - 12)),
+            "?" if answer.digit is None else str(answer.digit),
+            fill=colour,
+        )
 
 
 def ink_panel(img: Image.Image) -> np.ndarray:
@@ -77,16 +84,22 @@ def annotate(pred: Prediction, out_dir: str | os.PathLike) -> Path:
     board.paste(picture, (0, 0), picture)
     draw_boxes(board, pred, picture.width / shown.width)
     canvas.paste(board, ((PANEL - picture.width) // 2, (PANEL - picture.height) // 2))
-    ink = ImageOps.pad(Image.fromarray(ink_panel(shown)), (PANEL, PANEL), color=0)  # on black, like the input
+    # on black, like the input
+    ink = ImageOps.pad(Image.fromarray(ink_panel(shown)), (PANEL, PANEL), color=0)
     canvas.paste(ink.convert("RGB"), (PANEL, 0))
     model_input = Image.fromarray(pred.model_input())
-    model_input = model_input.resize((PANEL, max(1, PANEL * 28 // model_input.width)), Image.Resampling.NEAREST)
+    model_input = model_input.resize(
+        (PANEL, max(1, PANEL * 28 // model_input.width)), Image.Resampling.NEAREST
+    )
     canvas.paste(model_input.convert("RGB"), (2 * PANEL, 0))
     caption = caption_of(pred.answer) if len(pred.digits) <= 1 else number_caption(pred)
-    ImageDraw.Draw(canvas).text((8, PANEL + 8), f"{caption}   ink found   model input: 28x28", fill="black")
+    ImageDraw.Draw(canvas).text(
+        (8, PANEL + 8), f"{caption}   ink found   model input: 28x28", fill="black"
+    )
     target = out_dir / f"{Path(pred.image).stem}.pred.png"
     n = 1
-    while target.exists():  # another picture of the same name, or an earlier call: keep both
+    # another picture of the same name, or an earlier call: keep both
+    while target.exists():
         target = out_dir / f"{Path(pred.image).stem}.pred-{n}.png"
         n += 1
     canvas.save(target)

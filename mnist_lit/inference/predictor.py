@@ -26,20 +26,30 @@ class Prediction:
     error message."""
 
     image: str
-    pixels: np.ndarray | None = None  # the 28x28 uint8 input the model saw (of a single digit)
-    answer: Answer | None = None  # the picture's answer: its digit's, or its number's summary
+    # the 28x28 uint8 input the model saw (of a single digit)
+    pixels: np.ndarray | None = None
+    # the picture's answer: its digit's, or its number's summary
+    answer: Answer | None = None
     error: str | None = None
-    reading: Reading | None = None  # the digits found in it, with their boxes (mnist_lit.reading.segment)
-    digits: Digits = field(default_factory=list)  # each digit's answer and box, left to right
+    # the digits found in it, with their boxes (mnist_lit.reading.segment)
+    reading: Reading | None = None
+    # each digit's answer and box, left to right
+    digits: Digits = field(default_factory=list)
 
     @classmethod
     def of(cls, image: str, reading: Reading) -> Prediction:
         """A picture's digits, read and ready to classify; a single digit's pixels are its input."""
-        return cls(image, pixels=reading.pieces[0].pixels if reading.single else None, reading=reading)
+        return cls(
+            image, pixels=reading.pieces[0].pixels if reading.single else None, reading=reading
+        )
 
     def model_input(self) -> np.ndarray:
         """The 28x28 input the model saw, or each digit's side by side for a number: (28, 28 * digits) uint8."""
-        return np.hstack([self.pixels] if self.pixels is not None else [piece.pixels for piece in self.reading.pieces])
+        return np.hstack(
+            [self.pixels]
+            if self.pixels is not None
+            else [piece.pixels for piece in self.reading.pieces]
+        )
 
     def fields(self) -> dict:
         """The answer's JSON fields (mnist_lit.answer.reading_fields), or {"error": ...}."""
@@ -66,12 +76,15 @@ class Predictor:
             return Thresholds(self.calibration.not_digit, unsure)
         return Thresholds(None if not_digit is None else float(not_digit), unsure)
 
-    def scores(self, pixels: list[np.ndarray], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+    def scores(
+        self, pixels: list[np.ndarray], batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (or None) of N (28, 28) uint8
         inputs, `batch_size` per forward pass."""
         probs, no_digit = [], []
         for start in range(0, len(pixels), batch_size):
-            x = np.stack(pixels[start : start + batch_size]).astype(np.float32)[:, None] / 255.0  # (B, 1, 28, 28)
+            # (B, 1, 28, 28)
+            x = np.stack(pixels[start : start + batch_size]).astype(np.float32)[:, None] / 255.0
             p, n = self.model.scores(x)
             probs.append(p)
             no_digit.append(n)

@@ -19,10 +19,14 @@ from mnist_lit.inference.sources import load_pictures
 from mnist_lit.reading.pictures import read_digits
 from mnist_lit.reading.samples import write_pictures
 
-CANVAS = 336  # the drawing pad's side in pixels
-PEN = (7, 16)  # the pen widths drawn with, in canvas pixels: thin to thick
-FADE_STEPS = 21  # pictures from one digit to the other, both ends included
-UNSURE = 0.5  # the unsure setting every rate is measured at: predict.py's default
+# the drawing pad's side in pixels
+CANVAS = 336
+# the pen widths drawn with, in canvas pixels: thin to thick
+PEN = (7, 16)
+# pictures from one digit to the other, both ends included
+FADE_STEPS = 21
+# the unsure setting every rate is measured at: predict.py's default
+UNSURE = 0.5
 
 
 def _png(draw_on: Callable[[ImageDraw.ImageDraw], None]) -> bytes:
@@ -55,10 +59,12 @@ def star(rng: np.random.Generator) -> bytes:
     radius, turn = rng.uniform(80, 150), rng.uniform(0, 2 * math.pi)
     centre = rng.uniform(CANVAS / 2 - 20, CANVAS / 2 + 20, 2)
     tips = [
-        (centre[0] + radius * math.sin(turn + 2 * math.pi * step * k / points),
-         centre[1] - radius * math.cos(turn + 2 * math.pi * step * k / points))
+        (
+            centre[0] + radius * math.sin(turn + 2 * math.pi * step * k / points),
+            centre[1] - radius * math.cos(turn + 2 * math.pi * step * k / points),
+        )
         for k in range(points + 1)
-    ]  # fmt: skip
+    ]
     width = int(rng.integers(*PEN))
     return _png(lambda d: d.line(tips, fill=0, width=width, joint="curve"))
 
@@ -68,10 +74,16 @@ def scribble(rng: np.random.Generator) -> bytes:
     freq, phase = rng.uniform(0.6, 3.5, 4), rng.uniform(0, 2 * math.pi, 4)
     steps = np.linspace(0, 12, 120)
     path = [
-        (CANVAS / 2 + 100 * math.sin(freq[0] * t + phase[0]) + 30 * math.sin(freq[1] * t + phase[1]),
-         CANVAS / 2 + 100 * math.sin(freq[2] * t + phase[2]) + 30 * math.cos(freq[3] * t + phase[3]))
+        (
+            CANVAS / 2
+            + 100 * math.sin(freq[0] * t + phase[0])
+            + 30 * math.sin(freq[1] * t + phase[1]),
+            CANVAS / 2
+            + 100 * math.sin(freq[2] * t + phase[2])
+            + 30 * math.cos(freq[3] * t + phase[3]),
+        )
         for t in steps
-    ]  # fmt: skip
+    ]
     width = int(rng.integers(*PEN))
     return _png(lambda d: d.line(path, fill=0, width=width, joint="curve"))
 
@@ -106,19 +118,30 @@ def fades_through_unsure(predictor: Predictor, starts: np.ndarray, ends: np.ndar
     thresholds = predictor.thresholds("auto", UNSURE)
     hesitated = []
     for start, end in zip(starts.astype(float), ends.astype(float)):
-        fades = [Prediction(f"{a:.2f}", pixels=np.rint((1 - a) * start + a * end).astype(np.uint8)) for a in alphas]
+        fades = [
+            Prediction(f"{a:.2f}", pixels=np.rint((1 - a) * start + a * end).astype(np.uint8))
+            for a in alphas
+        ]
         predictor.fill_answers(fades, thresholds)
         first, last = fades[0].answer.digit, fades[-1].answer.digit
         hesitated.append(
-            any(f.answer.verdict == "unsure" and {f.answer.digit, f.answer.alternative} == {first, last} for f in fades)
+            any(
+                f.answer.verdict == "unsure"
+                and {f.answer.digit, f.answer.alternative} == {first, last}
+                for f in fades
+            )
         )
     return float(np.mean(hesitated))
 
 
-def user_style_accuracy(predictor: Predictor, images: np.ndarray, labels: list[int], folder: Path) -> float:
+def user_style_accuracy(
+    predictor: Predictor, images: np.ndarray, labels: list[int], folder: Path
+) -> float:
     """The share of MNIST digits rendered as users send them (written to `folder`) that are read right; a digit
     rejected as "not a digit" counts as wrong."""
     paths = write_pictures(images, labels, folder, seed=3)
     predictions = load_pictures([str(p) for p in paths], workers=2)
     predictor.fill_answers(predictions, predictor.thresholds("auto", UNSURE))
-    return float(np.mean([not p.error and p.answer.digit == y for p, y in zip(predictions, labels)]))
+    return float(
+        np.mean([not p.error and p.answer.digit == y for p, y in zip(predictions, labels)])
+    )

@@ -18,8 +18,10 @@ from mnist_lit.inference.predictor import Prediction
 from mnist_lit.progress import progress
 from mnist_lit.reading.pictures import PictureError, list_pictures, read_digits
 
-PARALLEL_FROM = 64  # below this many pictures, worker processes cost more than they save
-CHUNK = 16  # pictures handed to a worker at a time
+# below this many pictures, worker processes cost more than they save
+PARALLEL_FROM = 64
+# pictures handed to a worker at a time
+CHUNK = 16
 
 
 @dataclass
@@ -35,7 +37,9 @@ class Found:
         """One line naming the files skipped, or None when there were none."""
         if not self.skipped:
             return None
-        return f"skipped {len(self.skipped)} file(s) that are not pictures: {', '.join(self.skipped)}"
+        return (
+            f"skipped {len(self.skipped)} file(s) that are not pictures: {', '.join(self.skipped)}"
+        )
 
 
 def find_images(spec: str) -> Found:
@@ -49,8 +53,12 @@ def find_images(spec: str) -> Found:
     if path.is_file():
         return Found([str(path)], [], [])
     if glob.has_magic(spec):
-        found = sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(p))
-        return Found(found, [] if found else [Prediction(spec, error="no file matches this pattern")], [])
+        found = sorted(
+            p for p in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(p)
+        )
+        return Found(
+            found, [] if found else [Prediction(spec, error="no file matches this pattern")], []
+        )
     return Found([], [Prediction(spec, error="no such file or folder")], [])
 
 
@@ -69,7 +77,8 @@ def load_pictures(paths: Sequence[str], workers: int, read: str = "auto") -> lis
     load = functools.partial(load_picture, read=read)
     if workers <= 1 or len(paths) < PARALLEL_FROM:
         return list(progress(map(load, paths), len(paths), "reading pictures"))
-    # fork: the workers inherit the imports; call it before loading a model, whose runtime starts threads
+    # fork: the workers inherit the imports; call it before loading a model, whose runtime starts
+    # threads
     with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
         # small chunks: the workers finish together, neither waits long on the other's last chunk
         done = pool.map(load, paths, chunksize=max(1, min(CHUNK, len(paths) // (4 * workers))))

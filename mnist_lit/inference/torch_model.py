@@ -33,9 +33,16 @@ class Scorer(nn.Module):
         threshold: float | None = None,
     ) -> None:
         super().__init__()
-        self.net, self.mean, self.std, self.temperature, self.not_digit = net, mean, std, temperature, not_digit
+        self.net, self.mean, self.std, self.temperature, self.not_digit = (
+            net,
+            mean,
+            std,
+            temperature,
+            not_digit,
+        )
         self.distance = distance is not None and threshold is not None
-        if self.distance:  # buffers: they move with the module to its device, and ONNX holds them as constants
+        # buffers: they move with the module to its device, and ONNX holds them as constants
+        if self.distance:
             self.register_buffer("means", distance["means"])
             self.register_buffer("precision", distance["precision"])
             self.limit, self.threshold = distance["limit"], threshold
@@ -48,13 +55,16 @@ class Scorer(nn.Module):
         not_digit = bool(ckpt["hyper_parameters"].get("not_digit"))
         calibration = checkpoints.calibration(ckpt)
         distance = checkpoints.distance(ckpt) if hasattr(net, "embed") else None
-        return cls(net, mean, std, calibration.temperature, not_digit, distance, calibration.not_digit).eval()
+        return cls(
+            net, mean, std, calibration.temperature, not_digit, distance, calibration.not_digit
+        ).eval()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """(B, 1, 28, 28) pixels in [0, 1] -> (B, 10) calibrated digit probabilities, and with the network's
         not-a-digit output, (B,) probabilities of holding no digit: that output's softmax share (not scaled by T),
         raised where the picture lies far from every digit in the network's features (models.with_distance)."""
-        x = (pixels - self.mean) / self.std  # normalized exactly as the training data was
+        # normalized exactly as the training data was
+        x = (pixels - self.mean) / self.std
         hidden = self.net.embed(x) if self.distance else None
         logits = (self.net(x) if hidden is None else self.net.head(hidden)).float()
         probs = torch.softmax(logits[:, :NUM_CLASSES] / self.temperature, dim=1)
@@ -74,7 +84,8 @@ class TorchModel:
         ckpt = checkpoints.read(path)
         self.calibration = checkpoints.calibration(ckpt)
         self.device = resolve_device(device)
-        if threads:  # one serving process per core: torch's own threads would only fight the other processes
+        # one serving process per core: torch's own threads would only fight the other processes
+        if threads:
             torch.set_num_threads(threads)
         # NHWC: oneDNN's convolutions are faster on CPU in this layout, as in training
         self.scorer = Scorer.of(ckpt, path).to(self.device, memory_format=torch.channels_last)
@@ -93,7 +104,9 @@ def resolve_device(device: str) -> torch.device:
     """The torch device of a `device` setting (mnist_lit.devices); an explicit device must exist."""
     device = devices.resolve(device, torch.cuda.is_available)
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MnistLitError(f"device={device} but no CUDA device is available; use device=cpu or device=auto")
+        raise MnistLitError(
+            f"device={device} but no CUDA device is available; use device=cpu or device=auto"
+        )
     try:
         return torch.device(device)
     except RuntimeError as err:

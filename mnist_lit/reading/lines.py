@@ -14,25 +14,40 @@ import numpy as np
 
 try:
     import cv2
-except ImportError:  # the `photos` extra is not installed: page.available() is False and nothing here is called
+# the `photos` extra is not installed: page.available() is False and nothing here is called
+except ImportError:
     cv2 = None
 
-ACROSS, ALONG = 1, 2  # bits of a line map: rules across the page, upright lines (margins, a grid's columns)
-RUN_SHARE = 0.12  # a paper line holds straight runs at least this share of the picture's width (or height)
-LINE_SPAN = 0.6  # ... and runs across at least this share of it
-TILT_PX = 2  # rows (columns) a line may drift by over one run: tilted lines hold long runs after this much growth
-FAINT = 0.08  # ink below this share of the strongest is too faint to be part of a line's shape
-MIN_PAGE = 120  # px: a smaller picture is a digit's own crop, not a page with lines across it
-MIN_LINE_RUN = 12  # px: no shorter run is a paper line, however small the picture
-LINE_WIDTH = 0.02  # a paper line is at most this share of the picture's shorter side wide ...
-LINE_LEVEL = 0.9  # a direction's lines are as dark as this quantile of their pixels; ink this many times ...
-DARKER_THAN_LINE = 1.5  # ... darker than that, where a line is, was written over it
-MIN_LINE_WIDTH = 4  # ... or this many px: a pen stroke runs across a line for longer than that
+# bits of a line map: rules across the page, upright lines (margins, a grid's columns)
+ACROSS, ALONG = 1, 2
+# a paper line holds straight runs at least this share of the picture's width (or height)
+RUN_SHARE = 0.12
+# ... and runs across at least this share of it
+LINE_SPAN = 0.6
+# rows (columns) a line may drift by over one run: tilted lines hold long runs after this much
+# growth
+TILT_PX = 2
+# ink below this share of the strongest is too faint to be part of a line's shape
+FAINT = 0.08
+# px: a smaller picture is a digit's own crop, not a page with lines across it
+MIN_PAGE = 120
+# px: no shorter run is a paper line, however small the picture
+MIN_LINE_RUN = 12
+# a paper line is at most this share of the picture's shorter side wide ...
+LINE_WIDTH = 0.02
+# a direction's lines are as dark as this quantile of their pixels; ink this many times ...
+LINE_LEVEL = 0.9
+# ... darker than that, where a line is, was written over it
+DARKER_THAN_LINE = 1.5
+# ... or this many px: a pen stroke runs across a line for longer than that
+MIN_LINE_WIDTH = 4
 
 
 def _rect(along: int, across: int, direction: int) -> np.ndarray:
     """A rectangle `along` px along the lines of `direction` (ACROSS or ALONG) and `across` px across them."""
-    return cv2.getStructuringElement(cv2.MORPH_RECT, (along, across) if direction == ACROSS else (across, along))
+    return cv2.getStructuringElement(
+        cv2.MORPH_RECT, (along, across) if direction == ACROSS else (across, along)
+    )
 
 
 def _thin(mask: np.ndarray, direction: int, widest: int) -> np.ndarray:
@@ -49,15 +64,23 @@ def _found(mask: np.ndarray, direction: int) -> np.ndarray:
     if run >= span:
         return np.zeros_like(mask)
     thin = _thin(mask, direction, max(MIN_LINE_WIDTH, round(LINE_WIDTH * min(h, w))))
-    grown = cv2.dilate(thin, _rect(1, 2 * TILT_PX + 1, direction))  # a slightly tilted line still runs straight
-    grown = cv2.morphologyEx(grown, cv2.MORPH_CLOSE, _rect(run // 3, 1, direction))  # ... and a faint one, unbroken
+    # a slightly tilted line still runs straight
+    grown = cv2.dilate(thin, _rect(1, 2 * TILT_PX + 1, direction))
+    # ... and a faint one, unbroken
+    grown = cv2.morphologyEx(grown, cv2.MORPH_CLOSE, _rect(run // 3, 1, direction))
     runs = cv2.morphologyEx(grown, cv2.MORPH_OPEN, _rect(run, 1, direction))
-    if not runs.any():  # no straight run long enough anywhere: most pictures
+    # no straight run long enough anywhere: most pictures
+    if not runs.any():
         return np.zeros_like(mask)
-    runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, _rect(run, 1, direction))  # bridged where a stroke crosses it
+    # bridged where a stroke crosses it
+    runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, _rect(run, 1, direction))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-    long = stats[:, cv2.CC_STAT_WIDTH if direction == ACROSS else cv2.CC_STAT_HEIGHT] >= LINE_SPAN * span
-    long[0] = False  # the background
+    long = (
+        stats[:, cv2.CC_STAT_WIDTH if direction == ACROSS else cv2.CC_STAT_HEIGHT]
+        >= LINE_SPAN * span
+    )
+    # the background
+    long[0] = False
     return long[labels].astype(np.uint8) & thin if long.any() else np.zeros_like(mask)
 
 
@@ -67,7 +90,8 @@ def find_lines(ink: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
     part of the picture, a stroke may run as far across it as a line does."""
     if near is None and min(ink.shape) < MIN_PAGE:
         return np.zeros(ink.shape, np.uint8)
-    # the faintest ink (a line's own soft edge) is left out: it would merge the lines with their surroundings
+    # the faintest ink (a line's own soft edge) is left out: it would merge the lines with their
+    # surroundings
     mask = (ink > FAINT * float(ink.max())).astype(np.uint8)
     across = _found(mask, ACROSS)
     if near is not None:
@@ -85,8 +109,10 @@ def remove_lines(ink: np.ndarray, lines: np.ndarray) -> np.ndarray:
     near = []
     for direction in (ACROSS, ALONG):
         line = (lines & direction) > 0
-        if line.any():  # each direction's own level: a red margin is darker than the blue rules it crosses
+        # each direction's own level: a red margin is darker than the blue rules it crosses
+        if line.any():
             gone |= line & (ink < DARKER_THAN_LINE * np.quantile(ink[line], LINE_LEVEL))
         near.append(cv2.dilate(line.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool))
-    gone |= (lines > 0) & near[0] & near[1]  # where two lines cross, their inks add up: darker than either
+    # where two lines cross, their inks add up: darker than either
+    gone |= (lines > 0) & near[0] & near[1]
     return np.where(gone, np.float32(0.0), ink)

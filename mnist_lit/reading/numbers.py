@@ -10,10 +10,13 @@ from mnist_lit.answer import DIGIT, Answer
 from mnist_lit.reading.preprocess import Box
 from mnist_lit.reading.segment import Piece, Reading
 
-KEEP_NUMBER_FROM = 3  # pieces in a picture for a rejected one among them to be read as a digit of a number
-LONE_CONFIDENCE = 0.9  # a lone piece is cut only when both halves read as sure digits, each at least this sure
+# pieces in a picture for a rejected one among them to be read as a digit of a number
+KEEP_NUMBER_FROM = 3
+# a lone piece is cut only when both halves read as sure digits, each at least this sure
+LONE_CONFIDENCE = 0.9
 
-Digits = list[tuple[Answer, Box | None]]  # a picture's digits, left to right: each one's answer and its box
+# a picture's digits, left to right: each one's answer and its box
+Digits = list[tuple[Answer, Box | None]]
 
 
 def digit_score(answer: Answer) -> float:
@@ -43,13 +46,19 @@ def choose_split(
     return best
 
 
-def resolve_number(digits: Digits, reading: Reading, whole: Answer | None) -> tuple[Digits, Reading]:
+def resolve_number(
+    digits: Digits, reading: Reading, whole: Answer | None
+) -> tuple[Digits, Reading]:
     """A picture of several pieces, some read as no digit. Most of them digits, and the whole no digit either (or
     not read whole: `read=number`): a number with a badly written digit, whose likeliest reading is kept, marked
     unsure. Otherwise, in `auto` (a sun's rays around a face, a smiley's eyes), the picture is no number but one
     drawing, read whole. Returns the digits and the reading they come from."""
     rejected = sum(a.digit is None for a, _ in digits)
-    if (whole is None or whole.digit is None) and len(digits) >= KEEP_NUMBER_FROM and 2 * rejected < len(digits):
+    if (
+        (whole is None or whole.digit is None)
+        and len(digits) >= KEEP_NUMBER_FROM
+        and 2 * rejected < len(digits)
+    ):
         return [(a.as_unsure() if a.digit is None else a, box) for a, box in digits], reading
     if whole is not None:
         return [(whole, reading.whole.box)], Reading([reading.whole], single=True)

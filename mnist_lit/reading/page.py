@@ -19,23 +19,37 @@ import numpy as np
 
 try:
     import cv2
-except ImportError:  # the `photos` extra is not installed
+# the `photos` extra is not installed
+except ImportError:
     cv2 = None
 else:
-    cv2.setNumThreads(1)  # one picture per process, one process per core: threads would fight them for cores
+    # one picture per process, one process per core: threads would fight them for cores
+    cv2.setNumThreads(1)
 
-WINDOWS = (0.06, 0.12, 0.25, 0.5)  # the windows the paper may be estimated in, as shares of the shorter side
-PLATEAU = 1.25  # a window finds all the strokes when the next wider one finds no more than this much more ink
-GLOBAL_GAIN = 2.0  # the whole picture's paper level is considered when it finds this many times more ink ...
-SHARP_EDGE = 0.25  # ... with edges as steep as a stroke's: this share of the contrast per px; a shadow's are softer
-SOLID_SHARE = 0.1  # ink this share of the longer side thick (its widest inscribed disc) ...
-SOLID_RATIO = 0.4  # ... and this share of its own length is a shadow or a fold, never a stroke
-NEAR = 0.15  # ink within this share of the picture's shorter side of the writing is part of it
-PEAK_RANK = 8  # the paper's level over the whole picture: its 8th brightest pixel, robust to a hot pixel or two
-MIN_WINDOW = 3  # px
-SMALL_SIZE = 80  # longer side of the copy that the polarity and the paper's window are judged on
-FLOOR_GRID = 32  # the paper's spread is measured on about this many samples a side
-NOISE_SIGMAS = 4.0  # ink within this many robust sigmas of the paper's own spread is grain, noise or JPEG
+# the windows the paper may be estimated in, as shares of the shorter side
+WINDOWS = (0.06, 0.12, 0.25, 0.5)
+# a window finds all the strokes when the next wider one finds no more than this much more ink
+PLATEAU = 1.25
+# the whole picture's paper level is considered when it finds this many times more ink ...
+GLOBAL_GAIN = 2.0
+# ... with edges as steep as a stroke's: this share of the contrast per px; a shadow's are softer
+SHARP_EDGE = 0.25
+# ink this share of the longer side thick (its widest inscribed disc) ...
+SOLID_SHARE = 0.1
+# ... and this share of its own length is a shadow or a fold, never a stroke
+SOLID_RATIO = 0.4
+# ink within this share of the picture's shorter side of the writing is part of it
+NEAR = 0.15
+# the paper's level over the whole picture: its 8th brightest pixel, robust to a hot pixel or two
+PEAK_RANK = 8
+# px
+MIN_WINDOW = 3
+# longer side of the copy that the polarity and the paper's window are judged on
+SMALL_SIZE = 80
+# the paper's spread is measured on about this many samples a side
+FLOOR_GRID = 32
+# ink within this many robust sigmas of the paper's own spread is grain, noise or JPEG
+NOISE_SIGMAS = 4.0
 
 
 def available() -> bool:
@@ -46,10 +60,14 @@ def available() -> bool:
 def _floor(values: np.ndarray) -> float:
     """The level below which `values` (H, W) are the paper's own spread: median plus NOISE_SIGMAS robust sigmas,
     on a grid of about FLOOR_GRID x FLOOR_GRID samples."""
-    sample = values[:: max(1, values.shape[0] // FLOOR_GRID), :: max(1, values.shape[1] // FLOOR_GRID)].ravel()
+    sample = values[
+        :: max(1, values.shape[0] // FLOOR_GRID), :: max(1, values.shape[1] // FLOOR_GRID)
+    ].ravel()
     middle = sample.size // 2
     centre = float(np.partition(sample, middle)[middle])
-    return centre + NOISE_SIGMAS * 1.4826 * float(np.partition(np.abs(sample - centre), middle)[middle])
+    return centre + NOISE_SIGMAS * 1.4826 * float(
+        np.partition(np.abs(sample - centre), middle)[middle]
+    )
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -69,7 +87,9 @@ def reduced(rgb: np.ndarray, longest: int) -> np.ndarray:
 
 
 def _small_luma(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(cv2.cvtColor(reduced(rgb, SMALL_SIZE), cv2.COLOR_RGB2GRAY) * 255.0, 0, 255).astype(np.uint8)
+    return np.clip(
+        cv2.cvtColor(reduced(rgb, SMALL_SIZE), cv2.COLOR_RGB2GRAY) * 255.0, 0, 255
+    ).astype(np.uint8)
 
 
 def dark_ink(luma: np.ndarray) -> bool:
@@ -90,20 +110,29 @@ def paper_scale(luma: np.ndarray, dark: bool) -> float | None:
     than that, with edges as steep as a stroke's: strokes as broad as the picture itself (a marker on a small
     canvas), not a shadow, whose edge is soft."""
     op = cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT
-    # the shares as the small copy has them: a few px wide at least, so that some windows come out the same
+    # the shares as the small copy has them: a few px wide at least, so that some windows come out
+    # the same
     shares = sorted({_side(luma, share) / min(luma.shape) for share in WINDOWS})
     hats = [
-        cv2.morphologyEx(luma, op, _window(luma, share), borderType=cv2.BORDER_REFLECT).astype(np.float32)
+        cv2.morphologyEx(luma, op, _window(luma, share), borderType=cv2.BORDER_REFLECT).astype(
+            np.float32
+        )
         for share in shares
     ]
     grey = luma.astype(np.float32)
     level = float(
-        np.partition(grey.ravel(), -PEAK_RANK)[-PEAK_RANK] if dark else np.partition(grey.ravel(), PEAK_RANK)[PEAK_RANK]
+        np.partition(grey.ravel(), -PEAK_RANK)[-PEAK_RANK]
+        if dark
+        else np.partition(grey.ravel(), PEAK_RANK)[PEAK_RANK]
     )
-    hats.append(np.maximum(level - grey if dark else grey - level, 0))  # against the whole picture's paper
+    # against the whole picture's paper
+    hats.append(np.maximum(level - grey if dark else grey - level, 0))
     energy = [float(np.maximum(hat - _floor(hat), 0).sum()) for hat in hats]
-    chosen = next((k for k in range(len(shares) - 1) if energy[k + 1] <= PLATEAU * energy[k]), len(shares) - 1)
-    # a solid piece means the window took in a shadow: the paper is followed closer. Only on light paper: a dark
+    chosen = next(
+        (k for k in range(len(shares) - 1) if energy[k + 1] <= PLATEAU * energy[k]), len(shares) - 1
+    )
+    # a solid piece means the window took in a shadow: the paper is followed closer. Only on light
+    # paper: a dark
     # ground shows no shadow to speak of, and its thick strokes may fill a small picture
     while dark and chosen > 0 and _solid(hats[chosen]):
         chosen -= 1
@@ -111,11 +140,18 @@ def paper_scale(luma: np.ndarray, dark: bool) -> float | None:
     if energy[-1] <= GLOBAL_GAIN * energy[chosen] or (dark and _solid(whole)):
         return shares[chosen]
     cut = max(otsu_level(whole), _floor(whole))
-    extra = (whole > cut) & ~cv2.dilate((hats[chosen] > cut).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    extra = (whole > cut) & ~cv2.dilate(
+        (hats[chosen] > cut).astype(np.uint8), np.ones((3, 3), np.uint8)
+    ).astype(bool)
     edge = extra & ~cv2.erode(extra.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if not edge.any():
         return shares[chosen]
-    slope = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
+    slope = (
+        np.hypot(
+            cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+        )
+        / 8.0
+    )
     sharpness = float(np.median(slope[edge])) / max(float(np.median(whole[extra])), 1.0)
     return None if sharpness >= SHARP_EDGE else shares[chosen]
 
@@ -149,10 +185,16 @@ def _contrast(rgb: np.ndarray, window: np.ndarray, dark: bool) -> np.ndarray:
     """(H, W) float32: how far each pixel stands out from the paper around it, less the paper's own spread."""
     if dark:
         paper = cv2.morphologyEx(rgb, cv2.MORPH_CLOSE, window, borderType=cv2.BORDER_REFLECT)
-        contrast = 1.0 - rgb / np.maximum(paper, 1e-3)  # a ratio: the same in a shadow as in the light
-    else:  # light ink on a dark ground: its excess over the ground; a dark ground shows no shadow to speak of
-        contrast = rgb - cv2.morphologyEx(rgb, cv2.MORPH_OPEN, window, borderType=cv2.BORDER_REFLECT)
-    # every channel counts: black, blue and red pens, and grey pencil, all take light away from some of them
+        # a ratio: the same in a shadow as in the light
+        contrast = 1.0 - rgb / np.maximum(paper, 1e-3)
+    # light ink on a dark ground: its excess over the ground; a dark ground shows no shadow to speak
+    # of
+    else:
+        contrast = rgb - cv2.morphologyEx(
+            rgb, cv2.MORPH_OPEN, window, borderType=cv2.BORDER_REFLECT
+        )
+    # every channel counts: black, blue and red pens, and grey pencil, all take light away from some
+    # of them
     ink = np.sqrt(np.einsum("ijk,ijk->ij", contrast, contrast) * np.float32(1.0 / 3.0))
     return np.maximum(ink - np.float32(_floor(ink)), np.float32(0.0))
 
@@ -173,7 +215,9 @@ def estimate_paper(rgb: np.ndarray) -> PaperModel:
     return PaperModel(dark, paper_scale(luma, dark))
 
 
-def flat_ink(rgb: np.ndarray, paper: PaperModel | None = None, page_side: float | None = None) -> np.ndarray | None:
+def flat_ink(
+    rgb: np.ndarray, paper: PaperModel | None = None, page_side: float | None = None
+) -> np.ndarray | None:
     """(H, W) float32 ink of an (H, W, 3) RGB picture in [0, 1], dark on light or light on dark: 0 on paper however
     it is lit, growing with the ink's contrast against the paper around it. `paper` is the whole page's, whose
     shorter side is `page_side` px at this copy's scale: a part of a page is read at the page's own scale, since
@@ -191,17 +235,24 @@ def otsu_level(ink: np.ndarray) -> float:
     top = float(ink.max())
     if top <= 0:
         return 0.0
-    level, _ = cv2.threshold(np.clip(ink * (255.0 / top), 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_OTSU)
+    level, _ = cv2.threshold(
+        np.clip(ink * (255.0 / top), 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_OTSU
+    )
     return float(level) * top / 255.0
 
 
-def part_of(found: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int], shape: tuple) -> np.ndarray:
+def part_of(
+    found: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int], shape: tuple
+) -> np.ndarray:
     """The part of `found` (uint8, a map made on a copy of a `size` (width, height) picture) that covers `region`
     (left, top, right, bottom) of it, resampled to `shape` (h, w) and grown by the copy's coarseness: what was
     found on the coarse copy is only roughly here."""
     sx, sy = found.shape[1] / size[0], found.shape[0] / size[1]
     left, top = int(region[0] * sx), int(region[1] * sy)
-    right, bottom = max(left + 1, int(np.ceil(region[2] * sx))), max(top + 1, int(np.ceil(region[3] * sy)))
+    right, bottom = (
+        max(left + 1, int(np.ceil(region[2] * sx))),
+        max(top + 1, int(np.ceil(region[3] * sy))),
+    )
     part = np.ascontiguousarray(found[top:bottom, left:right])
     part = cv2.resize(part, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     reach = 2 * round(shape[1] / max(right - left, 1)) + 3
@@ -222,16 +273,23 @@ def keep_writing(ink: np.ndarray, reach: float) -> np.ndarray:
     mass[0] = 0.0
     main = int(np.argmax(mass))
     x, y, w, h = (int(v) for v in stats[main, :4])
-    gap = max(reach * max(h, w), NEAR * min(ink.shape))  # a tiny piece (an eye) keeps its neighbours near
+    # a tiny piece (an eye) keeps its neighbours near
+    gap = max(reach * max(h, w), NEAR * min(ink.shape))
     kept = np.zeros(n, bool)
     kept[main] = True
     box = [x, y, x + w, y + h]
     grew = True
-    while grew:  # chained: each piece taken in widens the box the others are measured against
+    # chained: each piece taken in widens the box the others are measured against
+    while grew:
         grew = False
         for k in range(1, n):
             kx, ky, kw, kh = (int(v) for v in stats[k, :4])
-            near = kx <= box[2] + gap and kx + kw >= box[0] - gap and ky <= box[3] + gap and ky + kh >= box[1] - gap
+            near = (
+                kx <= box[2] + gap
+                and kx + kw >= box[0] - gap
+                and ky <= box[3] + gap
+                and ky + kh >= box[1] - gap
+            )
             if not kept[k] and near:
                 kept[k] = grew = True
                 box = [min(box[0], kx), min(box[1], ky), max(box[2], kx + kw), max(box[3], ky + kh)]

@@ -28,27 +28,38 @@ from mnist_lit.reading.preprocess import MAX_DETAIL, NoInkError, preprocess
 from mnist_lit.reading.segment import Reading
 
 T = TypeVar("T")
-MAX_PIXELS = 50_000_000  # the largest picture read: a 48 MP phone photo fits, and decodes in about 150 MB
-# Pillow's own bomb check, set deliberately to our limit instead of its 89 MP default: it warns above this and
-# raises above twice this, both from the header. load() turns the warning into an error too, so nothing larger
+# the largest picture read: a 48 MP phone photo fits, and decodes in about 150 MB
+MAX_PIXELS = 50_000_000
+# Pillow's own bomb check, set deliberately to our limit instead of its 89 MP default: it warns
+# above this and
+# raises above twice this, both from the header. load() turns the warning into an error too, so
+# nothing larger
 # is ever decoded, and no warning reaches the console.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-try:  # HEIC/HEIF, iPhones' camera format, from the `pictures` extra; libheif applies the photo's rotation itself
+# HEIC/HEIF, iPhones' camera format, from the `pictures` extra; libheif applies the photo's rotation
+# itself
+try:
     import pillow_heif
 except ImportError:
     pillow_heif = None
 else:
     pillow_heif.register_heif_opener()
 HEIF_SUFFIXES = {".heic", ".heif", ".heics", ".heifs", ".hif"}
-HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}  # ISO BMFF ftyp brands
+# ISO BMFF ftyp brands
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 HEIF_ERROR = "HEIC/HEIF needs the pillow-heif package: pip install 'mnist-lit[pictures]'"
-UNDECODABLE = {"MPEG"}  # formats Pillow identifies but has no decoder for: a folder's videos are not pictures
+# formats Pillow identifies but has no decoder for: a folder's videos are not pictures
+UNDECODABLE = {"MPEG"}
 SVG_SUFFIXES = {".svg", ".svgz"}
 SVG_ERROR = "SVG is not supported; export it as PNG"
-SNIFF_BYTES = 512  # how much of a file's start is searched for an <svg> tag
-VERIFIED_FORMATS = {"PNG"}  # formats whose checksums Pillow's verify() checks and its decoder does not
-MAX_REASON = 200  # characters of a library's error message kept
-BOMB_SIZE = re.compile(r"\((\d+) pixels\)")  # the pixel count in Pillow's decompression-bomb message
+# how much of a file's start is searched for an <svg> tag
+SNIFF_BYTES = 512
+# formats whose checksums Pillow's verify() checks and its decoder does not
+VERIFIED_FORMATS = {"PNG"}
+# characters of a library's error message kept
+MAX_REASON = 200
+# the pixel count in Pillow's decompression-bomb message
+BOMB_SIZE = re.compile(r"\((\d+) pixels\)")
 
 
 class PictureError(ValueError):
@@ -58,7 +69,8 @@ class PictureError(ValueError):
 def picture_suffixes() -> set[str]:
     """File name endings of the formats Pillow (with the HEIF plugin) can open, in lower case; SVG counts too, so
     that it gets its own error rather than being passed over."""
-    Image.init()  # loads every plugin, so that the registry is complete
+    # loads every plugin, so that the registry is complete
+    Image.init()
     openable = {
         ext
         for ext, fmt in Image.registered_extensions().items()
@@ -86,7 +98,8 @@ def _quiet_pillow() -> Iterator[None]:
     """Pillow's warnings (odd EXIF, odd palettes) become silent; its decompression-bomb warning becomes an error."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)  # added last: matched first
+        # added last: matched first
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         yield
 
 
@@ -111,7 +124,8 @@ def _open(source: bytes | str) -> Image.Image:
         if pillow_heif is None and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
             raise PictureError(HEIF_ERROR) from None
         raise PictureError("not a picture (no image format this app reads recognizes it)") from None
-    except Exception as err:  # a plugin's parser on a damaged header: struct.error, IndexError, ...
+    # a plugin's parser on a damaged header: struct.error, IndexError, ...
+    except Exception as err:
         raise PictureError(f"corrupt image ({_reason(err)})") from None
 
 
@@ -131,11 +145,13 @@ def _head(source: bytes | str) -> bytes:
 def _decode(img: Image.Image) -> None:
     """Decode the pixels, reduced where the format can (JPEG): any damage the decoder finds is a PictureError."""
     try:
-        # a phone photo: JPEG can decode at 1/2, 1/4 or 1/8 scale for a fraction of the work and memory; both
+        # a phone photo: JPEG can decode at 1/2, 1/4 or 1/8 scale for a fraction of the work and
+        # memory; both
         # sides stay at least MAX_DETAIL, the most that preprocessing ever looks at
         img.draft(img.mode, (MAX_DETAIL, MAX_DETAIL))
         img.load()
-    except Exception as err:  # truncated or damaged data, as each decoder reports it
+    # truncated or damaged data, as each decoder reports it
+    except Exception as err:
         raise PictureError(f"corrupt image ({_reason(err)})") from None
 
 
@@ -145,7 +161,9 @@ def read_picture(source: bytes | str | os.PathLike) -> np.ndarray:
     return _read(source, lambda img: preprocess(img).pixels)
 
 
-def read_digits(source: bytes | str | os.PathLike, mode: str = "auto", max_pixels: int = MAX_PIXELS) -> Reading:
+def read_digits(
+    source: bytes | str | os.PathLike, mode: str = "auto", max_pixels: int = MAX_PIXELS
+) -> Reading:
     """A picture file's digits (mnist_lit.reading.segment: one, or a number), each in MNIST's form with its box; raises
     PictureError as read_picture does, and for a picture of more than `max_pixels`."""
     return _read(source, lambda img: segment.read(img, mode), max_pixels)
@@ -156,24 +174,33 @@ def pixel_count(head: bytes) -> int | None:
     try:
         with _quiet_pillow(), Image.open(io.BytesIO(head)) as img:
             return img.width * img.height
-    except Exception:  # any header Pillow cannot read: the full read reports why
+    # any header Pillow cannot read: the full read reports why
+    except Exception:
         return None
 
 
-def _read(source: bytes | str | os.PathLike, reader: Callable[[Image.Image], T], max_pixels: int = MAX_PIXELS) -> T:
+def _read(
+    source: bytes | str | os.PathLike,
+    reader: Callable[[Image.Image], T],
+    max_pixels: int = MAX_PIXELS,
+) -> T:
     """Open, check and decode a picture safely, then hand it to `reader`; every failure is a PictureError."""
     source = source if isinstance(source, bytes) else os.fspath(source)
     if isinstance(source, str) and Path(source).suffix.lower() in SVG_SUFFIXES:
         raise PictureError(SVG_ERROR)
     with _quiet_pillow():
         img = _open(source)
-        if img.width * img.height > max_pixels:  # from the header: nothing decoded yet
+        # from the header: nothing decoded yet
+        if img.width * img.height > max_pixels:
             img.close()
-            raise PictureError(f"picture too large ({img.width * img.height:,} pixels; the limit is {max_pixels:,})")
+            raise PictureError(
+                f"picture too large ({img.width * img.height:,} pixels; the limit is {max_pixels:,})"
+            )
         try:
             if img.format in VERIFIED_FORMATS:
                 try:
-                    img.verify()  # chunk CRCs; it leaves the file unusable, so it is opened again
+                    # chunk CRCs; it leaves the file unusable, so it is opened again
+                    img.verify()
                 except Exception as err:
                     raise PictureError(f"corrupt image ({_reason(err)})") from None
                 img.close()
@@ -183,7 +210,10 @@ def _read(source: bytes | str | os.PathLike, reader: Callable[[Image.Image], T],
                 return reader(img)
             except NoInkError as err:
                 raise PictureError(str(err)) from None
-            except Exception as err:  # pixels of a kind preprocessing cannot convert (a LAB TIFF, say)
-                raise PictureError(f"cannot use this picture's {img.mode} pixels ({_reason(err)})") from None
+            # pixels of a kind preprocessing cannot convert (a LAB TIFF, say)
+            except Exception as err:
+                raise PictureError(
+                    f"cannot use this picture's {img.mode} pixels ({_reason(err)})"
+                ) from None
         finally:
             img.close()

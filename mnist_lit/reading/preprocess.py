@@ -21,21 +21,35 @@ from PIL import ExifTags, Image, ImageFilter, ImageOps
 from mnist_lit import IMAGE_SIZE
 from mnist_lit.reading import lines, page, surface
 
-VERSION = "mnist-lit-1"  # of the recipe below; exported models record it, so that a changed recipe is noticed
-BOX = 20  # the digit's longer side inside the field
-COM_CENTRE = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.00, 14.01)
-LOCATE_SIZE = 320  # longer side at which the digit is first found; big pictures are reduced to this first
-WORK_SIZE = 80  # longer side at which the digit's region, cut from the full picture, is examined: 2-4x the box
-DETAIL_SIZE = 2 * BOX  # a digit at least this big on the small copy is seen well enough there
-MAX_DETAIL = 1024  # the largest side a picture is examined at when its digit is too small to see reduced
-TRANSPARENT_MAJORITY = 0.5  # alpha is the ink when more than this share of the picture is transparent
-PEAK_RANK = 8  # the stroke intensity is read at the 8th brightest ink pixel: robust to a hot pixel or two
-DIGIT_REACH = 0.5  # ink further from the digit than this share of its size is something else
-MASS_TRIM = 0.003  # share of ink mass trimmed on each side when boxing the digit: drops stray specks
+# of the recipe below; exported models record it, so that a changed recipe is noticed
+VERSION = "mnist-lit-1"
+# the digit's longer side inside the field
+BOX = 20
+# where MNIST puts the centre of mass (measured on the training set: 14.00, 14.01)
+COM_CENTRE = 14.0
+# longer side at which the digit is first found; big pictures are reduced to this first
+LOCATE_SIZE = 320
+# longer side at which the digit's region, cut from the full picture, is examined: 2-4x the box
+WORK_SIZE = 80
+# a digit at least this big on the small copy is seen well enough there
+DETAIL_SIZE = 2 * BOX
+# the largest side a picture is examined at when its digit is too small to see reduced
+MAX_DETAIL = 1024
+# alpha is the ink when more than this share of the picture is transparent
+TRANSPARENT_MAJORITY = 0.5
+# the stroke intensity is read at the 8th brightest ink pixel: robust to a hot pixel or two
+PEAK_RANK = 8
+# ink further from the digit than this share of its size is something else
+DIGIT_REACH = 0.5
+# share of ink mass trimmed on each side when boxing the digit: drops stray specks
+MASS_TRIM = 0.003
 UINT16_MAX = 65535
-MNIST_STROKE = 2.35  # mean stroke width of MNIST digits in 28x28 pixels (2 * area / perimeter)
-MIN_GROW = 3  # px: strokes thinner than their width by less than this are left as they are
-STROKE_SHARE = 0.8 * MNIST_STROKE / BOX  # thinner strokes, as a share of the digit's longer side, are widened
+# mean stroke width of MNIST digits in 28x28 pixels (2 * area / perimeter)
+MNIST_STROKE = 2.35
+# px: strokes thinner than their width by less than this are left as they are
+MIN_GROW = 3
+# thinner strokes, as a share of the digit's longer side, are widened
+STROKE_SHARE = 0.8 * MNIST_STROKE / BOX
 
 
 class Box(NamedTuple):
@@ -76,7 +90,8 @@ def eight_bit(img: Image.Image) -> Image.Image:
     values = np.asarray(img, dtype=np.float32)
     if img.mode.startswith("I;16"):
         top = float(UINT16_MAX)
-    else:  # I and F say nothing of their range: the smallest usual one that holds the values
+    # I and F say nothing of their range: the smallest usual one that holds the values
+    else:
         peak = float(values.max(initial=0.0))
         top = 1.0 if img.mode == "F" and peak <= 1 else 255.0 if peak <= 255 else float(UINT16_MAX)
     return Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")
@@ -84,23 +99,27 @@ def eight_bit(img: Image.Image) -> Image.Image:
 
 def upright(img: Image.Image) -> Image.Image:
     """EXIF-rotated to how a viewer shows it, as RGB or (when it has any transparency) RGBA."""
-    if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # most pictures are upright: no copy for those
+    # most pictures are upright: no copy for those
+    if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
         img = ImageOps.exif_transpose(img)
     if img.mode.startswith("I") or img.mode == "F":
         img = eight_bit(img)
-    mode = "RGBA" if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info else "RGB"
+    mode = (
+        "RGBA"
+        if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+        else "RGB"
+    )
     return img if img.mode == mode else img.convert(mode)
 
 
-def as_array(
-    img: Image.Image, longest: int = WORK_SIZE, region: Box | None = None
-) -> np.ndarray:
+def as_array(img: Image.Image, longest: int = WORK_SIZE, region: Box | None = None) -> np.ndarray:
     """(H, W, 3 or 4) float32 RGB(A) in [0, 1] of the picture or of its `region` (left, top, right, bottom),
     area-averaged so that the longer side is at most `longest`."""
     region = region or Box(0, 0, img.width, img.height)
     width, height = region.right - region.left, region.bottom - region.top
     scale = longest / max(width, height)
-    if scale < 1:  # reduced straight from the region: no copy of it first
+    # reduced straight from the region: no copy of it first
+    if scale < 1:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         img = img.resize(size, Image.Resampling.BOX, box=region)
     elif region != (0, 0, img.width, img.height):
@@ -119,14 +138,22 @@ def opaque(rgba: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rgba[..., :3] * alpha + (1.0 - alpha), dtype=np.float32)
 
 
-def ink_map(rgba: np.ndarray, paper: page.PaperModel | None = None, page_side: float | None = None) -> np.ndarray:
+def ink_map(
+    rgba: np.ndarray, paper: page.PaperModel | None = None, page_side: float | None = None
+) -> np.ndarray:
     """(H, W) float32, 0 on paper and growing with how much a pixel is ink, whatever the polarity, colours or
     lighting; paper grain, uneven light and JPEG noise are subtracted. `paper` and `page_side`: page.flat_ink's."""
     rgb = opaque(rgba)
     if rgb is None:
-        return rgba[..., 3].copy()  # a transparent background: the strokes are whatever is opaque
-    flat = page.flat_ink(np.ascontiguousarray(rgb, dtype=np.float32), paper, page_side) if page.available() else None
-    if flat is not None:  # the paper estimated at a scale larger than a stroke, shadows and all
+        # a transparent background: the strokes are whatever is opaque
+        return rgba[..., 3].copy()
+    flat = (
+        page.flat_ink(np.ascontiguousarray(rgb, dtype=np.float32), paper, page_side)
+        if page.available()
+        else None
+    )
+    # the paper estimated at a scale larger than a stroke, shadows and all
+    if flat is not None:
         return flat
     return surface.smooth_ink(rgb)
 
@@ -134,15 +161,21 @@ def ink_map(rgba: np.ndarray, paper: page.PaperModel | None = None, page_side: f
 def clean(ink: np.ndarray) -> np.ndarray:
     """Zero the paper texture and JPEG noise below an Otsu threshold; stretch the strokes to full intensity."""
     flat = ink.ravel()
-    peak = float(np.partition(flat, -PEAK_RANK)[-PEAK_RANK]) if flat.size > PEAK_RANK else float(flat.max())
+    peak = (
+        float(np.partition(flat, -PEAK_RANK)[-PEAK_RANK])
+        if flat.size > PEAK_RANK
+        else float(flat.max())
+    )
     if peak < surface.MIN_CONTRAST:
         raise NoInkError("no ink found: the picture is blank")
-    ink = np.minimum(ink * np.float32(1.0 / peak), np.float32(1.0))  # ink is >= 0: only the top needs a clip
+    # ink is >= 0: only the top needs a clip
+    ink = np.minimum(ink * np.float32(1.0 / peak), np.float32(1.0))
     threshold = max(otsu(ink), surface.MIN_CONTRAST / peak)
     strokes = ink >= threshold
     if not strokes.any():
         raise NoInkError("no ink found: the picture is blank")
-    level = surface.quantile(ink[strokes], 0.5)  # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
+    # typical stroke intensity -> 1.0, as MNIST's strokes are saturated
+    level = surface.quantile(ink[strokes], 0.5)
     out = np.minimum(ink * np.float32(1.0 / max(level, 1e-6)), np.float32(1.0))
     out[~strokes] = 0.0
     return out
@@ -151,7 +184,9 @@ def clean(ink: np.ndarray) -> np.ndarray:
 def otsu(values: np.ndarray, bins: int = 64) -> float:
     """Otsu's threshold of values in [0, 1]: the cut that best separates two classes."""
     # a histogram by bincount: np.histogram costs several times more on arrays this small
-    hist = np.bincount(np.minimum((values.ravel() * bins).astype(np.intp), bins - 1), minlength=bins)
+    hist = np.bincount(
+        np.minimum((values.ravel() * bins).astype(np.intp), bins - 1), minlength=bins
+    )
     edges = np.arange(bins + 1) / bins
     p = hist / max(values.size, 1)
     omega = np.cumsum(p)
@@ -192,7 +227,10 @@ def stroke_width(pixels: np.ndarray) -> float:
     area = int(strokes.sum())
     if area == 0:
         return 0.0
-    eroded = np.asarray(Image.fromarray(strokes.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(3))) > 0
+    eroded = (
+        np.asarray(Image.fromarray(strokes.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(3)))
+        > 0
+    )
     return 2.0 * area / max(int((strokes & ~eroded).sum()), 1)
 
 
@@ -206,7 +244,8 @@ def thicken(crop: np.ndarray, width: float) -> np.ndarray:
     padded = np.pad(crop, grow // 2 + 1)
     if page.available():
         return page.dilate(padded, grow)
-    return np.asarray(Image.fromarray(padded).filter(ImageFilter.MaxFilter(grow)))  # a square pen, not a round one
+    # a square pen, not a round one
+    return np.asarray(Image.fromarray(padded).filter(ImageFilter.MaxFilter(grow)))
 
 
 def match_stroke(box: np.ndarray) -> np.ndarray:
@@ -215,7 +254,8 @@ def match_stroke(box: np.ndarray) -> np.ndarray:
         return box
     padded = np.pad(box, 1)
     thick = np.asarray(Image.fromarray(padded).filter(ImageFilter.MaxFilter(3)))[1:-1, 1:-1]
-    return np.maximum(box, 0.75 * thick)  # a soft halo, like MNIST's anti-aliased edges
+    # a soft halo, like MNIST's anti-aliased edges
+    return np.maximum(box, 0.75 * thick)
 
 
 def centre_by_mass(box: np.ndarray, field: int = IMAGE_SIZE) -> np.ndarray:
@@ -261,11 +301,18 @@ def region_ink(
     With `kept` (where the sheet found the writing, on its own copy), only ink there counts: the closer look adds
     detail to what the whole picture showed, not new pieces (a sliver of shadow cut by the region's edge)."""
     rgba = as_array(img, longest, region)
-    ink = ink_map(rgba, sheet.paper, min(img.size) * rgba.shape[1] / max(region.right - region.left, 1))
-    if sheet.lines is None:  # without OpenCV: nothing was found that could be taken out
+    ink = ink_map(
+        rgba, sheet.paper, min(img.size) * rgba.shape[1] / max(region.right - region.left, 1)
+    )
+    # without OpenCV: nothing was found that could be taken out
+    if sheet.lines is None:
         return ink
     if kept is not None:
-        ink = np.where(page.part_of(kept.astype(np.uint8), img.size, region, ink.shape) > 0, ink, np.float32(0.0))
+        ink = np.where(
+            page.part_of(kept.astype(np.uint8), img.size, region, ink.shape) > 0,
+            ink,
+            np.float32(0.0),
+        )
     if not sheet.lines.any():
         return ink
     near = page.part_of(sheet.lines, img.size, region, ink.shape)

@@ -27,7 +27,8 @@ FORMATS = {
     "AVIF": {"quality": 90},
     "HEIF": {"quality": 90},
 }
-FUZZED = ("PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP", "HEIF")  # the formats the fuzz test damages
+# the formats the fuzz test damages
+FUZZED = ("PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP", "HEIF")
 
 
 def seven(size: tuple[int, int] = (96, 96)) -> Image.Image:
@@ -35,7 +36,9 @@ def seven(size: tuple[int, int] = (96, 96)) -> Image.Image:
     img = Image.new("RGB", size, (236, 234, 228))
     w, h = size
     ImageDraw.Draw(img).line(
-        [(0.25 * w, 0.2 * h), (0.75 * w, 0.2 * h), (0.42 * w, 0.85 * h)], fill=(30, 30, 35), width=max(3, w // 12)
+        [(0.25 * w, 0.2 * h), (0.75 * w, 0.2 * h), (0.42 * w, 0.85 * h)],
+        fill=(30, 30, 35),
+        width=max(3, w // 12),
     )
     return img
 
@@ -51,20 +54,28 @@ def png_declaring(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height: a decompression bomb's shape, a few hundred bytes."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
-    rows = zlib.compress(b"\0" * (width + 1) * 4)  # a few rows only: a real bomb compresses the rest as well
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    # 8-bit grey
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    # a few rows only: a real bomb compresses the rest as well
+    rows = zlib.compress(b"\0" * (width + 1) * 4)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
-STYLES = ("paper", "paper", "paper", "dark", "transparent", "colour")  # paper (dark on light) is the common case
+# paper (dark on light) is the common case
+STYLES = ("paper", "paper", "paper", "dark", "transparent", "colour")
 
 
 def render(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, str]:
     """One user-style picture of a 28x28 uint8 MNIST digit; returns it and the file extension to save it with."""
     canvas_w, canvas_h = (int(v) for v in rng.integers(96, 640, size=2))
-    size = int(rng.uniform(0.25, 0.9) * min(canvas_w, canvas_h))  # the 28x28 field's side on the canvas
+    # the 28x28 field's side on the canvas
+    size = int(rng.uniform(0.25, 0.9) * min(canvas_w, canvas_h))
     glyph = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
     stroke = rng.choice(["thin", "normal", "thick"], p=[0.25, 0.5, 0.25])
     k = max(3, (size // 40) * 2 + 1)
@@ -75,9 +86,13 @@ def render(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, st
     alpha = np.zeros((canvas_h, canvas_w), np.float32)
     top, left = int(rng.integers(0, canvas_h - size + 1)), int(rng.integers(0, canvas_w - size + 1))
     alpha[top : top + size, left : left + size] = np.asarray(glyph, np.float32) / 255.0
-    if alpha.max() < 0.3:  # a thin-stroke erosion wiped it out; fall back to normal strokes
+    # a thin-stroke erosion wiped it out; fall back to normal strokes
+    if alpha.max() < 0.3:
         alpha[top : top + size, left : left + size] = (
-            np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255.0
+            np.asarray(
+                Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), np.float32
+            )
+            / 255.0
         )
 
     style = STYLES[int(rng.integers(len(STYLES)))]
@@ -85,7 +100,8 @@ def render(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, st
         ink = rng.uniform(0, 0.6, size=3) if rng.random() < 0.7 else rng.uniform(0.6, 1.0, size=3)
         rgba = np.dstack([np.broadcast_to(ink, alpha.shape + (3,)), alpha])
         return Image.fromarray((rgba * 255).astype(np.uint8), "RGBA"), ".png"
-    if style == "dark":  # chalk on a blackboard, light pen on a dark app theme
+    # chalk on a blackboard, light pen on a dark app theme
+    if style == "dark":
         paper, ink = rng.uniform(0.0, 0.3, 3), rng.uniform(0.75, 1.0, 3)
     elif style == "colour":
         paper, ink = rng.uniform(0.7, 1.0, 3), rng.uniform(0.0, 0.6, 3)

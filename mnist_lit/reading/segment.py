@@ -29,20 +29,34 @@ from mnist_lit.reading.preprocess import (
     upright,
 )
 
-LINE_REACH = 2.0  # digits of a number stand no further apart than this share of a digit's size
-READS = ("auto", "digit", "number")  # how a picture is read: one digit, or a number when there are several
-LINE_HEIGHT = 64  # the line of writing is examined at this height (its width follows)
-MAX_LINE_WIDTH = 1024  # ... and at most this wide
-SPECK_SHARE = 0.03  # a piece with less than this share of the ink, and short, is a speck (JPEG, dust)
-SPECK_HEIGHT = 0.3  # ... short: below this share of the line's height
-FRAGMENT_HEIGHT = 0.45  # a piece shorter than this share of the line's height is part of a digit, not one
-MERGE_OVERLAP = 0.4  # pieces whose columns overlap by this share of the narrower one's width are one digit
-WIDE = 0.9  # a piece wider than this many times the line's height may be two touching digits
-WIDER_THAN_TYPICAL = 1.6  # ... or wider than this many times the median piece's width, in a line of three or more
-LONE_WIDE = 1.1  # a picture's only piece may be two touching digits when it is this many times wider than tall
-CUT_RANGE = (0.25, 0.75)  # a touching pair is cut between these shares of its width
-JUMPS = 2  # pointer jumps per labelling pass
-CUTS = 5  # candidate cuts tried per wide piece: the columns with the least ink
+# digits of a number stand no further apart than this share of a digit's size
+LINE_REACH = 2.0
+# how a picture is read: one digit, or a number when there are several
+READS = ("auto", "digit", "number")
+# the line of writing is examined at this height (its width follows)
+LINE_HEIGHT = 64
+# ... and at most this wide
+MAX_LINE_WIDTH = 1024
+# a piece with less than this share of the ink, and short, is a speck (JPEG, dust)
+SPECK_SHARE = 0.03
+# ... short: below this share of the line's height
+SPECK_HEIGHT = 0.3
+# a piece shorter than this share of the line's height is part of a digit, not one
+FRAGMENT_HEIGHT = 0.45
+# pieces whose columns overlap by this share of the narrower one's width are one digit
+MERGE_OVERLAP = 0.4
+# a piece wider than this many times the line's height may be two touching digits
+WIDE = 0.9
+# ... or wider than this many times the median piece's width, in a line of three or more
+WIDER_THAN_TYPICAL = 1.6
+# a picture's only piece may be two touching digits when it is this many times wider than tall
+LONE_WIDE = 1.1
+# a touching pair is cut between these shares of its width
+CUT_RANGE = (0.25, 0.75)
+# pointer jumps per labelling pass
+JUMPS = 2
+# candidate cuts tried per wide piece: the columns with the least ink
+CUTS = 5
 
 
 @dataclass
@@ -61,7 +75,8 @@ class Reading:
 
     pieces: list[Piece]
     single: bool
-    whole: Piece | None = None  # in `auto` mode, the picture read as one digit: the answer if the pieces are no number
+    # in `auto` mode, the picture read as one digit: the answer if the pieces are no number
+    whole: Piece | None = None
 
 
 def digit_pixels(ink: np.ndarray) -> np.ndarray:
@@ -72,7 +87,9 @@ def digit_pixels(ink: np.ndarray) -> np.ndarray:
 
 def whole_picture(img: Image.Image, sheet: Sheet | None = None) -> Reading:
     """The picture read as one digit, exactly as predict.py has always read it; its box is the picture."""
-    return Reading([Piece(preprocess(img, sheet).pixels, Box(0, 0, img.width, img.height))], single=True)
+    return Reading(
+        [Piece(preprocess(img, sheet).pixels, Box(0, 0, img.width, img.height))], single=True
+    )
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -85,7 +102,8 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     if page.available():
         return page.components(mask)
     h, w = mask.shape
-    big = np.int32(h * w + 1)  # above every label; the padding's value
+    # above every label; the padding's value
+    big = np.int32(h * w + 1)
     labels = np.where(mask, np.arange(1, h * w + 1, dtype=np.int32).reshape(h, w), big)
     while True:
         padded = np.pad(labels, 1, constant_values=big)
@@ -103,7 +121,8 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
         labels = smallest
     ids, dense = np.unique(np.where(mask, labels, 0), return_inverse=True)
     dense = dense.reshape(h, w).astype(np.int32)
-    if ids[0] != 0:  # no background at all
+    # no background at all
+    if ids[0] != 0:
         dense += 1
     return dense, int(dense.max())
 
@@ -146,11 +165,16 @@ def groups(labels: np.ndarray, n: int, mass: np.ndarray) -> list[list[int]]:
     np.maximum.at(y1, ids, ys + 1)
     line = max(int(y1[1:].max() - y0[1:].min()), 1)
     total = mass[1:].sum()
-    kept = [k for k in range(1, n + 1) if mass[k] >= SPECK_SHARE * total or (y1[k] - y0[k]) >= SPECK_HEIGHT * line]
+    kept = [
+        k
+        for k in range(1, n + 1)
+        if mass[k] >= SPECK_SHARE * total or (y1[k] - y0[k]) >= SPECK_HEIGHT * line
+    ]
     kept.sort(key=lambda k: (x0[k] + x1[k]) / 2)
     merged: list[list[int]] = []
     spans: list[list[int]] = []
-    small = [k for k in kept if (y1[k] - y0[k]) < FRAGMENT_HEIGHT * line]  # a loose bar, a broken stroke's end
+    # a loose bar, a broken stroke's end
+    small = [k for k in kept if (y1[k] - y0[k]) < FRAGMENT_HEIGHT * line]
     kept = [k for k in kept if k not in small]
     for k in kept:
         if merged:
@@ -162,11 +186,15 @@ def groups(labels: np.ndarray, n: int, mass: np.ndarray) -> list[list[int]]:
                 continue
         merged.append([k])
         spans.append([int(x0[k]), int(x1[k])])
-    if not merged:  # nothing of a digit's height: read the fragments as one
+    # nothing of a digit's height: read the fragments as one
+    if not merged:
         return [sorted(small)] if small else []
-    for k in small:  # each fragment joins the digit whose columns are nearest its own
+    # each fragment joins the digit whose columns are nearest its own
+    for k in small:
         centre = (x0[k] + x1[k]) / 2
-        nearest = min(range(len(spans)), key=lambda g: max(spans[g][0] - centre, centre - spans[g][1], 0))
+        nearest = min(
+            range(len(spans)), key=lambda g: max(spans[g][0] - centre, centre - spans[g][1], 0)
+        )
         merged[nearest].append(k)
     return merged
 
@@ -201,9 +229,13 @@ def line_pieces(ink: np.ndarray, region: Box) -> list[Piece]:
         raise NoInkError("no ink found: the picture is blank")
     mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=n + 1)
     found = groups(labels, n, mass)
-    scale = ((region.right - region.left) / ink.shape[1], (region.bottom - region.top) / ink.shape[0])
+    scale = (
+        (region.right - region.left) / ink.shape[1],
+        (region.bottom - region.top) / ink.shape[0],
+    )
     rows = np.nonzero(np.isin(labels, [k for g in found for k in g]).any(axis=1))[0]
-    line = int(rows[-1] - rows[0] + 1)  # the line's height: from the highest kept ink to the lowest
+    # the line's height: from the highest kept ink to the lowest
+    line = int(rows[-1] - rows[0] + 1)
     pieces = []
     alones = [np.where(np.isin(labels, g), ink, 0.0) for g in found]
     widths = [int(np.ptp(np.nonzero(a.any(axis=0))[0])) + 1 for a in alones]
@@ -234,14 +266,17 @@ def read(img: Image.Image, mode: str = "auto") -> Reading:
     except NoInkError:
         if mode == "number":
             raise
-        # a digit a few pixels big on a big canvas fades away at the line's working size: single-digit reading
+        # a digit a few pixels big on a big canvas fades away at the line's working size:
+        # single-digit reading
         # looks again at full detail
         return whole_picture(img, sheet)
     pieces = line_pieces(ink, region)
     if mode == "number":
         return Reading(pieces, single=len(pieces) == 1 and not pieces[0].splits)
-    # auto: one piece is one digit, read exactly as predict.py reads a single digit, so that its answer does not
-    # change; only a piece much wider than tall may be two touching digits, and Predictor.fill_answers cuts it only on
+    # auto: one piece is one digit, read exactly as predict.py reads a single digit, so that its
+    # answer does not
+    # change; only a piece much wider than tall may be two touching digits, and
+    # Predictor.fill_answers cuts it only on
     # strong evidence (a heart or an "m" halves into two digit-like strokes)
     whole = Piece(preprocess(img, sheet).pixels, region)
     if len(pieces) == 1:

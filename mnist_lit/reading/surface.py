@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
-BG_FIT_ROUNDS = 2  # refits of the paper surface, each on the pixels nearest the last fit
-PAPER_SHARE = 0.6  # share of pixels taken as paper for the fit; digits cover far less of a picture
-BG_FIT_GRID = 40  # the surface is fitted to about BG_FIT_GRID x BG_FIT_GRID samples
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 weights of R, G, B in brightness
-RIDGE_6X6 = 1e-4 * np.eye(6, dtype=np.float32)  # Tikhonov term of the surface fit
-NOISE_SIGMAS = 4.0  # deviations within this many robust sigmas of the paper are grain or JPEG noise
-MIN_CONTRAST = 0.06  # ink standing out less than this (0-1 scale) above the noise floor is no stroke
+# refits of the paper surface, each on the pixels nearest the last fit
+BG_FIT_ROUNDS = 2
+# share of pixels taken as paper for the fit; digits cover far less of a picture
+PAPER_SHARE = 0.6
+# the surface is fitted to about BG_FIT_GRID x BG_FIT_GRID samples
+BG_FIT_GRID = 40
+# ITU-R 601 weights of R, G, B in brightness
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+# Tikhonov term of the surface fit
+RIDGE_6X6 = 1e-4 * np.eye(6, dtype=np.float32)
+# deviations within this many robust sigmas of the paper are grain or JPEG noise
+NOISE_SIGMAS = 4.0
+# ink standing out less than this (0-1 scale) above the noise floor is no stroke
+MIN_CONTRAST = 0.06
 
 
 def quantile(values: np.ndarray, q: float) -> float:
@@ -29,32 +36,41 @@ def quantile(values: np.ndarray, q: float) -> float:
 
 def _axis(n: int) -> np.ndarray:
     """n coordinates evenly over [-1, 1] (np.linspace's, at a fraction of its call overhead)."""
-    return np.arange(n, dtype=np.float32) * np.float32(2.0 / max(n - 1, 1)) - np.float32(1.0 if n > 1 else 0.0)
+    return np.arange(n, dtype=np.float32) * np.float32(2.0 / max(n - 1, 1)) - np.float32(
+        1.0 if n > 1 else 0.0
+    )
 
 
 def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """Paper colour under uneven light, as a smooth quadratic surface per channel (H, W, 3) fitted to the
     pixels that are not ink, and the noise floor: how far paper pixels stray from it (grain, JPEG)."""
     h, w, _ = rgb.shape
-    step = max(1, max(h, w) // BG_FIT_GRID)  # the surface is smooth: a coarse grid of samples fits it
+    # the surface is smooth: a coarse grid of samples fits it
+    step = max(1, max(h, w) // BG_FIT_GRID)
     ys, xs = _axis(h), _axis(w)
-    grid_y, grid_x = ys[::step], xs[::step]  # the sample rows and columns, row-major like `samples`
+    # the sample rows and columns, row-major like `samples`
+    grid_y, grid_x = ys[::step], xs[::step]
     y, x = np.repeat(grid_y, len(grid_x)), np.tile(grid_x, len(grid_y))
     samples = rgb[::step, ::step].reshape(-1, 3)
-    # (n, 9): the quadratic terms 1, x, y, x^2, xy, y^2, then the sample's colour, so that one selection and one
+    # (n, 9): the quadratic terms 1, x, y, x^2, xy, y^2, then the sample's colour, so that one
+    # selection and one
     # product give both sides of the normal equations
     rows = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y, *samples.T], axis=1)
     terms = rows[:, :6]
     middle = len(samples) // 2
-    fitted = np.partition(samples, middle, axis=0)[middle]  # the median paper colour: where the fit starts
+    # the median paper colour: where the fit starts
+    fitted = np.partition(samples, middle, axis=0)[middle]
     for _ in range(BG_FIT_ROUNDS):
         # paper is most of the picture: keep the samples nearest the current model, refit, repeat
         error = samples - fitted
         residual = np.einsum("ij,ij->i", error, error)
         a = rows[residual <= quantile(residual, PAPER_SHARE)]
-        normal = np.einsum("ni,nj->ij", a[:, :6], a)  # (6, 9): A'A beside A'b
-        # least squares by the 6x6 normal equations; the ridge keeps a degenerate sample set solvable
-        coef = np.linalg.solve(normal[:, :6] + RIDGE_6X6, normal[:, 6:])  # (6, 3)
+        # (6, 9): A'A beside A'b
+        normal = np.einsum("ni,nj->ij", a[:, :6], a)
+        # least squares by the 6x6 normal equations; the ridge keeps a degenerate sample set
+        # solvable
+        # (6, 3)
+        coef = np.linalg.solve(normal[:, :6] + RIDGE_6X6, normal[:, 6:])
         fitted = np.einsum("nk,kc->nc", terms, coef)
     error = samples - fitted
     residual = np.sqrt(np.einsum("ij,ij->i", error, error) * (1.0 / 3.0))
@@ -62,7 +78,8 @@ def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     # a robust spread: the median absolute deviation, scaled to a Gaussian sigma
     centre = quantile(on_paper, 0.5)
     floor = centre + NOISE_SIGMAS * 1.4826 * quantile(np.abs(on_paper - centre), 0.5)
-    # the surface at every pixel as one (H, 3) x (3, W, 3) product, grouping the terms by powers of y:
+    # the surface at every pixel as one (H, 3) x (3, W, 3) product, grouping the terms by powers of
+    # y:
     # 1 * (c0 + c1 x + c3 x^2) + y * (c2 + c4 x) + y^2 * c5
     c = coef.astype(np.float32)
     by_x = np.stack(
@@ -71,8 +88,10 @@ def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
             c[2] + xs[:, None] * c[4],
             np.broadcast_to(c[5], (w, 3)),
         ]
-    )  # (3, W, 3)
-    by_y = np.stack([np.ones_like(ys), ys, ys * ys], axis=1)  # (H, 3)
+        # (3, W, 3)
+    )
+    # (H, 3)
+    by_y = np.stack([np.ones_like(ys), ys, ys * ys], axis=1)
     return np.einsum("hk,kwc->hwc", by_y, by_x), float(floor)
 
 

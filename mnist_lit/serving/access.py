@@ -22,24 +22,36 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-OPEN_PATHS = frozenset({"/", "/health"})  # the page asks for the key itself; liveness probes send none
+# the page asks for the key itself; liveness probes send none
+OPEN_PATHS = frozenset({"/", "/health"})
 CLOSED_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/info"})
 API_PATH = "/predict"
-MAX_HEADERS = 100  # header lines in one request
-MAX_HEADER_BYTES = 32 * 1024  # all of a request's header names and values together; cookies stay well under
-MAX_CLIENTS = 10_000  # rate buckets kept; the least recently seen client's goes first
+# header lines in one request
+MAX_HEADERS = 100
+# all of a request's header names and values together; cookies stay well under
+MAX_HEADER_BYTES = 32 * 1024
+# rate buckets kept; the least recently seen client's goes first
+MAX_CLIENTS = 10_000
 BUSY = 503
 UNAUTHORIZED = (b"www-authenticate", b"Bearer")
-DRAIN_BYTES = 16 * 1024 * 1024  # of a refused body, read and dropped so that the client sees its answer
+# of a refused body, read and dropped so that the client sees its answer
+DRAIN_BYTES = 16 * 1024 * 1024
 DRAIN_SECONDS = 5.0
-PREFLIGHT_SECONDS = 600  # how long a browser may cache a CORS preflight's answer
+# how long a browser may cache a CORS preflight's answer
+PREFLIGHT_SECONDS = 600
 ALLOWED_HEADERS = "content-type, x-api-key, authorization"
 
 
-async def answer(send: Send, status: int, error: str | None, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def answer(
+    send: Send, status: int, error: str | None, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
     """Send a whole response: {"error": ...} as JSON, or an empty body when `error` is None."""
     body = b"" if error is None else json.dumps({"error": error}).encode()
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    head = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
 
@@ -61,11 +73,15 @@ async def drain(receive: Receive) -> None:
         await asyncio.wait_for(drop(), DRAIN_SECONDS)
 
 
-async def refuse(scope: Scope, receive: Receive, send: Send, status: int, error: str, headers: Iterable = ()) -> None:
+async def refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, error: str, headers: Iterable = ()
+) -> None:
     """Answer a request's 4xx without keeping its body: the body is dropped first, unless the client waits for a 100
     Continue (then none of it is ever sent). A 503 is not drained: a full server must refuse cheaply."""
     sent = dict(scope["headers"])
-    has_body = status != BUSY and sent.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in sent
+    has_body = (
+        status != BUSY and sent.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in sent
+    )
     if has_body and sent.get(b"expect", b"").lower() != b"100-continue":
         await drain(receive)
     await answer(send, status, error, headers)
@@ -107,11 +123,14 @@ class Access:
     api_key: str | None = None
     hosts: frozenset[str] | None = LOOPBACK_NAMES
     origins: frozenset[str] = frozenset()
-    rate: float = 0.0  # requests per second per key, or per client address without a key; 0 is no limit
+    # requests per second per key, or per client address without a key; 0 is no limit
+    rate: float = 0.0
     burst: int = 1
     docs: bool = False
-    stopping: Any = None  # an Event-like object: is_set() once SIGTERM came
-    clock: Callable[[], float] = time.monotonic  # what the rate buckets refill by; tests pass their own
+    # an Event-like object: is_set() once SIGTERM came
+    stopping: Any = None
+    # what the rate buckets refill by; tests pass their own
+    clock: Callable[[], float] = time.monotonic
 
 
 class Guard:
@@ -128,9 +147,16 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
-        if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES:
+        if (
+            len(headers) > MAX_HEADERS
+            or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES
+        ):
             await refuse(
-                scope, receive, send, 431, f"headers too large (at most {MAX_HEADERS} lines, {MAX_HEADER_BYTES} bytes)"
+                scope,
+                receive,
+                send,
+                431,
+                f"headers too large (at most {MAX_HEADERS} lines, {MAX_HEADER_BYTES} bytes)",
             )
             return
         sent = dict(headers)
@@ -143,18 +169,24 @@ class Guard:
             await self.app(scope, receive, send)
             return
         origin = sent[b"origin"]
-        if scope["method"] == "OPTIONS":  # an allowed origin's preflight
+        # an allowed origin's preflight
+        if scope["method"] == "OPTIONS":
             await answer(send, 204, None, self.cors_headers(origin, preflight=True))
             return
 
         async def with_cors(message: dict) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *self.cors_headers(origin)]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), *self.cors_headers(origin)],
+                }
             await send(message)
 
         await self.app(scope, receive, with_cors)
 
-    def refusal(self, scope: Scope, headers: dict[bytes, bytes], cross: bool) -> tuple[int, str, list] | None:
+    def refusal(
+        self, scope: Scope, headers: dict[bytes, bytes], cross: bool
+    ) -> tuple[int, str, list] | None:
         """The status, error and headers that refuse this request (`cross`: sent from another origin's page), or
         None when it may pass."""
         path = scope["path"]
@@ -166,15 +198,28 @@ class Guard:
         if self.access.hosts is not None and host_name(host).lower() not in self.access.hosts:
             return 400, f"this server does not answer for Host {host!r}", []
         if cross and headers[b"origin"].decode("latin-1") not in self.access.origins:
-            return 403, "requests from other sites' pages are not allowed (see the cors_origins setting)", []
+            return (
+                403,
+                "requests from other sites' pages are not allowed (see the cors_origins setting)",
+                [],
+            )
         needs_key = self.key is not None and path not in OPEN_PATHS and scope["method"] != "OPTIONS"
-        # compare_digest takes constant time: no guessing the key from how fast a wrong one is refused
+        # compare_digest takes constant time: no guessing the key from how fast a wrong one is
+        # refused
         if needs_key and not hmac.compare_digest(self.sent_key(headers), self.key):
-            return 401, "a valid API key is needed (header X-API-Key, or Authorization: Bearer)", [UNAUTHORIZED]
+            return (
+                401,
+                "a valid API key is needed (header X-API-Key, or Authorization: Bearer)",
+                [UNAUTHORIZED],
+            )
         if path == API_PATH and scope["method"] == "POST" and self.access.rate > 0:
             wait = self.bucket(scope, headers).take(self.access.rate, self.access.burst)
             if wait > 0:
-                return 429, "too many requests; slow down", [(b"retry-after", str(math.ceil(wait)).encode())]
+                return (
+                    429,
+                    "too many requests; slow down",
+                    [(b"retry-after", str(math.ceil(wait)).encode())],
+                )
         return None
 
     @staticmethod
@@ -207,9 +252,14 @@ class Guard:
 
     def bucket(self, scope: Scope, headers: dict[bytes, bytes]) -> Bucket:
         """The rate bucket of this request's key, or of its client address when the server has no key."""
-        who = self.sent_key(headers).decode("latin-1") if self.key else (scope.get("client") or ("?",))[0]
+        who = (
+            self.sent_key(headers).decode("latin-1")
+            if self.key
+            else (scope.get("client") or ("?",))[0]
+        )
         bucket = self.buckets.pop(who, None) or Bucket(self.access.burst, self.access.clock)
-        self.buckets[who] = bucket  # most recently seen last
+        # most recently seen last
+        self.buckets[who] = bucket
         if len(self.buckets) > MAX_CLIENTS:
             self.buckets.popitem(last=False)
         return bucket

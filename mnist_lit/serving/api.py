@@ -28,8 +28,10 @@ from mnist_lit.serving.heap import return_big_buffers
 from mnist_lit.serving.loop import IdleLoop
 from mnist_lit.serving.observe import metrics
 
-PICTURE_FIELD = "image"  # the multipart field, or the JSON key, that holds the picture
-INPUT_FLAG = "input"  # ask for the 28x28 picture the model saw, as a base64 PNG (the drawing pad does)
+# the multipart field, or the JSON key, that holds the picture
+PICTURE_FIELD = "image"
+# ask for the 28x28 picture the model saw, as a base64 PNG (the drawing pad does)
+INPUT_FLAG = "input"
 HOW_TO_SEND = 'send the picture as a multipart field "image", or as JSON {"image": "<base64>"}'
 
 
@@ -47,12 +49,14 @@ def picture_bytes(request: Any) -> bytes:
     value = request.get(PICTURE_FIELD) if hasattr(request, "get") else None
     if value is None:
         raise PictureError(HOW_TO_SEND)
-    if hasattr(value, "file"):  # a multipart upload (starlette's UploadFile)
+    # a multipart upload (starlette's UploadFile)
+    if hasattr(value, "file"):
         value.file.seek(0)
         return value.file.read()
     if not isinstance(value, str):
         raise PictureError(HOW_TO_SEND)
-    text = value.split(",", 1)[1] if value.startswith("data:") else value  # "data:image/png;base64,...."
+    # "data:image/png;base64,...."
+    text = value.split(",", 1)[1] if value.startswith("data:") else value
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -76,11 +80,23 @@ class DigitAPI(ls.LitAPI):
     """Reads each request's picture with predict.py's loader and answers a batch of them in one forward pass."""
 
     def __init__(
-        self, ckpt: str, thresholds: Thresholds, device: str = "auto", cpu_threads: int = 0, read: str = "auto",
-        max_pixels: int = MAX_PIXELS, max_worker_mb: float = 0.0, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        ckpt: str,
+        thresholds: Thresholds,
+        device: str = "auto",
+        cpu_threads: int = 0,
+        read: str = "auto",
+        max_pixels: int = MAX_PIXELS,
+        max_worker_mb: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(loop=IdleLoop(max_worker_mb), **kwargs)
-        self.ckpt, self.thresholds, self.device_setting, self.cpu_threads = ckpt, thresholds, device, cpu_threads
+        self.ckpt, self.thresholds, self.device_setting, self.cpu_threads = (
+            ckpt,
+            thresholds,
+            device,
+            cpu_threads,
+        )
         self.read, self.max_pixels = read, max_pixels
         self.predictor: Predictor | None = None
 
@@ -95,7 +111,9 @@ class DigitAPI(ls.LitAPI):
         `request` stays unannotated: LitServe reads this annotation to choose how to parse the body, and without
         one it hands over the parsed form (multipart) or JSON."""
         try:
-            prediction = Prediction.of("", read_digits(picture_bytes(request), self.read, self.max_pixels))
+            prediction = Prediction.of(
+                "", read_digits(picture_bytes(request), self.read, self.max_pixels)
+            )
         except PictureError as err:
             prediction = Prediction("", error=str(err))
         return Item(prediction, send_input=wants_input(request))

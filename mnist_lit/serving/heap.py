@@ -13,8 +13,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
-MMAP_THRESHOLD = 1024 * 1024  # bytes: every request body and picture above this is its own mapping
+# mallopt's parameter number, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+# bytes: every request body and picture above this is its own mapping
+MMAP_THRESHOLD = 1024 * 1024
 
 
 def return_big_buffers() -> bool:
@@ -23,5 +25,6 @@ def return_big_buffers() -> bool:
     try:
         libc = ctypes.CDLL(name)
         return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    except (OSError, AttributeError, TypeError):  # no libc found by that name, or one without mallopt (musl, macOS)
+    # no libc found by that name, or one without mallopt (musl, macOS)
+    except (OSError, AttributeError, TypeError):
         return False

@@ -24,12 +24,17 @@ from mnist_lit.serving.access import API_PATH, answer, refuse
 from mnist_lit.serving.api import HOW_TO_SEND, PICTURE_FIELD
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
-MAX_FILES = 1  # the form's picture
-MAX_FIELDS = 2  # its other fields: "input", and "image" itself when sent as base64 text
-MAX_JSON_BRACKETS = 8  # {"image": "<base64>", "input": true} has one; base64 has none
-HEAD_BYTES = 64 * 1024  # enough of a picture file for its header, JPEG's EXIF included
+# the form's picture
+MAX_FILES = 1
+# its other fields: "input", and "image" itself when sent as base64 text
+MAX_FIELDS = 2
+# {"image": "<base64>", "input": true} has one; base64 has none
+MAX_JSON_BRACKETS = 8
+# enough of a picture file for its header, JPEG's EXIF included
+HEAD_BYTES = 64 * 1024
 BUSY_RETRY_SECONDS = "1"
-HEAVY_BYTES = 1024 * 1024  # a body larger than this is heavy whatever its pixels: parsing and decoding it is work
+# a body larger than this is heavy whatever its pixels: parsing and decoding it is work
+HEAVY_BYTES = 1024 * 1024
 
 
 class Refused(Exception):
@@ -44,10 +49,14 @@ class Refused(Exception):
 class Budget:
     """The limits on one front-end process's request bodies."""
 
-    max_bytes: int  # one body
-    seconds: float  # to receive one whole body
-    in_flight_bytes: int  # all bodies being read or answered at once
-    heavy_pixels: int  # a picture larger than this (or a body over HEAVY_BYTES) waits for the other heavy ones
+    # one body
+    max_bytes: int
+    # to receive one whole body
+    seconds: float
+    # all bodies being read or answered at once
+    in_flight_bytes: int
+    # a picture larger than this (or a body over HEAVY_BYTES) waits for the other heavy ones
+    heavy_pixels: int
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -71,11 +80,13 @@ async def picture_head(scope: Scope, body: bytes) -> bytes:
     kind = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
     if kind.startswith(FORM_TYPES):
         return await form_head(scope, body)
-    if body.count(b"{") + body.count(b"[") > MAX_JSON_BRACKETS:  # before parsing: 100,000 levels would recurse
+    # before parsing: 100,000 levels would recurse
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_BRACKETS:
         raise Refused(413, f"JSON body too deeply nested; {HOW_TO_SEND}")
     try:
         value = json.loads(body).get(PICTURE_FIELD)
-    except (ValueError, RecursionError, AttributeError):  # not JSON, or not an object
+    # not JSON, or not an object
+    except (ValueError, RecursionError, AttributeError):
         raise Refused(400, HOW_TO_SEND) from None
     return b64_head(value)
 
@@ -103,8 +114,11 @@ async def form_head(scope: Scope, body: bytes) -> bytes:
 
     try:
         form = await Request(scope, once).form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
-    except HTTPException as err:  # python-multipart's complaint: no boundary, garbage, too many parts
-        raise Refused(413 if "Too many" in str(err.detail) else 400, f"bad form: {err.detail}") from None
+    # python-multipart's complaint: no boundary, garbage, too many parts
+    except HTTPException as err:
+        raise Refused(
+            413 if "Too many" in str(err.detail) else 400, f"bad form: {err.detail}"
+        ) from None
     try:
         value = form.get(PICTURE_FIELD)
         if hasattr(value, "read"):
@@ -131,7 +145,9 @@ class BodyLimits:
         try:
             reserved = self.reserve(dict(scope["headers"]).get(b"content-length"))
         except Refused as refused:
-            headers = [(b"retry-after", BUSY_RETRY_SECONDS.encode())] if refused.status == 503 else []
+            headers = (
+                [(b"retry-after", BUSY_RETRY_SECONDS.encode())] if refused.status == 503 else []
+            )
             await refuse(scope, receive, send, refused.status, refused.error, headers)
             return
         try:
@@ -154,10 +170,14 @@ class BodyLimits:
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Read and check the body in time, then hand it to the API: heavy pictures through the one-at-a-time lane."""
         try:
-            body = await asyncio.wait_for(read_body(receive, self.budget.max_bytes), self.budget.seconds)
+            body = await asyncio.wait_for(
+                read_body(receive, self.budget.max_bytes), self.budget.seconds
+            )
             head = await picture_head(scope, body)
         except asyncio.TimeoutError:
-            await answer(send, 408, f"the request body did not arrive within {self.budget.seconds:g} s")
+            await answer(
+                send, 408, f"the request body did not arrive within {self.budget.seconds:g} s"
+            )
             return
         except Refused as refused:
             await answer(send, refused.status, refused.error)
@@ -174,5 +194,6 @@ class BodyLimits:
         if len(body) <= HEAVY_BYTES and (pixel_count(head) or 0) <= self.budget.heavy_pixels:
             await self.app(scope, replay, send)
             return
-        async with self.heavy_lane:  # one heavy decode at a time leaves the other workers to everyone else
+        # one heavy decode at a time leaves the other workers to everyone else
+        async with self.heavy_lane:
             await self.app(scope, replay, send)

@@ -14,7 +14,8 @@ from typing import Any
 import litserve as ls
 from litserve.loops import BatchedLoop
 
-IDLE_WAIT = 1.0  # seconds an idle worker blocks on the request queue at a time (a sentinel stops it sooner)
+# seconds an idle worker blocks on the request queue at a time (a sentinel stops it sooner)
+IDLE_WAIT = 1.0
 MB = 1024 * 1024
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -63,7 +64,9 @@ class IdleLoop(BatchedLoop):
         self.max_worker_mb = max_worker_mb
         self.answered = False
 
-    def get_batch_requests(self, lit_api: ls.LitAPI, request_queue: Queue, transport: Any) -> tuple[list, list]:
+    def get_batch_requests(
+        self, lit_api: ls.LitAPI, request_queue: Queue, transport: Any
+    ) -> tuple[list, list]:
         """The next batch, waiting for its first request without polling; SystemExit when this worker is to go."""
         if self.answered and self.max_worker_mb and resident_mb() > self.max_worker_mb:
             raise SystemExit(0)
@@ -71,9 +74,13 @@ class IdleLoop(BatchedLoop):
             first = request_queue.get(timeout=IDLE_WAIT)
         except Empty:
             return [], []
-        except (KeyboardInterrupt, EOFError, OSError):  # Ctrl-C reaches the whole process group; or the queue's
-            raise SystemExit(0) from None  # manager is gone: the server is stopping, and so does this worker
-        batch, timed_out = super().get_batch_requests(lit_api, _Prefetched(first, request_queue), transport)
+        # Ctrl-C reaches the whole process group; or the queue's
+        except (KeyboardInterrupt, EOFError, OSError):
+            # manager is gone: the server is stopping, and so does this worker
+            raise SystemExit(0) from None
+        batch, timed_out = super().get_batch_requests(
+            lit_api, _Prefetched(first, request_queue), transport
+        )
         # the loop answers this batch before it asks for the next
         self.answered = self.answered or bool(batch)
         return batch, timed_out

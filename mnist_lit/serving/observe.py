@@ -17,11 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it once, at its first import in each process
-PATHS = frozenset({"/", "/health", "/predict", "/metrics"})  # any other path is counted as "other": bounded labels
+# prometheus_client reads it once, at its first import in each process
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# any other path is counted as "other": bounded labels
+PATHS = frozenset({"/", "/health", "/predict", "/metrics"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-MAX_ANSWER_BYTES = 64 * 1024  # a /predict answer read for its verdict; the 28x28 input makes it a few KB
+# a /predict answer read for its verdict; the 28x28 input makes it a few KB
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 def use_directory(path: str) -> None:
@@ -36,8 +39,15 @@ def metrics() -> SimpleNamespace:
 
     return SimpleNamespace(
         requests=Counter("mnist_lit_requests", "HTTP requests answered", ["path", "status"]),
-        latency=Histogram("mnist_lit_request_seconds", "time to answer a request", ["path"], buckets=LATENCY_BUCKETS),
-        in_flight=Gauge("mnist_lit_requests_in_flight", "requests being answered", multiprocess_mode="livesum"),
+        latency=Histogram(
+            "mnist_lit_request_seconds",
+            "time to answer a request",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+        ),
+        in_flight=Gauge(
+            "mnist_lit_requests_in_flight", "requests being answered", multiprocess_mode="livesum"
+        ),
         verdicts=Counter("mnist_lit_verdicts", "answers of POST /predict by verdict", ["verdict"]),
         batch=Histogram("mnist_lit_batch_size", "pictures per forward pass", buckets=BATCH_BUCKETS),
     )
@@ -45,7 +55,12 @@ def metrics() -> SimpleNamespace:
 
 def metrics_page(request: Request) -> Response:
     """GET /metrics: every process's metrics together, in Prometheus' text format."""
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        generate_latest,
+        multiprocess,
+    )
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
@@ -102,8 +117,12 @@ class Observe:
     def log(scope: Scope, status: int, seconds: float, said: str | None) -> None:
         """One JSON line on stderr."""
         line = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "client": (scope.get("client") or ("",))[0],
-            "method": scope["method"], "path": scope["path"], "status": status, "ms": round(1000 * seconds, 1),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "client": (scope.get("client") or ("",))[0],
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "ms": round(1000 * seconds, 1),
             "verdict": said,
-        }  # fmt: skip
+        }
         sys.stderr.write(json.dumps(line) + "\n")

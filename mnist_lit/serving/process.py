@@ -20,9 +20,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout, where serve.py is
-START_SECONDS = 120  # the inference worker is a fresh interpreter that imports torch: slow on a busy CI machine
-STOP_SECONDS = 5  # the issue's bound for freeing the port after SIGTERM
+# the checkout, where serve.py is
+ROOT = Path(__file__).resolve().parents[2]
+# the inference worker is a fresh interpreter that imports torch: slow on a busy CI machine
+START_SECONDS = 120
+# the issue's bound for freeing the port after SIGTERM
+STOP_SECONDS = 5
 REQUEST_SECONDS = 30
 
 
@@ -82,7 +85,9 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
-def post(url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+def post(
+    url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict]:
     """POST `body` to `url`: its status and JSON answer, an HTTP error's too."""
     headers = {"Content-Type": content_type, **(headers or {})}
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
@@ -113,7 +118,8 @@ def multipart(data: bytes, name: str = "digit.png", **fields: str) -> tuple[byte
     """A multipart/form-data body with the picture in field "image", and any other fields."""
     boundary = "mnistlitboundary"
     parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
     ]
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
@@ -121,7 +127,9 @@ def multipart(data: bytes, name: str = "digit.png", **fields: str) -> tuple[byte
         + data
         + b"\r\n"
     )
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    return b"".join(
+        parts
+    ) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def drawn_png(stroke: list[tuple[int, int]], width: int = 14) -> bytes:
@@ -133,29 +141,35 @@ def drawn_png(stroke: list[tuple[int, int]], width: int = 14) -> bytes:
     return buf.getvalue()
 
 
-ONE = [(100, 30), (96, 170)]  # a stroke that reads as a 1
+# a stroke that reads as a 1
+ONE = [(100, 30), (96, 170)]
 
-DEEP = 100_000  # nesting levels of the deep-JSON cases
+# nesting levels of the deep-JSON cases
+DEEP = 100_000
 
 
-def request(path: str, body: bytes = b"", content_type: str | None = None, extra: str = "") -> bytes:
+def request(
+    path: str, body: bytes = b"", content_type: str | None = None, extra: str = ""
+) -> bytes:
     """A whole HTTP/1.1 POST on a connection that closes after the answer."""
     kind = f"Content-Type: {content_type}\r\n" if content_type else ""
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{kind}Content-Length: {len(body)}\r\n{extra}Connection: close\r\n"
-    )
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{kind}Content-Length: {len(body)}\r\n{extra}Connection: close\r\n"
     return head.encode() + b"\r\n" + body
 
 
 def form_of(parts: list[bytes], boundary: str = "b0undary") -> tuple[bytes, str]:
     """A multipart body of the given parts."""
-    body = b"".join(f"--{boundary}\r\n".encode() + p + b"\r\n" for p in parts) + f"--{boundary}--\r\n".encode()
+    body = (
+        b"".join(f"--{boundary}\r\n".encode() + p + b"\r\n" for p in parts)
+        + f"--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
 FIELD = b'Content-Disposition: form-data; name="f"\r\n\r\nx'
 FILE = b'Content-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\nx'
-HOSTILE = {  # the bodies a hostile client sends to POST /predict, each with its content type
+# the bodies a hostile client sends to POST /predict, each with its content type
+HOSTILE = {
     "5000 parts": form_of([FIELD] * 5000),
     "2000 file parts": form_of([FILE] * 2000),
     "multipart without a boundary": (b"--x\r\nhello\r\n--x--\r\n", "multipart/form-data"),
@@ -163,7 +177,10 @@ HOSTILE = {  # the bodies a hostile client sends to POST /predict, each with its
         b"--b0undary\r\n\x00\xff garbage without headers",
         "multipart/form-data; boundary=b0undary",
     ),
-    "5000 urlencoded fields": ("&".join(f"f{i}=1" for i in range(5000)).encode(), "application/x-www-form-urlencoded"),
+    "5000 urlencoded fields": (
+        "&".join(f"f{i}=1" for i in range(5000)).encode(),
+        "application/x-www-form-urlencoded",
+    ),
     "a deep JSON list": (b"[" * DEEP + b"]" * DEEP, "application/json"),
     "a deep JSON image": (b'{"image": ' + b"[" * DEEP + b"]" * DEEP + b"}", "application/json"),
     "a deep JSON dict": (b'{"a": ' * DEEP + b"1" + b"}" * DEEP, "application/json"),
@@ -179,21 +196,34 @@ def pss_mb(pids: set[int]) -> float:
             rollup = (Path("/proc") / str(pid) / "smaps_rollup").read_text()
         except OSError:
             continue
-        total += sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+        total += sum(
+            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
+        )
     return total / 1024
 
 
 class Server:
     """serve.py running as a user would start it; stop() sends SIGTERM, as a service manager does."""
 
-    def __init__(self, ckpt: Path, cwd: Path, *overrides: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, ckpt: Path, cwd: Path, *overrides: str, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}", f"port={self.port}", *overrides]
+        cmd = [
+            sys.executable,
+            str(ROOT / "serve.py"),
+            f"ckpt={ckpt}",
+            f"port={self.port}",
+            *overrides,
+        ]
         self.log = cwd / f"serve-{self.port}.log"
-        env = {**os.environ, "TMPDIR": str(cwd), **(env or {})}  # its metrics folder goes under cwd too
+        # its metrics folder goes under cwd too
+        env = {**os.environ, "TMPDIR": str(cwd), **(env or {})}
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(
+                cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -228,4 +258,6 @@ class Server:
         left = [pid for pid in children if alive(pid)]
         for pid in left:
             os.kill(pid, signal.SIGKILL)
-        raise AssertionError(f"after SIGTERM, children {left} still alive or port {self.port} still held")
+        raise AssertionError(
+            f"after SIGTERM, children {left} still alive or port {self.port} still held"
+        )

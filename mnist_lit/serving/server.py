@@ -32,18 +32,24 @@ from mnist_lit.serving.observe import Observe, metrics_page, use_directory
 from mnist_lit.serving.protocol import with_header_deadline
 from mnist_lit.serving.shutdown import stop_on_sigterm
 
-PAGE = "pad.html"  # the drawing pad, in mnist_lit/serving/static
+# the drawing pad, in mnist_lit/serving/static
+PAGE = "pad.html"
 MB = 1024 * 1024
 LOOPBACK = "127.0.0.1"
 NO_AUTH = "none"
-OPEN_RATE = 20.0  # requests per second per client beyond loopback when rate=auto
-WORKER_MB = {"torch": 700, "onnx": 200}  # what one model worker needs on CPU, with room for its pictures
-FD_RESERVE = 128  # open files a front-end keeps for itself beyond its connections
+# requests per second per client beyond loopback when rate=auto
+OPEN_RATE = 20.0
+# what one model worker needs on CPU, with room for its pictures
+WORKER_MB = {"torch": 700, "onnx": 200}
+# open files a front-end keeps for itself beyond its connections
+FD_RESERVE = 128
 
 
 def page() -> HTMLResponse:
     """The drawing pad: one self-contained HTML file (its own JS and CSS, nothing from a CDN)."""
-    return HTMLResponse((resources.files("mnist_lit.serving") / "static" / PAGE).read_text(encoding="utf-8"))
+    return HTMLResponse(
+        (resources.files("mnist_lit.serving") / "static" / PAGE).read_text(encoding="utf-8")
+    )
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -51,7 +57,8 @@ def check_port_free(host: str, port: int) -> None:
     schema)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed socket's TIME_WAIT
+        # as uvicorn binds: a closed socket's TIME_WAIT
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as err:
@@ -75,20 +82,29 @@ def access(cfg: DictConfig, stopping: object) -> Access:
     hosts = None if "*" in named or (cfg.host != LOOPBACK and not named) else LOOPBACK_NAMES | named
     rate = (0.0 if cfg.host == LOOPBACK else OPEN_RATE) if cfg.rate == "auto" else float(cfg.rate)
     return Access(
-        api_key=cfg.api_key or None, hosts=hosts, origins=frozenset(cfg.cors_origins), rate=rate,
-        burst=cfg.burst, docs=cfg.docs, stopping=stopping,
-    )  # fmt: skip
+        api_key=cfg.api_key or None,
+        hosts=hosts,
+        origins=frozenset(cfg.cors_origins),
+        rate=rate,
+        burst=cfg.burst,
+        docs=cfg.docs,
+        stopping=stopping,
+    )
 
 
 def budget(cfg: DictConfig) -> Budget:
     """The body limits of one front-end process."""
     return Budget(
-        max_bytes=int(cfg.max_upload_mb * MB), seconds=cfg.body_timeout,
-        in_flight_bytes=int(cfg.max_in_flight_mb * MB), heavy_pixels=int(cfg.heavy_megapixels * 1e6),
-    )  # fmt: skip
+        max_bytes=int(cfg.max_upload_mb * MB),
+        seconds=cfg.body_timeout,
+        in_flight_bytes=int(cfg.max_in_flight_mb * MB),
+        heavy_pixels=int(cfg.heavy_megapixels * 1e6),
+    )
 
 
-def read_model_settings(ckpt: str, not_digit: object, unsure: float, accelerator: str) -> tuple[Thresholds, bool]:
+def read_model_settings(
+    ckpt: str, not_digit: object, unsure: float, accelerator: str
+) -> tuple[Thresholds, bool]:
     """The checkpoint's thresholds and whether it runs on the CPU (this loads it, so it also checks it)."""
     thresholds = Predictor(ckpt, device="cpu").thresholds(not_digit, unsure)
     return thresholds, devices.on_cpu(accelerator, lambda: gpu_available(ckpt))
@@ -98,7 +114,9 @@ def check_model(cfg: DictConfig, ckpt: str) -> tuple[Thresholds, bool]:
     """read_model_settings in a short-lived child process: torch's pages (about 300 MB) then never join this process, whose
     HTTP front-ends are forked from it."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
-        return child.submit(read_model_settings, ckpt, cfg.not_digit, cfg.unsure, cfg.accelerator).result()
+        return child.submit(
+            read_model_settings, ckpt, cfg.not_digit, cfg.unsure, cfg.accelerator
+        ).result()
 
 
 def available_mb() -> float:
@@ -119,7 +137,8 @@ def worker_count(setting: object, on_cpu: bool, ckpt: str) -> int:
     if not on_cpu:
         return 1
     affordable = int(available_mb() // WORKER_MB["onnx" if is_onnx(ckpt) else "torch"])
-    return max(1, min(os.cpu_count() or 1, affordable))  # a picture is decoded in a worker: processes are the cores
+    # a picture is decoded in a worker: processes are the cores
+    return max(1, min(os.cpu_count() or 1, affordable))
 
 
 def connection_cap(cfg: DictConfig) -> int:
@@ -127,7 +146,9 @@ def connection_cap(cfg: DictConfig) -> int:
     system allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
-        soft = hard if hard != resource.RLIM_INFINITY else max(soft, cfg.max_connections + FD_RESERVE)
+        soft = (
+            hard if hard != resource.RLIM_INFINITY else max(soft, cfg.max_connections + FD_RESERVE)
+        )
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     return max(1, min(cfg.max_connections // cfg.api_servers, soft - FD_RESERVE))
 
@@ -138,28 +159,40 @@ def build_server(cfg: DictConfig, ckpt: str | os.PathLike, stopping: object = No
     workers = worker_count(cfg.workers_per_device, on_cpu, str(ckpt))
     cores = os.cpu_count() or 1
     api = DigitAPI(
-        str(ckpt), thresholds, cpu_threads=max(1, cores // workers) if on_cpu else 0, read=cfg.read,
-        max_pixels=int(cfg.max_megapixels * 1e6), max_batch_size=cfg.max_batch_size, batch_timeout=cfg.batch_timeout,
+        str(ckpt),
+        thresholds,
+        cpu_threads=max(1, cores // workers) if on_cpu else 0,
+        read=cfg.read,
+        max_pixels=int(cfg.max_megapixels * 1e6),
+        max_batch_size=cfg.max_batch_size,
+        batch_timeout=cfg.batch_timeout,
         max_worker_mb=cfg.max_worker_mb,
-    )  # fmt: skip
+    )
     server = ls.LitServer(
         api,
-        accelerator="cpu" if on_cpu else cfg.accelerator,  # a GPU the model's runtime cannot use is no choice
+        # a GPU the model's runtime cannot use is no choice
+        accelerator="cpu" if on_cpu else cfg.accelerator,
         devices=cfg.devices,
         workers_per_device=workers,
-        timeout=cfg.timeout,  # the schema typed these: floats and ints already
-        restart_workers=cfg.max_worker_mb > 0,  # a worker past max_worker_mb ends; LitServe starts a fresh one
-        disable_openapi_url=not cfg.docs,  # FastAPI's /docs and /redoc go with it; they load from a CDN
+        # the schema typed these: floats and ints already
+        timeout=cfg.timeout,
+        # a worker past max_worker_mb ends; LitServe starts a fresh one
+        restart_workers=cfg.max_worker_mb > 0,
+        # FastAPI's /docs and /redoc go with it; they load from a CDN
+        disable_openapi_url=not cfg.docs,
         middlewares=[
             (BodyLimits, {"budget": budget(cfg)}),
             (Guard, {"access": access(cfg, stopping)}),
-            (Observe, {"access_log": cfg.access_log}),  # added last: outermost, so it sees every answer
+            # added last: outermost, so it sees every answer
+            (Observe, {"access_log": cfg.access_log}),
         ],
     )
-    server.uvicorn_graceful_timeout = cfg.grace  # LitServe's setting: how long uvicorn lets requests finish
+    # LitServe's setting: how long uvicorn lets requests finish
+    server.uvicorn_graceful_timeout = cfg.grace
     routes = server.app.router.routes
     server.app.add_api_route("/", page, methods=["GET", "HEAD"], response_class=HTMLResponse)
-    routes.insert(0, routes.pop())  # LitServe registered its own GET / ("litserve running") first
+    # LitServe registered its own GET / ("litserve running") first
+    routes.insert(0, routes.pop())
     if cfg.metrics:
         server.app.add_api_route("/metrics", metrics_page, methods=["GET"])
     return server
@@ -167,18 +200,25 @@ def build_server(cfg: DictConfig, ckpt: str | os.PathLike, stopping: object = No
 
 def serve(cfg: DictConfig, ckpt: str | os.PathLike) -> None:
     """Run the server until Ctrl-C or SIGTERM, every process sharing one metrics folder, removed at the end."""
-    return_big_buffers()  # before the front-ends fork: they inherit it
+    # before the front-ends fork: they inherit it
+    return_big_buffers()
     metrics_dir = tempfile.mkdtemp(prefix="mnist-lit-metrics-")
     use_directory(metrics_dir)
     try:
-        stopping = multiprocessing.get_context("fork").Event()  # forked front-ends see it set
+        # forked front-ends see it set
+        stopping = multiprocessing.get_context("fork").Event()
         server = build_server(cfg, ckpt, stopping)
         cap = connection_cap(cfg)
         stop_on_sigterm(server, cfg.port, stopping, cfg.grace)
         server.run(
-            host=cfg.host, port=cfg.port, num_api_servers=cfg.api_servers, log_level=cfg.log_level,
-            generate_client_file=False, timeout_keep_alive=cfg.keep_alive, limit_concurrency=cap,
+            host=cfg.host,
+            port=cfg.port,
+            num_api_servers=cfg.api_servers,
+            log_level=cfg.log_level,
+            generate_client_file=False,
+            timeout_keep_alive=cfg.keep_alive,
+            limit_concurrency=cap,
             http=with_header_deadline(cfg.header_timeout),
-        )  # fmt: skip
+        )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -13,9 +13,12 @@ import socket
 import time
 from pathlib import Path
 
-FRONT_END = "LitServer-"  # the name LitServe gives its HTTP front-end processes
-SETTLE_SECONDS = 0.1  # for the front-ends to stop accepting before the shared socket is shut
-JOIN_MARGIN = 1.0  # seconds past the grace period that a front-end gets to exit
+# the name LitServe gives its HTTP front-end processes
+FRONT_END = "LitServer-"
+# for the front-ends to stop accepting before the shared socket is shut
+SETTLE_SECONDS = 0.1
+# seconds past the grace period that a front-end gets to exit
+JOIN_MARGIN = 1.0
 
 
 def stop_listening(port: int) -> None:
@@ -26,15 +29,20 @@ def stop_listening(port: int) -> None:
     for name in os.listdir(fd_dir) if fd_dir.is_dir() else []:
         try:
             sock = socket.socket(fileno=int(name))
-        except (OSError, ValueError):  # not a socket
+        # not a socket
+        except (OSError, ValueError):
             continue
         try:
-            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) and sock.getsockname()[1] == port:
+            if (
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                and sock.getsockname()[1] == port
+            ):
                 sock.shutdown(socket.SHUT_RDWR)
         except (OSError, IndexError, TypeError):
             pass
         finally:
-            sock.detach()  # the handle stays LitServe's to close
+            # the handle stays LitServe's to close
+            sock.detach()
 
 
 def stop_on_sigterm(server: object, port: int, stopping: object, grace: float) -> None:
@@ -42,28 +50,34 @@ def stop_on_sigterm(server: object, port: int, stopping: object, grace: float) -
     terminates and joins every worker process it started."""
 
     def interrupt(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt this one
+        # a second SIGTERM must not interrupt this one
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # LitServe's monitor must not replace the workers that the stop ends
         server.restart_workers = False
-        stopping.set()  # /health says 503 from now on
+        # /health says 503 from now on
+        stopping.set()
         fronts = [p for p in multiprocessing.active_children() if p.name.startswith(FRONT_END)]
-        for front in fronts:  # uvicorn's own graceful stop: no new connections, answer the ones in flight
+        # uvicorn's own graceful stop: no new connections, answer the ones in flight
+        for front in fronts:
             front.terminate()
         time.sleep(SETTLE_SECONDS)
         stop_listening(port)
         deadline = time.monotonic() + grace + JOIN_MARGIN
         for front in fronts:
             front.join(max(0.0, deadline - time.monotonic()))
-        raise KeyboardInterrupt  # LitServe's stop: the model workers and the queue manager
+        # LitServe's stop: the model workers and the queue manager
+        raise KeyboardInterrupt
 
     def ctrl_c(signum: int, frame: object) -> None:
-        # Ctrl-C ends the workers with everything else in the terminal's process group: none is to be replaced
+        # Ctrl-C ends the workers with everything else in the terminal's process group: none is to
+        # be replaced
         server.restart_workers = False
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, ctrl_c)
-    # forked children (LitServe's HTTP servers) inherit the handlers; uvicorn re-raises SIGTERM after its own
+    # forked children (LitServe's HTTP servers) inherit the handlers; uvicorn re-raises SIGTERM
+    # after its own
     # graceful stop, expecting the default action, not a KeyboardInterrupt traceback
     os.register_at_fork(after_in_child=in_child)
 

@@ -19,12 +19,18 @@ import torch.nn.functional as F
 from mnist_lit import NUM_CLASSES
 from mnist_lit.models import feature_distance, not_digit_probability
 
-LBFGS_STEPS = 50  # one parameter, a convex objective in log T: LBFGS converges in a handful
-LOG_T_BOUND = 5.0  # T stays within [e^-5, e^5]; a fit that runs off is a degenerate validation set
-ACCEPT_SHARE = 0.998  # of the validation digits, accepted as digits by the chosen "not a digit" threshold
-DISTANCE_ACCEPT = 0.997  # of the held half of the validation digits, within the chosen feature distance
-SPLIT_SEED = 0  # the validation digits' halves (fit, held) are the same at every validation
-SHRINK = 1e-3  # the digits' covariance is shrunk towards its mean variance by this share: a stable inverse
+# one parameter, a convex objective in log T: LBFGS converges in a handful
+LBFGS_STEPS = 50
+# T stays within [e^-5, e^5]; a fit that runs off is a degenerate validation set
+LOG_T_BOUND = 5.0
+# of the validation digits, accepted as digits by the chosen "not a digit" threshold
+ACCEPT_SHARE = 0.998
+# of the held half of the validation digits, within the chosen feature distance
+DISTANCE_ACCEPT = 0.997
+# the validation digits' halves (fit, held) are the same at every validation
+SPLIT_SEED = 0
+# the digits' covariance is shrunk towards its mean variance by this share: a stable inverse
+SHRINK = 1e-3
 RELIABILITY_BINS = 15
 
 
@@ -32,11 +38,15 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The T that minimizes the NLL of softmax(logits / T) for (N, C) logits and (N,) labels."""
     if len(labels) == 0:
         return 1.0
-    # called from validation hooks, under Lightning's inference mode: its tensors must be copied out of it
+    # called from validation hooks, under Lightning's inference mode: its tensors must be copied out
+    # of it
     with torch.inference_mode(False), torch.enable_grad():
         logits, labels = logits.detach().float().cpu().clone(), labels.detach().cpu().long().clone()
-        log_t = torch.zeros(1, requires_grad=True)  # T = exp(log_t) stays positive without a constraint
-        optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=LBFGS_STEPS, line_search_fn="strong_wolfe")
+        # T = exp(log_t) stays positive without a constraint
+        log_t = torch.zeros(1, requires_grad=True)
+        optimizer = torch.optim.LBFGS(
+            [log_t], lr=0.5, max_iter=LBFGS_STEPS, line_search_fn="strong_wolfe"
+        )
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
@@ -57,13 +67,18 @@ def choose_threshold(digit_scores: torch.Tensor, accept: float = ACCEPT_SHARE) -
     return float(torch.quantile(digit_scores.float().cpu(), accept, interpolation="higher"))
 
 
-def fit_distance(features: torch.Tensor, labels: torch.Tensor, accept: float = DISTANCE_ACCEPT) -> dict[str, Any]:
+def fit_distance(
+    features: torch.Tensor, labels: torch.Tensor, accept: float = DISTANCE_ACCEPT
+) -> dict[str, Any]:
     """The digits' feature statistics for models.feature_distance, from validation digits' features (N, F) and
     labels (N,): class means and shared precision fitted on one half, and the distance `limit` that `accept` of
     the other half lies within. Nothing here is learned from non-digits. Empty when a class has no digits."""
     features, labels = features.detach().double().cpu(), labels.detach().cpu().long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    fit, held = torch.zeros(len(labels), dtype=torch.bool), torch.zeros(len(labels), dtype=torch.bool)
+    fit, held = (
+        torch.zeros(len(labels), dtype=torch.bool),
+        torch.zeros(len(labels), dtype=torch.bool),
+    )
     fit[order[: len(order) // 2]] = True
     held[order[len(order) // 2 :]] = True
     if any(int((labels[fit] == c).sum()) == 0 for c in range(NUM_CLASSES)) or not held.any():
@@ -71,7 +86,9 @@ def fit_distance(features: torch.Tensor, labels: torch.Tensor, accept: float = D
     means = torch.stack([features[fit & (labels == c)].mean(dim=0) for c in range(NUM_CLASSES)])
     centred = features[fit] - means[labels[fit]]
     covariance = centred.T @ centred / len(centred)
-    covariance += SHRINK * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=covariance.dtype)
+    covariance += (
+        SHRINK * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=covariance.dtype)
+    )
     precision = torch.linalg.inv(covariance)
     distance = feature_distance(features[held], means, precision)
     limit = float(torch.quantile(distance, accept, interpolation="higher"))
@@ -93,7 +110,10 @@ def calibrate(
     fitted, logged = {"temperature": temperature}, {"val/temperature": temperature}
     if negative_logits is None:
         return fitted, logged
-    digit_scores, negative_scores = not_digit_probability(logits), not_digit_probability(negative_logits)
+    digit_scores, negative_scores = (
+        not_digit_probability(logits),
+        not_digit_probability(negative_logits),
+    )
     fitted["not_digit"] = choose_threshold(digit_scores)
     logged["val/accept"] = (digit_scores <= fitted["not_digit"]).float().mean()
     logged["val/reject"] = (negative_scores > fitted["not_digit"]).float().mean()
@@ -104,11 +124,14 @@ def calibrate(
     return fitted, logged
 
 
-def reliability(confidences: torch.Tensor, correct: torch.Tensor, bins: int = RELIABILITY_BINS) -> list[dict]:
+def reliability(
+    confidences: torch.Tensor, correct: torch.Tensor, bins: int = RELIABILITY_BINS
+) -> list[dict]:
     """Per equal-width confidence bin (as torchmetrics' calibration error bins them): its count, mean confidence
     and accuracy; empty bins are left out."""
     confidences, correct = confidences.float().cpu(), correct.float().cpu()
-    index = torch.clamp((confidences * bins).ceil().long() - 1, 0, bins - 1)  # (lo, hi] bins, as torchmetrics
+    # (lo, hi] bins, as torchmetrics
+    index = torch.clamp((confidences * bins).ceil().long() - 1, 0, bins - 1)
     rows = []
     for b in range(bins):
         mask = index == b

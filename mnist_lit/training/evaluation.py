@@ -32,8 +32,13 @@ class StderrProgressBar(TQDMProgressBar):
 
     def init_test_tqdm(self) -> Tqdm:
         """The test loop's bar, on stderr."""
-        return Tqdm(desc=self.test_description, leave=False, dynamic_ncols=True, file=sys.stderr,
-                    bar_format=self.BAR_FORMAT)  # fmt: skip
+        return Tqdm(
+            desc=self.test_description,
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            bar_format=self.BAR_FORMAT,
+        )
 
 
 def normalization_name(mean: float, std: float) -> str:
@@ -41,36 +46,54 @@ def normalization_name(mean: float, std: float) -> str:
     for name, stats in NORMALIZATIONS.items():
         if np.allclose(stats, (mean, std)):
             return name
-    raise MnistLitError(f"the checkpoint was trained with mean {mean} / std {std}, which no data.normalize matches")
+    raise MnistLitError(
+        f"the checkpoint was trained with mean {mean} / std {std}, which no data.normalize matches"
+    )
 
 
 def evaluate_checkpoint(
-    ckpt_path: str | os.PathLike, make_datamodule: Callable[..., MNISTDataModule], out: str | os.PathLike | None,
-    accelerator: str = "auto", precision: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    ckpt_path: str | os.PathLike,
+    make_datamodule: Callable[..., MNISTDataModule],
+    out: str | os.PathLike | None,
+    accelerator: str = "auto",
+    precision: str | None = None,
+) -> dict[str, Any]:
     """Test the checkpoint; returns test/loss, test/acc, the calibration errors, the share of digits accepted (for
     a network that can answer "not a digit") and the confusion matrix; writes the report files to `out`."""
     if out is not None and any((Path(out) / name).exists() for name in REPORT_FILES):
         raise MnistLitError(f"{out} already holds a report; choose another out=")
-    ckpt = checkpoints.read(ckpt_path)  # the file's one read
+    # the file's one read
+    ckpt = checkpoints.read(ckpt_path)
     try:
         model = MNISTLitModule(**ckpt["hyper_parameters"])
         model.load_state_dict(ckpt["state_dict"])
-        model.on_load_checkpoint(ckpt)  # its temperature and rejection threshold
+        # its temperature and rejection threshold
+        model.on_load_checkpoint(ckpt)
     except (MnistLitError, RuntimeError, TypeError) as err:
-        raise MnistLitError(f"{ckpt_path} does not hold an mnist-lit model: {first_line(err)}") from None
+        raise MnistLitError(
+            f"{ckpt_path} does not hold an mnist-lit model: {first_line(err)}"
+        ) from None
     datamodule = make_datamodule(normalize=normalization_name(*checkpoints.normalization(ckpt)))
     # the precision it was tested with in train.py, so that the numbers agree with its metrics.json
     precision = precision or ckpt.get("precision", "32-true")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    shown = sys.stderr.isatty()  # a progress bar for a person watching; none in a log or a pipe
+    # a progress bar for a person watching; none in a log or a pipe
+    shown = sys.stderr.isatty()
     trainer = L.Trainer(
-        accelerator=accelerator, devices=1, precision=precision, logger=False, enable_model_summary=False,
-        callbacks=[*([RunReport(out)] if out is not None else []), *([StderrProgressBar()] if shown else [])],
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        logger=False,
+        enable_model_summary=False,
+        callbacks=[
+            *([RunReport(out)] if out is not None else []),
+            *([StderrProgressBar()] if shown else []),
+        ],
         enable_progress_bar=shown,
-    )  # fmt: skip
+    )
     metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    confusion = model.test_confusion.compute().cpu().numpy()  # computed at the test's end; this returns that result
+    # computed at the test's end; this returns that result
+    confusion = model.test_confusion.compute().cpu().numpy()
     keys = ("test/loss", "test/acc", "test/ece_raw", "test/ece", "test/accept")
     return {
         **{k: metrics[k] for k in keys if k in metrics},
@@ -87,11 +110,15 @@ def describe(result: dict[str, Any]) -> str:
         f"temperature {result['temperature']:.3f}",
     ]
     if "test/accept" in result:
-        lines.append(f'digits accepted (not answered "not a digit") {100 * result["test/accept"]:.2f}%')
+        lines.append(
+            f'digits accepted (not answered "not a digit") {100 * result["test/accept"]:.2f}%'
+        )
     lines.append("")
     lines.append("digit  support  correct  accuracy")
     for row in per_class_rows(result["confusion"]):
-        lines.append(f"{row['digit']:>5}  {row['support']:>7}  {row['correct']:>7}  {100 * row['accuracy']:>7.2f}%")
+        lines.append(
+            f"{row['digit']:>5}  {row['support']:>7}  {row['correct']:>7}  {100 * row['accuracy']:>7.2f}%"
+        )
     lines += [
         "",
         "confusion matrix (rows: true digit, columns: predicted)",

@@ -20,8 +20,10 @@ from mnist_lit import IMAGE_SIZE
 from mnist_lit.training.calibration import reliability
 
 GRID_COLS = 16
-TILE_SCALE = 3  # each 28x28 digit is drawn 84x84
-CAPTION_H = 14  # px under each tile
+# each 28x28 digit is drawn 84x84
+TILE_SCALE = 3
+# px under each tile
+CAPTION_H = 14
 
 
 def digit_grid(images: torch.Tensor, captions: list[str], cols: int = GRID_COLS) -> Image.Image:
@@ -60,7 +62,11 @@ def curves_image(history: dict[int, dict[str, float]]) -> Image.Image:
     epochs = sorted(history)
     for ax, metric in zip(fig.subplots(1, 2), ("loss", "acc")):
         for stage in ("train", "val"):
-            points = [(e + 1, history[e][f"{stage}/{metric}"]) for e in epochs if f"{stage}/{metric}" in history[e]]
+            points = [
+                (e + 1, history[e][f"{stage}/{metric}"])
+                for e in epochs
+                if f"{stage}/{metric}" in history[e]
+            ]
             if points:
                 ax.plot(*zip(*points), marker="o", label=stage)
         ax.set_xlabel("epoch")
@@ -97,13 +103,20 @@ def reliability_image(curves: dict[str, tuple[torch.Tensor, torch.Tensor, float]
     diagram.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     for name, (confidences, correct, ece) in curves.items():
         rows = reliability(confidences, correct)
-        diagram.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o",
-                     label=f"{name} (ECE {ece:.4f})")  # fmt: skip
-        counts.plot([r["confidence"] for r in rows], [r["count"] for r in rows], marker="o", label=name)
+        diagram.plot(
+            [r["confidence"] for r in rows],
+            [r["accuracy"] for r in rows],
+            marker="o",
+            label=f"{name} (ECE {ece:.4f})",
+        )
+        counts.plot(
+            [r["confidence"] for r in rows], [r["count"] for r in rows], marker="o", label=name
+        )
     diagram.set_xlabel("confidence (mean of the bin)")
     diagram.set_ylabel("accuracy")
     diagram.set_title("reliability")
-    counts.set_yscale("log")  # nearly every digit sits in the top bin; the rest must stay visible
+    # nearly every digit sits in the top bin; the rest must stay visible
+    counts.set_yscale("log")
     counts.set_xlabel("confidence (mean of the bin)")
     counts.set_title("test digits per bin")
     for ax in (diagram, counts):
@@ -116,10 +129,14 @@ def per_class_rows(confusion: np.ndarray) -> list[dict[str, Any]]:
     """Per digit: how many test images, how many right, the accuracy."""
     support = confusion.sum(axis=1)
     return [
-        {"digit": k, "support": int(support[k]), "correct": int(confusion[k, k]),
-         "accuracy": float(confusion[k, k] / support[k]) if support[k] else float("nan")}
+        {
+            "digit": k,
+            "support": int(support[k]),
+            "correct": int(confusion[k, k]),
+            "accuracy": float(confusion[k, k] / support[k]) if support[k] else float("nan"),
+        }
         for k in range(len(confusion))
-    ]  # fmt: skip
+    ]
 
 
 def write_test_report(out_dir: str | os.PathLike, test: dict[str, Any]) -> dict[str, Image.Image]:
@@ -146,4 +163,6 @@ def misclassified_image(test: dict[str, Any]) -> Image.Image:
     images, preds, trues = test["misclassified"]
     if len(images) == 0:
         return digit_grid(torch.zeros(1, IMAGE_SIZE, IMAGE_SIZE), ["none misclassified"])
-    return digit_grid(images, [f"pred {p} / true {t}" for p, t in zip(preds.tolist(), trues.tolist())], cols=8)
+    return digit_grid(
+        images, [f"pred {p} / true {t}" for p, t in zip(preds.tolist(), trues.tolist())], cols=8
+    )

@@ -20,8 +20,10 @@ from PIL import Image
 
 from mnist_lit import MnistLitError
 
-HPARAM_METRICS = ("test/acc", "test/loss", "val/acc_best")  # a run's results, logged beside its config
-IMAGE_LOGGERS = (TensorBoardLogger, MLFlowLogger, WandbLogger)  # the CSV logger takes scalars only
+# a run's results, logged beside its config
+HPARAM_METRICS = ("test/acc", "test/loss", "val/acc_best")
+# the CSV logger takes scalars only
+IMAGE_LOGGERS = (TensorBoardLogger, MLFlowLogger, WandbLogger)
 
 
 def build_loggers(cfg: DictConfig | None) -> list[Logger]:
@@ -35,7 +37,8 @@ def _instantiate(cfg: DictConfig) -> Logger:
     try:
         return instantiate(cfg)
     except InstantiationException as err:
-        if isinstance(err.__cause__, ImportError):  # Lightning's loggers import their package when built
+        # Lightning's loggers import their package when built
+        if isinstance(err.__cause__, ImportError):
             name = cfg._target_.rsplit(".", 1)[-1]
             raise MnistLitError(
                 f"{name} needs a package that is not installed ({err.__cause__}); "
@@ -54,14 +57,19 @@ def log_image(loggers: Sequence[Logger], key: str, image: Image.Image, step: int
     under report/, W&B's media panel."""
     for lg in loggers:
         if isinstance(lg, TensorBoardLogger):
-            lg.experiment.add_image(key, np.asarray(image).transpose(2, 0, 1), global_step=step)  # (3, H, W)
+            # (3, H, W)
+            lg.experiment.add_image(key, np.asarray(image).transpose(2, 0, 1), global_step=step)
         elif isinstance(lg, MLFlowLogger):
-            lg.experiment.log_image(lg.run_id, image, artifact_file=f"report/{key.replace('/', '_')}.png")
+            lg.experiment.log_image(
+                lg.run_id, image, artifact_file=f"report/{key.replace('/', '_')}.png"
+            )
         elif isinstance(lg, WandbLogger):
             lg.log_image(key=key, images=[image], step=step)
 
 
-def log_run_end(loggers: Sequence[Logger], params: dict[str, Any], metrics: dict[str, Any], dev_run: bool) -> None:
+def log_run_end(
+    loggers: Sequence[Logger], params: dict[str, Any], metrics: dict[str, Any], dev_run: bool
+) -> None:
     """The run's resolved config as hyperparameters, with its results beside them (TensorBoard's hparams tab), then
     close each logger. A fast_dev_run logs nothing while it runs (Lightning swaps its loggers for a dummy), so its
     results are logged here, once."""
@@ -73,8 +81,10 @@ def log_run_end(loggers: Sequence[Logger], params: dict[str, Any], metrics: dict
             lg.log_hyperparams(params)
             if dev_run:
                 lg.log_metrics(final, step=0)
-        lg.finalize("success")  # the trainer closed its writers before this: flush and close the new ones
-        if isinstance(lg, WandbLogger):  # Lightning leaves the W&B run open until the process exits
+        # the trainer closed its writers before this: flush and close the new ones
+        lg.finalize("success")
+        # Lightning leaves the W&B run open until the process exits
+        if isinstance(lg, WandbLogger):
             lg.experiment.finish()
 
 

@@ -205,7 +205,9 @@ class MNISTLitModule(L.LightningModule):
         def run_steps() -> int:
             return int(self.trainer.estimated_stepping_batches)
 
-        return optimizers(self.parameters(), self.hparams.optimizer, self.hparams.scheduler, run_steps)
+        return optimizers(
+            self.parameters(), self.hparams.optimizer, self.hparams.scheduler, run_steps
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # partials and OmegaConf nodes would be pickled as objects; plain data keeps the file

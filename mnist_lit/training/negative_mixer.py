@@ -43,7 +43,9 @@ class NegativeMixer:
     tensor ops cost far less than many small ones), for normalized batches of `mean` and `std`.
     `augment` is the digits' own augmentation (data.augment), applied to the negatives too."""
 
-    def __init__(self, share: float, mean: float, std: float, augment: Augment | None = None) -> None:
+    def __init__(
+        self, share: float, mean: float, std: float, augment: Augment | None = None
+    ) -> None:
         self.share, self.mean, self.std, self.augment = share, mean, std, augment
         # (BANK_SIZE, 1, 28, 28) in [0, 1], made on first use per process
         self.bank: torch.Tensor | None = None

@@ -18,10 +18,14 @@ from mnist_lit import devices
 
 log = logging.getLogger(__name__)
 AUTO, AUTO_BF16 = "auto", "auto-bf16"
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameter numbers from glibc's malloc.h
-MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling on 64-bit: blocks below this come from the heap
-TRIM_THRESHOLD = 256 * 1024 * 1024  # keep up to this much freed memory at the top of the heap
-NVML_CUDA_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"  # set to "1" by `import lightning`
+# mallopt() parameter numbers from glibc's malloc.h
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+# glibc's ceiling on 64-bit: blocks below this come from the heap
+MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+# keep up to this much freed memory at the top of the heap
+TRIM_THRESHOLD = 256 * 1024 * 1024
+# set to "1" by `import lightning`
+NVML_CUDA_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 
 def _choose(setting: bool | str, default: bool) -> bool:

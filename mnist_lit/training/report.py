@@ -21,7 +21,8 @@ from mnist_lit.data.batches import unnormalize
 from mnist_lit.training.figures import curves_image, digit_grid, write_test_report
 from mnist_lit.training.loggers import log_image, takes_images
 
-MAX_MISCLASSIFIED = 64  # digits kept for the misclassified grid
+# digits kept for the misclassified grid
+MAX_MISCLASSIFIED = 64
 
 
 class RunReport(Callback):
@@ -31,8 +32,10 @@ class RunReport(Callback):
     def __init__(self, dirpath: str | os.PathLike, grid_size: int = 64) -> None:
         self.dirpath, self.grid_size = Path(dirpath), grid_size
         self.batch_logged = False
-        self.history: dict[int, dict[str, float]] = {}  # epoch -> epoch metrics, for the curves
-        self.test_report: dict[str, Any] | None = None  # the last test's confusion matrix and misclassified digits
+        # epoch -> epoch metrics, for the curves
+        self.history: dict[int, dict[str, float]] = {}
+        # the last test's confusion matrix and misclassified digits
+        self.test_report: dict[str, Any] | None = None
         self._misclassified: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def state_dict(self) -> dict[str, Any]:
@@ -46,23 +49,31 @@ class RunReport(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if self.batch_logged:  # every training step passes here: return before any other work
+        # every training step passes here: return before any other work
+        if self.batch_logged:
             return
         if not takes_images(trainer.loggers):
             return
-        self.batch_logged = True  # one batch, at the start: the digits exactly as the network receives them
+        # one batch, at the start: the digits exactly as the network receives them
+        self.batch_logged = True
         x, y = batch
-        shown = unnormalize(x[: self.grid_size, 0], pl_module.hparams.mean, pl_module.hparams.std)  # (B, 28, 28)
+        # (B, 28, 28)
+        shown = unnormalize(x[: self.grid_size, 0], pl_module.hparams.mean, pl_module.hparams.std)
         grid = digit_grid(shown, [f"label {int(t)}" for t in y[: self.grid_size]])
         log_image(trainer.loggers, "train/batch", grid, trainer.global_step)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after the module's on_validation_epoch_end: this epoch's val metrics are logged
-        if not trainer.sanity_checking:  # two batches of an untrained net are no point on the curve
-            self._record(trainer.current_epoch, {k: trainer.callback_metrics[k] for k in ("val/loss", "val/acc")})
+        # two batches of an untrained net are no point on the curve
+        if not trainer.sanity_checking:
+            self._record(
+                trainer.current_epoch,
+                {k: trainer.callback_metrics[k] for k in ("val/loss", "val/acc")},
+            )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # before the module's own hook, which logs and resets them: read the epoch's train metrics here
+        # before the module's own hook, which logs and resets them: read the epoch's train metrics
+        # here
         self._record(trainer.current_epoch, pl_module.epoch_metrics("train"))
 
     def _record(self, epoch: int, metrics: dict[str, torch.Tensor]) -> None:
@@ -77,30 +88,48 @@ class RunReport(Callback):
         self._misclassified = []
 
     def on_test_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
         dataloader_idx: int = 0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         x, y = batch
         if sum(len(m[0]) for m in self._misclassified) >= MAX_MISCLASSIFIED:
-            return  # the grid is full: no host sync for the remaining batches
-        wrong = outputs != y  # outputs: the predicted digits (B,) that the module's test_step returns
+            # the grid is full: no host sync for the remaining batches
+            return
+        # outputs: the predicted digits (B,) that the module's test_step returns
+        wrong = outputs != y
         if wrong.any():
-            shown = unnormalize(x[wrong, 0], pl_module.hparams.mean, pl_module.hparams.std)  # (b, 28, 28)
+            # (b, 28, 28)
+            shown = unnormalize(x[wrong, 0], pl_module.hparams.mean, pl_module.hparams.std)
             self._misclassified.append((shown.cpu(), outputs[wrong].cpu(), y[wrong].cpu()))
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         empty = [torch.zeros(0, IMAGE_SIZE, IMAGE_SIZE), torch.zeros(0), torch.zeros(0)]
         parts = [torch.cat(p) for p in zip(*self._misclassified)] or empty
         images, preds, trues = (p[:MAX_MISCLASSIFIED] for p in parts)
-        # computed (and synced across DDP ranks) by the module at the epoch's end; compute() returns that result
+        # computed (and synced across DDP ranks) by the module at the epoch's end; compute() returns
+        # that result
         confusion = pl_module.test_confusion.compute().cpu().numpy()
         curves = {
-            name: (dim_zero_cat(metric.confidences), dim_zero_cat(metric.accuracies), float(metric.compute()))
-            for name, metric in (("raw", pl_module.test_ece_raw), ("temperature-scaled", pl_module.test_ece))
+            name: (
+                dim_zero_cat(metric.confidences),
+                dim_zero_cat(metric.accuracies),
+                float(metric.compute()),
+            )
+            for name, metric in (
+                ("raw", pl_module.test_ece_raw),
+                ("temperature-scaled", pl_module.test_ece),
+            )
         }
         self.test_report = {
-            "confusion": confusion, "misclassified": (images, preds.long(), trues.long()), "reliability": curves,
-        }  # fmt: skip
+            "confusion": confusion,
+            "misclassified": (images, preds.long(), trues.long()),
+            "reliability": curves,
+        }
         if not trainer.is_global_zero:
             return
         figures = write_test_report(self.dirpath, self.test_report)

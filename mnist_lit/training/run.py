@@ -32,12 +32,16 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, write metrics.json to the run directory; returns the metrics."""
-    validate(cfg)  # before any work: a bad value costs nothing
+    # before any work: a bad value costs nothing
+    validate(cfg)
     run_dir = Path(cfg.run_dir)
-    ckpt_path = str(existing(cfg.ckpt_path, "ckpt_path")) if cfg.ckpt_path else None  # a resume, or a fresh run
+    # a resume, or a fresh run
+    ckpt_path = str(existing(cfg.ckpt_path, "ckpt_path")) if cfg.ckpt_path else None
     datamodule = instantiate(cfg.data)
-    if rank_zero_only.rank == 0:  # missing data is found (or fetched) before the Trainer says anything
-        datamodule.prepare_data()  # fit() calls it again, on one process per node, behind a barrier: a no-op then
+    # missing data is found (or fetched) before the Trainer says anything
+    if rank_zero_only.rank == 0:
+        # fit() calls it again, on one process per node, behind a barrier: a no-op then
+        datamodule.prepare_data()
     L.seed_everything(cfg.seed, workers=True)
     make_model = instantiate(
         cfg.model,
@@ -49,23 +53,36 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     # the digits' augmentation goes onto the generated negatives too
     model = make_model(augment=datamodule.augment)
-    callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb] + [instantiate(cfg.perf)]
+    callbacks = [instantiate(cb) for cb in (cfg.get("callbacks") or {}).values() if cb] + [
+        instantiate(cfg.perf)
+    ]
     loggers = build_loggers(cfg.get("logger"))
-    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    trainer = build_trainer(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
 
     # our checkpoints hold no pickled objects: both reads are weights_only
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    # the best checkpoint's weights; without one (fast_dev_run, checkpointing off), the model as trained
+    # the best checkpoint's weights; without one (fast_dev_run, checkpointing off), the model as
+    # trained
     metrics.update(
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)[0]
+        trainer.test(
+            model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
+        )[0]
     )
     metrics.update(best_ckpt=best, epochs=trainer.current_epoch, run_dir=str(run_dir))
 
-    if trainer.is_global_zero:  # under DDP every process gets here; one writes
+    # under DDP every process gets here; one writes
+    if trainer.is_global_zero:
         more = where_to_look(loggers)
-        log_run_end(loggers, OmegaConf.to_container(cfg, resolve=True), metrics, dev_run=bool(trainer.fast_dev_run))
+        log_run_end(
+            loggers,
+            OmegaConf.to_container(cfg, resolve=True),
+            metrics,
+            dev_run=bool(trainer.fast_dev_run),
+        )
         write_json(run_dir / "metrics.json", metrics)
         log.info("\n%s", summary(metrics, run_dir, more))
     return metrics
@@ -76,11 +93,16 @@ def train_command(cfg: DictConfig) -> float | None:
     recorded for the summary, and the sweep goes on where its sweeper allows."""
     try:
         metrics = train(cfg)
-    except SIGTERMException:  # interrupted.ckpt is saved, and Lightning would exit 0, as if the run had finished
-        fail(f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with ckpt_path=last")
+    # interrupted.ckpt is saved, and Lightning would exit 0, as if the run had finished
+    except SIGTERMException:
+        fail(
+            f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with ckpt_path=last"
+        )
     except Exception as err:
-        cause = err.__cause__ if isinstance(err, InstantiationException) else err  # raised in a constructor
-        if in_multirun():  # one failed job must not end the sweep: record it for the summary
+        # raised in a constructor
+        cause = err.__cause__ if isinstance(err, InstantiationException) else err
+        # one failed job must not end the sweep: record it for the summary
+        if in_multirun():
             record_failure(cfg.run_dir, cause)
             if sweeper_stops_on_exceptions():
                 return float("nan")

@@ -22,7 +22,8 @@ from mnist_lit.checkpoints import RESUMABLE, newest
 from mnist_lit.cli import fail
 from mnist_lit.files import atomic_write
 
-RUN_MARKER = ".mnist_lit_run"  # created exclusively, so two runs can never share a directory
+# created exclusively, so two runs can never share a directory
+RUN_MARKER = ".mnist_lit_run"
 
 
 def _resumes_into(run_dir: Path, ckpt_path: str | None) -> bool:
@@ -62,9 +63,11 @@ class RunDirGuard(HydraCallback):
                 fail(f"ckpt_path=last: {err}")
             with read_write(config), open_dict(config):
                 config.ckpt_path = str(ckpt)
-                config.hydra.run.dir = str(ckpt.parent.parent)  # same run dir, so the same TensorBoard run
+                # same run dir, so the same TensorBoard run
+                config.hydra.run.dir = str(ckpt.parent.parent)
         if int(os.environ.get("LOCAL_RANK", 0)) > 0:
-            return  # a DDP worker that Lightning started: it shares the run directory of rank 0
+            # a DDP worker that Lightning started: it shares the run directory of rank 0
+            return
         self._claim(config.hydra.run.dir, config.get("ckpt_path"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -87,15 +90,20 @@ class InterruptCheckpoint(Callback):
     def __init__(self, dirpath: str | os.PathLike, filename: str = "interrupted") -> None:
         self.path = Path(dirpath) / f"{filename}.ckpt"
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)  # all of it: optimizer and loops too, to resume
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        # all of it: optimizer and loops too, to resume
+        trainer.save_checkpoint(self.path, weights_only=False)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, through `files.atomic_write`. (Lightning's own atomic save stages the
     file in the system temp dir, which may be another filesystem, where the final move is a copy.)"""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
         """Save `checkpoint` to `path` atomically."""
         atomic_write(path, lambda f: torch.save(checkpoint, f))
 
@@ -104,7 +112,9 @@ def summary(metrics: dict[str, Any], run_dir: str | os.PathLike, more: Sequence[
     """The few lines a user wants at the end of a run."""
     lines = [f"Run directory:   {run_dir}"]
     if "test/acc" in metrics:
-        lines.append(f"Test accuracy:   {100 * metrics['test/acc']:.2f}%  (test loss {metrics['test/loss']:.4f})")
+        lines.append(
+            f"Test accuracy:   {100 * metrics['test/acc']:.2f}%  (test loss {metrics['test/loss']:.4f})"
+        )
     lines.append(f"Best checkpoint: {metrics.get('best_ckpt') or '(none saved)'}")
     tb_dir = Path(run_dir) / "tensorboard"
     if tb_dir.is_dir():

@@ -15,7 +15,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-WHOLE_RUN = ("total_steps", "T_max")  # scheduler arguments that span the run, filled in from the Trainer
+# scheduler arguments that span the run, filled in from the Trainer
+WHOLE_RUN = ("total_steps", "T_max")
 
 
 def to_plain_data(value: Any) -> Any:
@@ -42,15 +43,26 @@ def optimizers(
     batch; any other steps every epoch."""
     if make_optimizer is None:
         raise ValueError("MNISTLitModule needs an optimizer to train")
-    if isinstance(make_optimizer, Mapping):  # loaded from a checkpoint: a plain Hydra-style config
+    # loaded from a checkpoint: a plain Hydra-style config
+    if isinstance(make_optimizer, Mapping):
         make_optimizer, make_scheduler = instantiate(make_optimizer), instantiate(make_scheduler)
     optimizer = make_optimizer(params=params)
     if make_scheduler is None:
         return optimizer
-    target = make_scheduler.func if isinstance(make_scheduler, functools.partial) else make_scheduler
+    target = (
+        make_scheduler.func if isinstance(make_scheduler, functools.partial) else make_scheduler
+    )
     given = make_scheduler.keywords if isinstance(make_scheduler, functools.partial) else {}
-    length = next((k for k in WHOLE_RUN if k in inspect.signature(target).parameters and k not in given), None)
+    length = next(
+        (k for k in WHOLE_RUN if k in inspect.signature(target).parameters and k not in given), None
+    )
     if length is not None:
         scheduler = make_scheduler(optimizer=optimizer, **{length: run_steps()})
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make_scheduler(optimizer=optimizer)}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": make_scheduler(optimizer=optimizer)},
+    }

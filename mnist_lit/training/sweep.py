@@ -24,7 +24,8 @@ from mnist_lit.cli import fail
 from mnist_lit.files import atomic_write
 
 log = logging.getLogger(__name__)
-FAILED_FILE = "FAILED"  # in a job's run dir: the error that ended it
+# in a job's run dir: the error that ended it
+FAILED_FILE = "FAILED"
 SUMMARY_METRICS = ("test/acc", "test/loss", "val/acc_best", "epochs")
 
 
@@ -53,7 +54,10 @@ def collect(sweep_dir: str | os.PathLike, metric: str) -> list[dict[str, Any]]:
         overrides_file = job / ".hydra" / "overrides.yaml"
         if not overrides_file.is_file():
             continue
-        row: dict[str, Any] = {"job": job.name, "overrides": " ".join(OmegaConf.load(overrides_file))}
+        row: dict[str, Any] = {
+            "job": job.name,
+            "overrides": " ".join(OmegaConf.load(overrides_file)),
+        }
         if (job / "metrics.json").is_file():
             metrics = json.loads((job / "metrics.json").read_text())
             row.update(status="ok", **{k: metrics.get(k) for k in (metric, *SUMMARY_METRICS)})
@@ -76,13 +80,26 @@ def collect(sweep_dir: str | os.PathLike, metric: str) -> list[dict[str, Any]]:
 
 def markdown(rows: list[dict[str, Any]], metric: str) -> str:
     """The rows as a markdown table."""
-    columns = ["job", "status", metric, *[m for m in SUMMARY_METRICS if m != metric], "overrides", "run_dir"]
+    columns = [
+        "job",
+        "status",
+        metric,
+        *[m for m in SUMMARY_METRICS if m != metric],
+        "overrides",
+        "run_dir",
+    ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = []
         for c in columns:
-            value = row.get(c, row.get("error", "") if c == metric and row["status"] == "failed" else "")
-            cells.append(f"{value:.4f}" if isinstance(value, float) else str(value if value is not None else ""))
+            value = row.get(
+                c, row.get("error", "") if c == metric and row["status"] == "failed" else ""
+            )
+            cells.append(
+                f"{value:.4f}"
+                if isinstance(value, float)
+                else str(value if value is not None else "")
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -90,14 +107,25 @@ def markdown(rows: list[dict[str, Any]], metric: str) -> str:
 def write_summary(sweep_dir: str | os.PathLike, metric: str) -> list[dict[str, Any]]:
     """summary.csv and summary.md in the sweep dir, rewritten after every job."""
     rows = collect(sweep_dir, metric)
-    fields = ["job", "status", metric, *[m for m in SUMMARY_METRICS if m != metric], "error", "overrides", "run_dir"]
+    fields = [
+        "job",
+        "status",
+        metric,
+        *[m for m in SUMMARY_METRICS if m != metric],
+        "error",
+        "overrides",
+        "run_dir",
+    ]
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    # parallel launchers end jobs in several processes at once: each writes aside, then renames into place
+    # parallel launchers end jobs in several processes at once: each writes aside, then renames into
+    # place
     atomic_write(Path(sweep_dir) / "summary.csv", lambda f: f.write(table.getvalue().encode()))
-    atomic_write(Path(sweep_dir) / "summary.md", lambda f: f.write((markdown(rows, metric) + "\n").encode()))
+    atomic_write(
+        Path(sweep_dir) / "summary.md", lambda f: f.write((markdown(rows, metric) + "\n").encode())
+    )
     return rows
 
 
@@ -117,7 +145,9 @@ class SweepSummary(Callback):
         if not sweep_dir.is_dir():
             return
         rows = write_summary(sweep_dir, config.optimized_metric)
-        print(f"\nSweep summary ({sweep_dir}/summary.md, summary.csv):\n{markdown(rows, config.optimized_metric)}")
+        print(
+            f"\nSweep summary ({sweep_dir}/summary.md, summary.csv):\n{markdown(rows, config.optimized_metric)}"
+        )
         failed = [r["job"] for r in rows if r["status"] != "ok"]
         if failed and self.fail_on_error:
             fail(f"{len(failed)} of {len(rows)} jobs failed: {', '.join(failed)}")

@@ -19,14 +19,27 @@ from omegaconf import DictConfig
 from mnist_lit import MnistLitError, devices
 from mnist_lit.training.perf import AUTO, AUTO_BF16, resolve_precision
 
-PRECISIONS = (AUTO, AUTO_BF16, "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+PRECISIONS = (
+    AUTO,
+    AUTO_BF16,
+    "32-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "64-true",
+)
 
 
 def check_cpu_processes(cfg: DictConfig) -> None:
     """Refuse more CPU training processes than the machine has cores: Lightning would start them all, each slower
     than one alone."""
     count, cores = str(cfg.devices), os.cpu_count() or 1
-    if devices.on_cpu(str(cfg.accelerator), torch.cuda.is_available) and count.isdigit() and int(count) > cores:
+    if (
+        devices.on_cpu(str(cfg.accelerator), torch.cuda.is_available)
+        and count.isdigit()
+        and int(count) > cores
+    ):
         raise MnistLitError(
             f"trainer.devices={count} asks for {count} CPU processes, but this machine has {cores} cores; "
             f"use trainer.devices={cores} or fewer"
@@ -39,13 +52,12 @@ def explain(err: BaseException, cfg: DictConfig) -> str:
     if str(cfg.accelerator) in devices.GPUS and not torch.cuda.is_available():
         instead = "trainer=ddp_cpu" if "ddp" in str(cfg.get("strategy", "")) else "trainer=cpu"
         return f"trainer.accelerator={cfg.accelerator} needs a GPU, and torch finds none here; use {instead}"
-    if "only has" in text and torch.cuda.is_available():  # "You requested gpu: [0, 1] But your machine only has: [0]"
+    # "You requested gpu: [0, 1] But your machine only has: [0]"
+    if "only has" in text and torch.cuda.is_available():
         count = torch.cuda.device_count()
         return f"trainer.devices={cfg.devices}, but this machine has {count} GPU(s); use trainer.devices={count}"
     if "Precision" in text:
-        return (
-            f"trainer.precision={cfg.precision} is not a precision Lightning knows; use one of {', '.join(PRECISIONS)}"
-        )
+        return f"trainer.precision={cfg.precision} is not a precision Lightning knows; use one of {', '.join(PRECISIONS)}"
     return f"the trainer settings do not work on this machine: {text}"
 
 
@@ -57,7 +69,8 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
         return instantiate(cfg, precision=precision, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__ or err
-        # what Lightning raises for a setting it cannot honour; anything else is a bug and keeps its traceback
+        # what Lightning raises for a setting it cannot honour; anything else is a bug and keeps its
+        # traceback
         if isinstance(cause, (MisconfigurationException, ValueError, ImportError)):
             raise MnistLitError(explain(cause, cfg)) from err
         raise

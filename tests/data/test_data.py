@@ -74,13 +74,16 @@ def test_split_is_fixed_disjoint_and_test_is_official(synthetic_root):
     assert (train_idx, val_idx) == again.split_indices(N_TRAIN)
     assert train_idx != MNISTDataModule(val_size=N_VAL, split_seed=8).split_indices(N_TRAIN)[0]
     dm.setup()
-    assert len(dm.test_set[1]) == N_TEST  # the official test file, never mixed with train
+    # the official test file, never mixed with train
+    assert len(dm.test_set[1]) == N_TEST
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
 def test_evaluation_serves_every_sample_in_order(batch_size):
     images, labels = (torch.from_numpy(a) for a in make_digits(50, seed=0))
-    batches = list(TensorBatches(images=images, labels=labels.long(), batch_size=batch_size, mean=0.0, std=1.0))
+    batches = list(
+        TensorBatches(images=images, labels=labels.long(), batch_size=batch_size, mean=0.0, std=1.0)
+    )
     assert len(batches) == -(-50 // batch_size)
     assert torch.equal(torch.cat([y for _, y in batches]), labels.long())
 
@@ -90,7 +93,13 @@ def test_shuffled_batches_cover_every_sample_once():
     ids = torch.arange(50)
     generator = torch.Generator().manual_seed(0)
     batches = TensorBatches(
-        images=images, labels=ids, batch_size=8, mean=0.0, std=1.0, shuffle=True, generator=generator
+        images=images,
+        labels=ids,
+        batch_size=8,
+        mean=0.0,
+        std=1.0,
+        shuffle=True,
+        generator=generator,
     )
     served = torch.cat([y for _, y in batches])
     assert sorted(served.tolist()) == list(range(50))
@@ -99,7 +108,12 @@ def test_shuffled_batches_cover_every_sample_once():
 
 @pytest.mark.parametrize("normalize", sorted(NORMALIZATIONS))
 def test_fast_path_matches_torchvision_path(synthetic_root, normalize):
-    common = {"root": str(synthetic_root), "val_size": N_VAL, "normalize": normalize, "batch_size": 50}
+    common = {
+        "root": str(synthetic_root),
+        "val_size": N_VAL,
+        "normalize": normalize,
+        "batch_size": 50,
+    }
     fast, tv = MNISTDataModule(**common), MNISTDataModule(loader="torchvision", **common)
     fast.setup()
     tv.setup()
@@ -114,8 +128,11 @@ def test_fast_path_matches_torchvision_path(synthetic_root, normalize):
 
 
 def test_pm1_scaling_spans_minus_one_to_one(synthetic_root):
-    dm = MNISTDataModule(root=str(synthetic_root), val_size=N_VAL, normalize="pm1", batch_size=N_TEST)
+    dm = MNISTDataModule(
+        root=str(synthetic_root), val_size=N_VAL, normalize="pm1", batch_size=N_TEST
+    )
     dm.setup("test")
     x, _ = next(iter(dm.test_dataloader()))
     assert x.min().item() >= -1.0
-    assert x.max().item() == pytest.approx(1.0)  # the synthetic bars are pure white
+    # the synthetic bars are pure white
+    assert x.max().item() == pytest.approx(1.0)

@@ -22,15 +22,22 @@ from mnist_lit.inference.torch_model import Scorer
 from tests.conftest import ROOT, approx_answer, real_data_root, run_cli
 
 UNSURE = 0.5
-PROBS_TOL = 1e-4  # onnxruntime and torch run the same graph in float32: they differ by rounding only
+# onnxruntime and torch run the same graph in float32: they differ by rounding only
+PROBS_TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def exported(synthetic_ckpt: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def exported(
+    synthetic_ckpt: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """model.onnx of the synthetic checkpoint, written by export.py as a user runs it."""
     out = tmp_path_factory.mktemp("export") / "model.onnx"
     proc = run_cli(
-        "export.py", f"ckpt={synthetic_ckpt}", f"out={out}", cwd=out.parent, env={"DATA_DIR": str(synthetic_root)}
+        "export.py",
+        f"ckpt={synthetic_ckpt}",
+        f"out={out}",
+        cwd=out.parent,
+        env={"DATA_DIR": str(synthetic_root)},
     )
     assert proc.returncode == 0, proc.stderr
     assert "same digit on 160, max abs difference" in proc.stdout
@@ -44,7 +51,11 @@ def draw_pictures(folder: Path) -> Path:
         "seven": [[(30, 20), (70, 20), (45, 85)]],
         "one": [[(50, 15), (50, 88)]],
         "zero": [[(50, 15), (75, 50), (50, 88), (25, 50), (50, 15)]],
-        "forty_seven": [[(30, 15), (15, 60), (50, 60)], [(40, 40), (40, 88)], [(80, 20), (120, 20), (95, 85)]],
+        "forty_seven": [
+            [(30, 15), (15, 60), (50, 60)],
+            [(40, 40), (40, 88)],
+            [(80, 20), (120, 20), (95, 85)],
+        ],
         "scribble": [[(10, 10), (90, 80), (20, 70), (80, 15), (15, 40), (85, 50)]],
     }
     for name, lines in strokes.items():
@@ -75,7 +86,9 @@ def assert_same_answers(ours: list[dict], theirs: list[dict]) -> None:
 
 
 @pytest.mark.cli
-def test_the_exported_model_answers_drawn_pictures_as_the_checkpoint_does(exported, synthetic_ckpt, tmp_path):
+def test_the_exported_model_answers_drawn_pictures_as_the_checkpoint_does(
+    exported, synthetic_ckpt, tmp_path
+):
     folder = draw_pictures(tmp_path / "drawn")
     assert_same_answers(answers_of(exported, folder), answers_of(synthetic_ckpt, folder))
 
@@ -102,7 +115,9 @@ def test_the_metadata_says_what_a_consumer_needs(exported, synthetic_ckpt):
     assert json.loads(meta["normalization"])["mean"] == pytest.approx(0.1307)
     assert json.loads(meta["normalization"])["std"] == pytest.approx(0.3081)
     assert float(meta["temperature"]) == pytest.approx(ckpt["calibration"]["temperature"])
-    assert json.loads(meta["not_digit_threshold"]) == pytest.approx(ckpt["calibration"]["not_digit"])
+    assert json.loads(meta["not_digit_threshold"]) == pytest.approx(
+        ckpt["calibration"]["not_digit"]
+    )
     assert json.loads(meta["unsure_gap"]) == 0.5
     assert meta["preprocessing"] == "mnist-lit-1"
     assert model.calibration == checkpoints.calibration(ckpt)
@@ -110,10 +125,16 @@ def test_the_metadata_says_what_a_consumer_needs(exported, synthetic_ckpt):
 
 @pytest.mark.cli
 def test_export_is_one_file_and_keeps_an_existing_one(exported, synthetic_ckpt, synthetic_root):
-    assert [p.name for p in exported.parent.iterdir()] == ["model.onnx"]  # no .data file beside it
+    # no .data file beside it
+    assert [p.name for p in exported.parent.iterdir()] == ["model.onnx"]
     before = exported.read_bytes()
-    proc = run_cli("export.py", f"ckpt={synthetic_ckpt}", f"out={exported}", cwd=exported.parent,
-                   env={"DATA_DIR": str(synthetic_root)})  # fmt: skip
+    proc = run_cli(
+        "export.py",
+        f"ckpt={synthetic_ckpt}",
+        f"out={exported}",
+        cwd=exported.parent,
+        env={"DATA_DIR": str(synthetic_root)},
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"error: out={exported} already exists; choose another out= or pass force=true to replace it"
@@ -149,13 +170,18 @@ print(json.dumps({{"status": status, "served": served.fields()["number"],
 @pytest.mark.cli
 def test_predict_and_serve_with_an_onnx_model_never_import_torch(exported, tmp_path):
     image = draw_pictures(tmp_path / "drawn") / "seven.png"
-    code = TORCH_FREE.format(root=str(ROOT), conf=str(ROOT / "conf"), image=str(image), model=str(exported))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    code = TORCH_FREE.format(
+        root=str(ROOT), conf=str(ROOT / "conf"), image=str(image), model=str(exported)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     *jsonl, last = proc.stdout.strip().splitlines()
     result = json.loads(last)
     assert result["status"] == 0
-    assert result["torch"] == []  # not one torch module was loaded, by predict.py or by the server's model
+    # not one torch module was loaded, by predict.py or by the server's model
+    assert result["torch"] == []
     assert json.loads(jsonl[0])["number"] == result["served"]
 
 
@@ -192,8 +218,13 @@ def test_a_model_file_that_is_not_ours_is_a_one_line_error(tmp_path, model, mess
 def test_exporting_a_file_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path, synthetic_root):
     bad = tmp_path / "best.ckpt"
     bad.write_bytes(b"\x00" * 1000)
-    proc = run_cli("export.py", f"ckpt={bad}", f"out={tmp_path}/model.onnx", cwd=tmp_path,
-                   env={"DATA_DIR": str(synthetic_root)})  # fmt: skip
+    proc = run_cli(
+        "export.py",
+        f"ckpt={bad}",
+        f"out={tmp_path}/model.onnx",
+        cwd=tmp_path,
+        env={"DATA_DIR": str(synthetic_root)},
+    )
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "is not a readable checkpoint" in proc.stderr
@@ -205,27 +236,43 @@ def test_a_real_model_exports_with_parity_and_answers_real_digits_alike(real_run
     images, labels = load_split(real_data_root(), "test")
     parity = export(real_run["best_ckpt"], tmp_path / "model.onnx", images.numpy(), unsure=0.5)
     assert parity.total == parity.same_digit == 10_000
-    assert parity.max_abs_diff <= 1e-4  # the not-a-digit output too, the feature distance folded into it
-    # the feature distance is inside the graph: a picture far from every digit is rejected by the file alone
+    # the not-a-digit output too, the feature distance folded into it
+    assert parity.max_abs_diff <= 1e-4
+    # the feature distance is inside the graph: a picture far from every digit is rejected by the
+    # file alone
     stripes = np.zeros((1, 1, 28, 28), np.float32)
     stripes[..., ::3, :] = 1.0
     _, no_digit = OnnxModel(tmp_path / "model.onnx", device="cpu").scores(stripes)
-    assert float(no_digit[0]) > checkpoints.calibration(checkpoints.read(real_run["best_ckpt"])).not_digit
+    assert (
+        float(no_digit[0])
+        > checkpoints.calibration(checkpoints.read(real_run["best_ckpt"])).not_digit
+    )
     folder = tmp_path / "real"
     folder.mkdir()
-    for i in range(40):  # MNIST test digits as a user's pictures: dark ink on white, on a larger canvas
+    # MNIST test digits as a user's pictures: dark ink on white, on a larger canvas
+    for i in range(40):
         page = Image.new("L", (60, 50), 255)
         page.paste(Image.fromarray(255 - images[i].numpy()), (5 + i % 20, 8 + i % 10))
         page.save(folder / f"{i:02d}_{int(labels[i])}.png")
-    ours, theirs = answers_of(tmp_path / "model.onnx", folder), answers_of(Path(real_run["best_ckpt"]), folder)
+    ours, theirs = (
+        answers_of(tmp_path / "model.onnx", folder),
+        answers_of(Path(real_run["best_ckpt"]), folder),
+    )
     assert_same_answers(ours, theirs)
-    assert np.mean([a["number"] == p.stem[-1] for a, p in zip(ours, sorted(folder.iterdir()))]) >= 0.9
+    assert (
+        np.mean([a["number"] == p.stem[-1] for a, p in zip(ours, sorted(folder.iterdir()))]) >= 0.9
+    )
 
 
 def test_exporting_the_tiny_model_again_gives_its_twin_recorded_answers(tiny, tmp_path):
-    images = np.stack([np.asarray(Image.open(p).convert("L").resize((28, 28))) for p in tiny.pictures.iterdir()])
+    images = np.stack(
+        [np.asarray(Image.open(p).convert("L").resize((28, 28))) for p in tiny.pictures.iterdir()]
+    )
     export(tiny.ckpt, tmp_path / "again.onnx", images, unsure=UNSURE)
     ours = dict(
-        zip(sorted(p.name for p in tiny.pictures.iterdir()), answers_of(tmp_path / "again.onnx", tiny.pictures))
+        zip(
+            sorted(p.name for p in tiny.pictures.iterdir()),
+            answers_of(tmp_path / "again.onnx", tiny.pictures),
+        )
     )
     assert ours == approx_answer(tiny.recorded("onnx"))

@@ -38,20 +38,32 @@ def pictures(tmp_path):
 
 
 def jsonl(proc) -> dict[str, dict]:
-    return {row["image"].rsplit("/", 1)[-1]: row for row in map(json.loads, proc.stdout.splitlines())}
+    return {
+        row["image"].rsplit("/", 1)[-1]: row for row in map(json.loads, proc.stdout.splitlines())
+    }
 
 
 @pytest.mark.cli
 def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_ckpt, tmp_path):
-    proc = run_cli("predict.py", f"image={pictures}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path)
+    proc = run_cli(
+        "predict.py", f"image={pictures}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path
+    )
     assert proc.returncode == 1
     rows = jsonl(proc)
-    assert sorted(rows) == ["a.png", "b.jpg", "blank.png", "cut.png", "notes.png"]  # sorted folder, no .txt
+    # sorted folder, no .txt
+    assert sorted(rows) == ["a.png", "b.jpg", "blank.png", "cut.png", "notes.png"]
     for name in ("a.png", "b.jpg"):
         row = rows[name]
         assert set(row) - {"alternative"} == {
-            "image", "verdict", "digit", "confidence", "probs", "not_digit", "number", "digits"
-        }  # fmt: skip
+            "image",
+            "verdict",
+            "digit",
+            "confidence",
+            "probs",
+            "not_digit",
+            "number",
+            "digits",
+        }
         assert row["number"] == ("" if row["digit"] is None else str(row["digit"]))
         assert len(row["digits"]) == 1
         assert len(row["probs"]) == 10
@@ -75,7 +87,8 @@ def test_jsonl_reports_every_picture_and_fails_on_bad_ones(pictures, synthetic_c
 
 @pytest.mark.cli
 def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
-    runs = synthetic_ckpt.parents[2]  # <runs>/<run>/checkpoints/best.ckpt
+    # <runs>/<run>/checkpoints/best.ckpt
+    runs = synthetic_ckpt.parents[2]
     picture = digit_picture(tmp_path / "one.png")
     proc = run_cli("predict.py", f"image={picture}", f"paths.runs={runs}", "topk=2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -84,14 +97,21 @@ def test_table_uses_the_newest_checkpoint_by_default(tmp_path, synthetic_ckpt):
     assert header.split()[:4] == ["image", "verdict", "digit", "confidence"]
     assert "top-2" in header
     assert row.startswith(str(picture))
-    assert row.count("%") == 3  # the confidence and two top-k entries
+    # the confidence and two top-k entries
+    assert row.count("%") == 3
 
 
 @pytest.mark.cli
 def test_glob_and_other_pictures_still_predicted(tmp_path, synthetic_ckpt):
     digit_picture(tmp_path / "x1.png")
     digit_picture(tmp_path / "x2.png")
-    proc = run_cli("predict.py", f"image={tmp_path}/x*.png", "format=jsonl", f"ckpt={synthetic_ckpt}", cwd=tmp_path)
+    proc = run_cli(
+        "predict.py",
+        f"image={tmp_path}/x*.png",
+        "format=jsonl",
+        f"ckpt={synthetic_ckpt}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(jsonl(proc)) == ["x1.png", "x2.png"]
 
@@ -117,17 +137,24 @@ def test_corrupt_checkpoint_is_refused_in_one_line(tmp_path, synthetic_ckpt):
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     other = tmp_path / "resnet.ckpt"
-    torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}, "hyper_parameters": {"lr": 0.1}}, other)
+    torch.save(
+        {"state_dict": {"fc.weight": torch.zeros(2, 2)}, "hyper_parameters": {"lr": 0.1}}, other
+    )
     assert "not an mnist-lit checkpoint" in checkpoint_error(tmp_path, other)
     wrong_shapes = tmp_path / "wide.ckpt"
     hp = {"arch": "cnn", "conv1": 8, "mean": 0.1307, "std": 0.3081}
-    torch.save({"state_dict": {"net.features.0.weight": torch.zeros(3, 1, 3, 3)}, "hyper_parameters": hp}, wrong_shapes)
+    torch.save(
+        {"state_dict": {"net.features.0.weight": torch.zeros(3, 1, 3, 3)}, "hyper_parameters": hp},
+        wrong_shapes,
+    )
     assert "does not hold an mnist-lit network" in checkpoint_error(tmp_path, wrong_shapes)
 
 
 def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     evil = tmp_path / "evil.ckpt"
-    torch.save({"hyper_parameters": {"arch": "cnn"}, "state_dict": {}, "payload": shutil.rmtree}, evil)
+    torch.save(
+        {"hyper_parameters": {"arch": "cnn"}, "state_dict": {}, "payload": shutil.rmtree}, evil
+    )
     with pytest.raises(MnistLitError, match="not a readable checkpoint"):
         Predictor(evil)
 
@@ -142,15 +169,23 @@ def test_annotate_writes_side_by_side_and_never_overwrites(tmp_path, synthetic_c
     picture = digit_picture(tmp_path / "seven.png")
     out = tmp_path / "annotated"
     for _ in range(2):
-        proc = run_cli("predict.py", f"image={picture}", f"ckpt={synthetic_ckpt}", f"annotate={out}", cwd=tmp_path)
+        proc = run_cli(
+            "predict.py",
+            f"image={picture}",
+            f"ckpt={synthetic_ckpt}",
+            f"annotate={out}",
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr
     written = sorted(p.name for p in out.iterdir())
     assert written == ["seven.pred-1.png", "seven.pred.png"]
     with Image.open(out / "seven.pred.png") as img:
-        assert img.width == 3 * 224  # the picture, the ink found in it, the model's 28x28 input
+        # the picture, the ink found in it, the model's 28x28 input
+        assert img.width == 3 * 224
         assert img.height > 224
         ink = np.asarray(img.convert("L"))[:224, 224:448]
-    assert ink.max() > 200  # the stroke shows, white on black
+    # the stroke shows, white on black
+    assert ink.max() > 200
     assert (ink > 128).mean() < 0.2
 
 
@@ -174,10 +209,22 @@ def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_c
 def test_a_checkpoint_from_before_calibration_still_predicts(tmp_path):
     from mnist_lit.models import CNN, net_settings
 
-    net = CNN()  # 10 outputs, no calibration, no not-a-digit output: how checkpoints used to be
-    hp = {"arch": "cnn", "mean": 0.1307, "std": 0.3081, **net_settings("cnn", {"conv1": 32, "conv2": 64})}
+    # 10 outputs, no calibration, no not-a-digit output: how checkpoints used to be
+    net = CNN()
+    hp = {
+        "arch": "cnn",
+        "mean": 0.1307,
+        "std": 0.3081,
+        **net_settings("cnn", {"conv1": 32, "conv2": 64}),
+    }
     old = tmp_path / "old.ckpt"
-    torch.save({"hyper_parameters": hp, "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, old)
+    torch.save(
+        {
+            "hyper_parameters": hp,
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+        },
+        old,
+    )
     picture = digit_picture(tmp_path / "p.png")
     proc = run_cli("predict.py", f"image={picture}", f"ckpt={old}", "format=jsonl", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -200,7 +247,12 @@ def test_not_a_digit_is_an_answer_with_no_digit_and_exit_0(synthetic_ckpt, tmp_p
     picture = digit_picture(tmp_path / "p.png")
     # not_digit=0: any picture with the least chance of holding no digit is rejected
     proc = run_cli(
-        "predict.py", f"image={picture}", f"ckpt={synthetic_ckpt}", "format=jsonl", "not_digit=0", cwd=tmp_path
+        "predict.py",
+        f"image={picture}",
+        f"ckpt={synthetic_ckpt}",
+        "format=jsonl",
+        "not_digit=0",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
@@ -210,8 +262,11 @@ def test_not_a_digit_is_an_answer_with_no_digit_and_exit_0(synthetic_ckpt, tmp_p
 
 
 @pytest.mark.real_data
-def test_the_feature_distance_rejects_a_picture_far_from_every_digit_and_accepts_mnist_test_digits(real_run):
-    ckpt = checkpoints.read(real_run["best_ckpt"])  # torch.load(weights_only=True)
+def test_the_feature_distance_rejects_a_picture_far_from_every_digit_and_accepts_mnist_test_digits(
+    real_run,
+):
+    # torch.load(weights_only=True)
+    ckpt = checkpoints.read(real_run["best_ckpt"])
     fitted = checkpoints.distance(ckpt)
     assert fitted is not None
     assert fitted["means"].shape == (10, fitted["precision"].shape[0])
@@ -223,33 +278,51 @@ def test_the_feature_distance_rejects_a_picture_far_from_every_digit_and_accepts
         accepted = feature_distance(hidden, scorer.means, scorer.precision) <= scorer.limit
         assert accepted.float().mean() >= 0.99
         stripes = torch.zeros(1, 1, 28, 28)
-        stripes[..., ::3, :] = 1.0  # bright rows all over the field: nothing like any digit
-        far = feature_distance(scorer.net.embed((stripes - scorer.mean) / scorer.std), scorer.means, scorer.precision)
+        # bright rows all over the field: nothing like any digit
+        stripes[..., ::3, :] = 1.0
+        far = feature_distance(
+            scorer.net.embed((stripes - scorer.mean) / scorer.std), scorer.means, scorer.precision
+        )
         assert float(far[0]) > scorer.limit
         assert float(scorer(stripes)[1][0]) > checkpoints.calibration(ckpt).not_digit
 
 
 @pytest.mark.cli
-def test_a_bomb_beside_a_good_picture_is_one_line_and_the_good_one_is_answered(synthetic_ckpt, tmp_path):
+def test_a_bomb_beside_a_good_picture_is_one_line_and_the_good_one_is_answered(
+    synthetic_ckpt, tmp_path
+):
     from mnist_lit.reading.samples import png_declaring
 
     (tmp_path / "bomb.png").write_bytes(png_declaring(20000, 20000))
     digit_picture(tmp_path / "good.png")
-    proc = run_cli("predict.py", f"image={tmp_path}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path)
+    proc = run_cli(
+        "predict.py", f"image={tmp_path}", f"ckpt={synthetic_ckpt}", "format=jsonl", cwd=tmp_path
+    )
     assert proc.returncode == 1
     rows = jsonl(proc)
-    assert rows["bomb.png"]["error"] == "picture too large (400,000,000 pixels; the limit is 50,000,000)"
+    assert (
+        rows["bomb.png"]["error"]
+        == "picture too large (400,000,000 pixels; the limit is 50,000,000)"
+    )
     assert rows["good.png"]["verdict"] in ("digit", "unsure", "not a digit")
-    assert proc.stderr.splitlines() == ["error: " + str(tmp_path / "bomb.png") + ": " + rows["bomb.png"]["error"]]
+    assert proc.stderr.splitlines() == [
+        "error: " + str(tmp_path / "bomb.png") + ": " + rows["bomb.png"]["error"]
+    ]
 
 
-# Quality on the real run (two epochs, pinned): rates over a few hundred pictures, each floor the lowest rate
-# of four training seeds less their spread, rounded down (bench/quality_margins.py; docs/testing.md).
+# Quality on the real run (two epochs, pinned): rates over a few hundred pictures, each floor the
+# lowest rate
+# of four training seeds less their spread, rounded down (bench/quality_margins.py;
+# docs/testing.md).
 DOODLES, DIGITS, FADES, USER_STYLE = 100, 1000, 50, 300
-REJECTED_AT_LEAST = {"grid": 0.45, "star": 0.95, "scribble": 0.65}  # lowest of four: 72%, 99%, 73%
-ACCEPTED_AT_LEAST = 0.98  # lowest 99.1%, spread 0.7
-FADES_AT_LEAST = 0.80  # lowest 90%, spread 6
-USER_STYLE_AT_LEAST = 0.97  # lowest 98.0%, spread 0.3
+# lowest of four: 72%, 99%, 73%
+REJECTED_AT_LEAST = {"grid": 0.45, "star": 0.95, "scribble": 0.65}
+# lowest 99.1%, spread 0.7
+ACCEPTED_AT_LEAST = 0.98
+# lowest 90%, spread 6
+FADES_AT_LEAST = 0.80
+# lowest 98.0%, spread 0.3
+USER_STYLE_AT_LEAST = 0.97
 
 
 @pytest.fixture(scope="module")
@@ -287,14 +360,24 @@ def test_most_fades_from_a_1_into_a_7_pass_through_unsure(real_predictor, mnist_
 @pytest.mark.real_data
 def test_user_style_pictures_of_real_digits_are_read_right(real_predictor, mnist_test, tmp_path):
     images, labels = mnist_test
-    accuracy = quality.user_style_accuracy(real_predictor, images[:USER_STYLE], labels[:USER_STYLE].tolist(), tmp_path)
+    accuracy = quality.user_style_accuracy(
+        real_predictor, images[:USER_STYLE], labels[:USER_STYLE].tolist(), tmp_path
+    )
     assert accuracy >= USER_STYLE_AT_LEAST
 
 
 @pytest.mark.cli
 @pytest.mark.parametrize("model", ["ckpt", "onnx"])
-def test_predict_py_gives_the_tiny_model_recorded_answers_from_its_checkpoint_and_its_onnx_twin(tiny, model, tmp_path):
-    proc = run_cli("predict.py", f"image={tiny.pictures}", f"ckpt={getattr(tiny, model)}", "format=jsonl", cwd=tmp_path)
+def test_predict_py_gives_the_tiny_model_recorded_answers_from_its_checkpoint_and_its_onnx_twin(
+    tiny, model, tmp_path
+):
+    proc = run_cli(
+        "predict.py",
+        f"image={tiny.pictures}",
+        f"ckpt={getattr(tiny, model)}",
+        "format=jsonl",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert {Path(line.pop("image")).name: line for line in lines} == tiny.recorded(model)

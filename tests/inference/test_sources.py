@@ -16,7 +16,11 @@ from tests.conftest import digit_picture
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("missing.png", "no such file or folder"), ("empty", "folder has no pictures"), ("*.gif", "no file matches")],
+    [
+        ("missing.png", "no such file or folder"),
+        ("empty", "folder has no pictures"),
+        ("*.gif", "no file matches"),
+    ],
 )
 def test_bad_image_specs_get_one_line_errors(tmp_path, spec, message):
     (tmp_path / "empty").mkdir()
@@ -34,11 +38,16 @@ def test_parallel_preprocessing_matches_serial(tmp_path):
 
 def test_big_jpeg_is_decoded_reduced_and_reads_the_same(tmp_path):
     photo = Image.new("RGB", (3200, 2400), (225, 222, 215))
-    ImageDraw.Draw(photo).line([(1500, 500), (1700, 500), (1450, 1900)], fill=(30, 30, 40), width=60)  # a 7
+    # a 7
+    ImageDraw.Draw(photo).line(
+        [(1500, 500), (1700, 500), (1450, 1900)], fill=(30, 30, 40), width=60
+    )
     path = tmp_path / "photo.jpg"
     photo.save(path, quality=90)
     with Image.open(path) as img:
         img.draft(img.mode, (MAX_DETAIL, MAX_DETAIL))
-        assert img.size == (1600, 1200)  # what load_picture decodes: half the work per side, still >= MAX_DETAIL
-    full = preprocess(Image.open(path)).pixels.astype(int)  # decoded at full size
+        # what load_picture decodes: half the work per side, still >= MAX_DETAIL
+        assert img.size == (1600, 1200)
+    # decoded at full size
+    full = preprocess(Image.open(path)).pixels.astype(int)
     assert np.abs(load_picture(str(path)).pixels - full).mean() < 4

@@ -15,10 +15,13 @@ from mnist_lit.reading.preprocess import clean, extract_sheet
 
 PAPER = (236, 234, 226)
 SIZE = (640, 480)
-STROKE = (160, 110, 170, 370)  # a "1": one stroke from (x0, y0) down to (x1, y1)
+# a "1": one stroke from (x0, y0) down to (x1, y1)
+STROKE = (160, 110, 170, 370)
 
 
-def page_with_one(lines: str = "", ink: tuple[int, int, int] = (30, 35, 90), width: int = 6) -> Image.Image:
+def page_with_one(
+    lines: str = "", ink: tuple[int, int, int] = (30, 35, 90), width: int = 6
+) -> Image.Image:
     """A sheet of paper, `lines` ("ruled", "grid" or "") printed on it in light blue, and a "1" written over them."""
     img = Image.new("RGB", SIZE, PAPER)
     draw = ImageDraw.Draw(img)
@@ -37,7 +40,9 @@ def stroke_mask(scale: float, grow: int = 0) -> np.ndarray:
     """Where the "1" is, on a copy `scale` times the page's size, `grow` px wider."""
     img = Image.new("L", (round(SIZE[0] * scale), round(SIZE[1] * scale)), 0)
     x0, y0, x1, y1 = (round(v * scale) for v in STROKE)
-    ImageDraw.Draw(img).line([(x0, y0), (x1, y1)], fill=255, width=max(1, round(6 * scale)) + 2 * grow)
+    ImageDraw.Draw(img).line(
+        [(x0, y0), (x1, y1)], fill=255, width=max(1, round(6 * scale)) + 2 * grow
+    )
     return np.asarray(img) > 0
 
 
@@ -48,9 +53,12 @@ def found(img: Image.Image) -> tuple[np.ndarray, float]:
 
 
 def test_opencv_is_installed_with_the_test_setup():
-    # the `photos` extra is part of `dev`, which `make install` installs: without it the tests below would fail
+    # the `photos` extra is part of `dev`, which `make install` installs: without it the tests below
+    # would fail
     # one by one, so say why once
-    assert page.available(), "OpenCV is missing: pip install 'mnist-lit[photos]' (make install includes it)"
+    assert page.available(), (
+        "OpenCV is missing: pip install 'mnist-lit[photos]' (make install includes it)"
+    )
 
 
 def test_a_shadow_across_the_page_is_not_ink():
@@ -62,18 +70,22 @@ def test_a_shadow_across_the_page_is_not_ink():
     shadowed = Image.fromarray((np.asarray(img, np.float32) * shade).astype(np.uint8))
     ink, scale = found(shadowed)
     near = stroke_mask(scale, grow=2)
-    assert ink[~near].sum() == 0  # nothing along the shadow's edge, nothing in the shadow
+    # nothing along the shadow's edge, nothing in the shadow
+    assert ink[~near].sum() == 0
     assert (ink[stroke_mask(scale)] > 0).mean() > 0.8
 
 
 def test_a_shadow_reaching_in_from_a_corner_does_not_win_over_a_faint_pencil_digit():
-    img = page_with_one(ink=(150, 150, 150), width=3)  # a thin, faint grey pencil "1"
+    # a thin, faint grey pencil "1"
+    img = page_with_one(ink=(150, 150, 150), width=3)
     shade = Image.new("L", SIZE, 255)
-    ImageDraw.Draw(shade).ellipse((300, 250, 800, 600), fill=150)  # a hand's shadow over the bottom right corner
+    # a hand's shadow over the bottom right corner
+    ImageDraw.Draw(shade).ellipse((300, 250, 800, 600), fill=150)
     shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(4)), np.float32)[..., None] / 255.0
     shadowed = Image.fromarray((np.asarray(img, np.float32) * shade).astype(np.uint8))
     ink, (left, top, right, bottom) = preprocess.locate(shadowed)
-    scale = ink.shape[1] / SIZE[0]  # the stroke is big enough to be boxed on the sheet itself
+    # the stroke is big enough to be boxed on the sheet itself
+    scale = ink.shape[1] / SIZE[0]
     x0, y0, x1, y1 = STROKE
     assert (x0 - 6) * scale <= left
     assert right <= (x1 + 6) * scale
@@ -84,9 +96,12 @@ def test_a_shadow_reaching_in_from_a_corner_does_not_win_over_a_faint_pencil_dig
 def test_a_shadow_edge_beside_the_writing_is_not_read_as_one_more_digit():
     img = page_with_one()
     shade = Image.new("L", SIZE, 255)
-    ImageDraw.Draw(shade).rectangle((230, 60, SIZE[0], 420), fill=150)  # its edge inside the number's close crop
+    # its edge inside the number's close crop
+    ImageDraw.Draw(shade).rectangle((230, 60, SIZE[0], 420), fill=150)
     shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(3)), np.float32)[..., None] / 255.0
-    reading = segment.read(Image.fromarray((np.asarray(img, np.float32) * shade).astype(np.uint8)), "number")
+    reading = segment.read(
+        Image.fromarray((np.asarray(img, np.float32) * shade).astype(np.uint8)), "number"
+    )
     assert len(reading.pieces) == 1
     left, top, right, bottom = reading.pieces[0].box
     assert STROKE[0] - 8 <= left
@@ -96,7 +111,8 @@ def test_a_shadow_edge_beside_the_writing_is_not_read_as_one_more_digit():
 def test_ink_inside_a_shadow_is_found_as_in_the_light():
     img = page_with_one()
     shade = Image.new("L", SIZE, 255)
-    ImageDraw.Draw(shade).ellipse((40, 60, 420, 460), fill=120)  # the stroke lies inside the shadow
+    # the stroke lies inside the shadow
+    ImageDraw.Draw(shade).ellipse((40, 60, 420, 460), fill=120)
     shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(15)), np.float32)[..., None] / 255.0
     ink, scale = found(Image.fromarray((np.asarray(img, np.float32) * shade).astype(np.uint8)))
     assert ink[~stroke_mask(scale, grow=2)].sum() == 0
@@ -107,8 +123,10 @@ def test_ink_inside_a_shadow_is_found_as_in_the_light():
 def test_paper_lines_are_removed_and_the_stroke_across_them_stays_whole(lines):
     ink, scale = found(page_with_one(lines))
     near = stroke_mask(scale, grow=2)
-    assert ink[~near].sum() == 0  # every rule (and every grid column) is gone
-    # whole: every row the stroke covers still has its ink, the rows where it crosses a line included
+    # every rule (and every grid column) is gone
+    assert ink[~near].sum() == 0
+    # whole: every row the stroke covers still has its ink, the rows where it crosses a line
+    # included
     rows = np.nonzero(stroke_mask(scale).any(axis=1))[0]
     assert all(ink[r][near[r]].any() for r in rows)
 
@@ -130,7 +148,8 @@ def test_grainy_pencil_is_found():
     ink, scale = found(Image.fromarray(pixels))
     assert ink[~stroke_mask(scale, grow=2)].sum() == 0
     assert (ink[stroke_mask(scale)] > 0).mean() > 0.6
-    # a solid stroke reaches the model, not grey grain: as much of it as of the same stroke drawn solid
+    # a solid stroke reaches the model, not grey grain: as much of it as of the same stroke drawn
+    # solid
     digit = preprocess.preprocess(Image.fromarray(pixels)).pixels
     solid = preprocess.preprocess(page_with_one(ink=(115, 115, 118), width=7)).pixels
     assert (digit > 128).sum() >= 0.8 * (solid > 128).sum()
@@ -138,7 +157,8 @@ def test_grainy_pencil_is_found():
 
 def test_a_smudge_far_from_the_digit_does_not_widen_its_box():
     img = page_with_one()
-    ImageDraw.Draw(img).ellipse((560, 40, 574, 52), fill=(60, 60, 60))  # a speck in a corner
+    # a speck in a corner
+    ImageDraw.Draw(img).ellipse((560, 40, 574, 52), fill=(60, 60, 60))
     ink, box = preprocess.locate(img)
     scale = ink.shape[1] / SIZE[0]
     assert box.right < 300 * scale

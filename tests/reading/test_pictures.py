@@ -15,10 +15,17 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnist_lit.inference.sources import find_images
-from mnist_lit.reading.pictures import MAX_PIXELS, SVG_ERROR, PictureError, list_pictures, read_picture
+from mnist_lit.reading.pictures import (
+    MAX_PIXELS,
+    SVG_ERROR,
+    PictureError,
+    list_pictures,
+    read_picture,
+)
 from mnist_lit.reading.samples import FORMATS, FUZZED, encode, png_declaring, seven
 
-CASE_SECONDS = 5.0  # a damaged file must be answered within this, on the slowest CI machine
+# a damaged file must be answered within this, on the slowest CI machine
+CASE_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +46,10 @@ def test_every_format_reads_as_the_same_digit(fmt, reference):
 @pytest.mark.parametrize(
     ("mode", "make"),
     [
-        ("16-bit grey", lambda img: Image.fromarray(np.asarray(img.convert("L")).astype(np.uint16) * 257)),
+        (
+            "16-bit grey",
+            lambda img: Image.fromarray(np.asarray(img.convert("L")).astype(np.uint16) * 257),
+        ),
         ("CMYK", lambda img: img.convert("CMYK")),
         ("palette with transparency", lambda img: img.convert("P", colors=8)),
     ],
@@ -57,22 +67,29 @@ def test_the_first_frame_of_an_animated_gif_is_read(reference):
 
 @pytest.mark.parametrize("fmt", ["HEIF", "JPEG"])
 def test_a_phone_photo_with_exif_rotation_is_read_upright(fmt, reference):
-    # a phone stores the sensor's pixels sideways, with an EXIF orientation that says how to turn them: 6 = the
-    # viewer turns them 90 degrees clockwise, so the stored pixels are the upright picture turned anticlockwise
+    # a phone stores the sensor's pixels sideways, with an EXIF orientation that says how to turn
+    # them: 6 = the
+    # viewer turns them 90 degrees clockwise, so the stored pixels are the upright picture turned
+    # anticlockwise
     sideways = seven().transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
     exif[0x0112] = 6
     read = read_picture(encode(sideways, fmt, exif=exif.tobytes()))
     assert similar(read, reference) > 0.95
-    assert similar(read_picture(encode(sideways, fmt)), reference) < 0.5  # without the tag it is another picture
+    # without the tag it is another picture
+    assert similar(read_picture(encode(sideways, fmt)), reference) < 0.5
 
 
-@pytest.mark.parametrize("side", [20000, 8000])  # above twice the limit (Pillow's error), and above it (its warning)
+# above twice the limit (Pillow's error), and above it (its warning)
+@pytest.mark.parametrize("side", [20000, 8000])
 def test_a_decompression_bomb_is_refused_from_its_header_without_warnings(side):
     assert side * side > MAX_PIXELS
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # any warning reaching the caller fails the test
-        with pytest.raises(PictureError, match=rf"picture too large \({side * side:,} pixels; the limit is"):
+        # any warning reaching the caller fails the test
+        warnings.simplefilter("error")
+        with pytest.raises(
+            PictureError, match=rf"picture too large \({side * side:,} pixels; the limit is"
+        ):
             read_picture(png_declaring(side, side))
 
 
@@ -80,7 +97,8 @@ def test_png_with_overwritten_data_is_corrupt_not_a_digit():
     data = bytearray(encode(seven((200, 200)), "PNG"))
     start = data.index(b"IDAT") + 4
     middle = start + (len(data) - start) // 2
-    data[middle : middle + 8] = bytes(8)  # the chunk's CRC no longer matches
+    # the chunk's CRC no longer matches
+    data[middle : middle + 8] = bytes(8)
     with pytest.raises(PictureError, match="corrupt image"):
         read_picture(bytes(data))
 
@@ -116,15 +134,31 @@ def test_a_missing_file_is_a_one_line_error(tmp_path):
 
 
 def test_a_folder_lists_every_picture_format_and_names_what_it_skips(tmp_path):
-    for fmt, name in (("PNG", "a.png"), ("ICO", "b.ico"), ("HEIF", "c.heic"), ("AVIF", "d.avif"), ("TIFF", "e.tif")):
+    for fmt, name in (
+        ("PNG", "a.png"),
+        ("ICO", "b.ico"),
+        ("HEIF", "c.heic"),
+        ("AVIF", "d.avif"),
+        ("TIFF", "e.tif"),
+    ):
         (tmp_path / name).write_bytes(encode(seven(), fmt))
     (tmp_path / "f.svg").write_text("<svg></svg>")
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "data.csv").write_text("1,2")
     pictures, skipped = list_pictures(tmp_path)
-    assert [p.rsplit("/", 1)[-1] for p in pictures] == ["a.png", "b.ico", "c.heic", "d.avif", "e.tif", "f.svg"]
+    assert [p.rsplit("/", 1)[-1] for p in pictures] == [
+        "a.png",
+        "b.ico",
+        "c.heic",
+        "d.avif",
+        "e.tif",
+        "f.svg",
+    ]
     assert skipped == ["data.csv", "notes.txt"]
-    assert find_images(str(tmp_path)).skipped_line() == "skipped 2 file(s) that are not pictures: data.csv, notes.txt"
+    assert (
+        find_images(str(tmp_path)).skipped_line()
+        == "skipped 2 file(s) that are not pictures: data.csv, notes.txt"
+    )
 
 
 def samples() -> dict[str, bytes]:
@@ -142,7 +176,8 @@ def damaged(draw: st.DrawFn) -> bytes:
     how = draw(st.sampled_from(["random", "truncate", "flip", "huge"]))
     if how == "random":
         return draw(st.binary(max_size=2048))
-    if how == "truncate":  # every length class: the header, its end, the data, the last bytes
+    # every length class: the header, its end, the data, the last bytes
+    if how == "truncate":
         return bytes(data[: draw(st.integers(0, len(data) - 1))])
     if how == "flip":
         for _ in range(draw(st.integers(1, 16))):
@@ -151,7 +186,9 @@ def damaged(draw: st.DrawFn) -> bytes:
         return bytes(data)
     # huge: large numbers written over the header, where the width and height live in most formats
     at = draw(st.integers(0, min(64, len(data) - 4)))
-    data[at : at + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\x00\x00\xff\xff", b"\x7f\xff\x00\x00"]))
+    data[at : at + 4] = draw(
+        st.sampled_from([b"\xff\xff\xff\xff", b"\x00\x00\xff\xff", b"\x7f\xff\x00\x00"])
+    )
     return bytes(data)
 
 

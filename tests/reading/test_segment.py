@@ -33,7 +33,8 @@ def seven(draw: ImageDraw.ImageDraw, x: int) -> None:
 def five_with_loose_bar(draw: ImageDraw.ImageDraw, x: int) -> None:
     draw.line([(x - 18, 48), (x - 20, 78)], fill=(20, 20, 20), width=PEN)
     draw.arc([(x - 24, 70), (x + 24, 122)], start=-150, end=140, fill=(20, 20, 20), width=PEN)
-    draw.line([(x - 14, 38), (x + 22, 38)], fill=(20, 20, 20), width=PEN)  # drawn apart, as people draw it
+    # drawn apart, as people draw it
+    draw.line([(x - 14, 38), (x + 22, 38)], fill=(20, 20, 20), width=PEN)
 
 
 def boxes(img: Image.Image, mode: str = "auto") -> list[tuple[int, int, int, int]]:
@@ -42,7 +43,8 @@ def boxes(img: Image.Image, mode: str = "auto") -> list[tuple[int, int, int, int
 
 def test_labelling_finds_8_connected_components():
     mask = np.zeros((6, 8), bool)
-    mask[0, 0] = mask[1, 1] = True  # diagonal neighbours: one component
+    # diagonal neighbours: one component
+    mask[0, 0] = mask[1, 1] = True
     mask[4:6, 5:8] = True
     labels, n = label(mask)
     assert n == 2
@@ -57,7 +59,8 @@ def test_digits_are_found_left_to_right_with_boxes_in_picture_pixels():
     found = boxes(img)
     assert len(found) == 3
     assert [b[0] for b in found] == sorted(b[0] for b in found)
-    assert abs((found[0][0] + found[0][2]) / 2 - 80) < 10  # the 1's box is where it was drawn
+    # the 1's box is where it was drawn
+    assert abs((found[0][0] + found[0][2]) / 2 - 80) < 10
     assert 30 <= found[0][1] <= 45
     assert 115 <= found[0][3] <= 130
 
@@ -66,20 +69,23 @@ def test_a_loose_bar_and_specks_belong_to_no_digit_of_their_own():
     img, draw = paper()
     five_with_loose_bar(draw, 120)
     one(draw, 300)
-    for x, y in ((30, 140), (390, 20), (200, 150)):  # specks: JPEG dirt, dust
+    # specks: JPEG dirt, dust
+    for x, y in ((30, 140), (390, 20), (200, 150)):
         draw.ellipse([(x, y), (x + 2, y + 2)], fill=(60, 60, 60))
     assert len(boxes(img)) == 2
 
 
 def test_a_single_digit_in_two_strokes_or_with_a_gap_stays_one_digit():
     img, draw = paper(200, 160)
-    draw.line([(70, 40), (60, 95), (120, 95)], fill=(20, 20, 20), width=PEN)  # a 4 in two strokes
+    # a 4 in two strokes
+    draw.line([(70, 40), (60, 95), (120, 95)], fill=(20, 20, 20), width=PEN)
     draw.line([(105, 50), (105, 130)], fill=(20, 20, 20), width=PEN)
     reading = read(img, "auto")
     assert reading.single
     assert len(reading.pieces) == 1
     img, draw = paper(200, 160)
-    draw.arc([(60, 30), (140, 130)], start=10, end=170, fill=(20, 20, 20), width=PEN)  # a 0 with gaps
+    # a 0 with gaps
+    draw.arc([(60, 30), (140, 130)], start=10, end=170, fill=(20, 20, 20), width=PEN)
     draw.arc([(60, 30), (140, 130)], start=190, end=350, fill=(20, 20, 20), width=PEN)
     assert read(img, "auto").single
 
@@ -87,11 +93,13 @@ def test_a_single_digit_in_two_strokes_or_with_a_gap_stays_one_digit():
 def test_a_wide_piece_carries_candidate_cuts():
     img, draw = paper()
     seven(draw, 170)
-    seven(draw, 215)  # its bar runs into the first's: two digits, one piece
+    # its bar runs into the first's: two digits, one piece
+    seven(draw, 215)
     one(draw, 330)
     pieces = read(img, "number").pieces
     assert len(pieces) == 2
-    assert pieces[0].splits  # the touching pair
+    # the touching pair
+    assert pieces[0].splits
     left, right = pieces[0].splits[0]
     assert left.box[2] <= right.box[0] + 2
 
@@ -99,12 +107,14 @@ def test_a_wide_piece_carries_candidate_cuts():
 def test_a_lone_piece_in_auto_may_be_cut_only_when_much_wider_than_tall():
     pair, draw = paper()
     seven(draw, 170)
-    seven(draw, 215)  # two touching sevens, and nothing else: one piece, wider than tall
+    # two touching sevens, and nothing else: one piece, wider than tall
+    seven(draw, 215)
     upright, draw = paper()
     seven(draw, 200)
     for img, cut in ((pair, True), (upright, False)):
         reading = read(img, "auto")
-        assert reading.single  # read as one digit unless the classifier finds two sure digits in it
+        # read as one digit unless the classifier finds two sure digits in it
+        assert reading.single
         assert bool(reading.pieces[0].splits) == cut
 
 

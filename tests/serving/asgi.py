@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message
 
-CLIENT = ("203.0.113.7", 50000)  # a documentation address: the client the middleware sees
+# a documentation address: the client the middleware sees
+CLIENT = ("203.0.113.7", 50000)
 
 
 @dataclass
@@ -35,9 +36,13 @@ def call(
     if body:
         sent.setdefault("content-length", str(len(body)))
     scope = {
-        "type": "http", "method": method, "path": path, "client": client, "query_string": b"",
+        "type": "http",
+        "method": method,
+        "path": path,
+        "client": client,
+        "query_string": b"",
         "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in sent.items()],
-    }  # fmt: skip
+    }
     replies: list[Reply] = []
     chunks = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -46,7 +51,10 @@ def call(
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
-            names = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}
+            names = {
+                k.decode("latin-1").lower(): v.decode("latin-1")
+                for k, v in message.get("headers", [])
+            }
             replies.append(Reply(message["status"], names))
         elif message["type"] == "http.response.body":
             replies[-1].body += message.get("body", b"")
@@ -59,5 +67,11 @@ async def answered(scope, receive, send) -> None:  # noqa: ANN001
     """An app that reads the body and answers 200 "ok": what stands behind the middleware under test."""
     while (await receive()).get("more_body"):
         pass
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"ok"})

@@ -18,7 +18,8 @@ from tests.serving.asgi import answered, call
 
 KEY = "a-long-enough-test-key-0123456789"
 BURST = 3
-RATE = 2.0  # requests per second
+# requests per second
+RATE = 2.0
 ORIGIN = "https://app.example.com"
 
 
@@ -69,7 +70,8 @@ def test_exactly_the_burst_passes_then_429_with_retry_after_until_the_bucket_ref
     key = {"X-API-Key": KEY}
     replies = [call(limited, "/predict", headers=key) for _ in range(BURST + 2)]
     assert [r.status for r in replies] == [200] * BURST + [429, 429]
-    assert replies[-1].headers["retry-after"] == "1"  # 1 / RATE = 0.5 s, rounded up
+    # 1 / RATE = 0.5 s, rounded up
+    assert replies[-1].headers["retry-after"] == "1"
     clock.now += 1 / RATE
     assert [call(limited, "/predict", headers=key).status for _ in range(2)] == [200, 429]
 
@@ -83,14 +85,20 @@ def test_without_a_key_each_client_address_has_its_own_bucket():
 
 def test_an_allowed_origin_gets_its_preflight_and_cors_headers_and_another_is_403():
     cors = guard(api_key=KEY, origins=frozenset({ORIGIN}))
-    asks = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}
+    asks = {
+        "Origin": ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key",
+    }
     preflight = call(cors, "/predict", "OPTIONS", asks)
     assert preflight.status == 204
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
     assert "x-api-key" in preflight.headers["access-control-allow-headers"]
     posted = call(cors, "/predict", headers={"Origin": ORIGIN, "X-API-Key": KEY})
     assert (posted.status, posted.headers["access-control-allow-origin"]) == (200, ORIGIN)
-    assert call(cors, "/predict", "OPTIONS", {**asks, "Origin": "https://evil.example"}).status == 403
+    assert (
+        call(cors, "/predict", "OPTIONS", {**asks, "Origin": "https://evil.example"}).status == 403
+    )
 
 
 def test_a_foreign_host_is_400_and_the_server_own_origin_passes():
@@ -136,7 +144,9 @@ def test_serve_py_puts_the_key_in_front_of_the_api(tiny, tmp_path):
 
 @pytest.mark.cli
 def test_serving_beyond_loopback_without_a_key_is_refused_in_one_line(tiny, tmp_path):
-    proc = run_cli("serve.py", f"ckpt={tiny.ckpt}", "host=0.0.0.0", "api_key=null", cwd=tmp_path, timeout=60)
+    proc = run_cli(
+        "serve.py", f"ckpt={tiny.ckpt}", "host=0.0.0.0", "api_key=null", cwd=tmp_path, timeout=60
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1

@@ -20,7 +20,8 @@ from mnist_lit.serving.observe import Observe
 from mnist_lit.serving.process import HOSTILE, ONE, drawn_png, get, multipart, post, raw, request
 from tests.serving.asgi import Reply, answered, call
 
-SLOW_CONNECTIONS = 200  # held open with half-sent headers while good requests are asked
+# held open with half-sent headers while good requests are asked
+SLOW_CONNECTIONS = 200
 GOOD_REQUESTS = 20
 
 
@@ -63,7 +64,9 @@ def test_a_declared_length_over_the_limit_is_413_from_the_header_without_100_con
 
 @pytest.mark.server
 def test_headers_that_never_end_are_408(server):
-    status, reply = raw(server.port, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1", wait=10)
+    status, reply = raw(
+        server.port, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1", wait=10
+    )
     assert status == 408, reply[:200]
 
 
@@ -71,15 +74,21 @@ def test_headers_that_never_end_are_408(server):
 def test_docs_openapi_and_info_are_off_and_head_of_the_page_is_200(server):
     for path in ("/docs", "/redoc", "/openapi.json", "/info"):
         assert get(server.url + path)[0] == 404, path
-    status, reply = raw(server.port, b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    status, reply = raw(
+        server.port, b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
     assert status == 200, reply[:200]
 
 
 @pytest.mark.server
 def test_a_foreign_host_is_refused_and_a_cross_site_form_post_is_403(server):
     body, kind = multipart(drawn_png(ONE))
-    status, _ = raw(server.port, request("/predict", body, kind).replace(b"Host: 127.0.0.1", b"Host: evil.example"))
-    assert status == 400  # DNS rebinding: a name that resolves to this machine is still not this server's
+    status, _ = raw(
+        server.port,
+        request("/predict", body, kind).replace(b"Host: 127.0.0.1", b"Host: evil.example"),
+    )
+    # DNS rebinding: a name that resolves to this machine is still not this server's
+    assert status == 400
     cross = request("/predict", body, kind, "Origin: https://evil.example\r\n")
     assert raw(server.port, cross)[0] == 403
     same = request("/predict", body, kind, f"Origin: http://127.0.0.1:{server.port}\r\n")
@@ -90,7 +99,8 @@ def test_a_foreign_host_is_refused_and_a_cross_site_form_post_is_403(server):
 @pytest.mark.server
 def test_a_picture_over_the_pixel_limit_is_400_from_its_header(server):
     buf = io.BytesIO()
-    Image.new("L", (5000, 4000), 255).save(buf, format="PNG")  # 20 MP in a few KB: the default limit is 16 MP
+    # 20 MP in a few KB: the default limit is 16 MP
+    Image.new("L", (5000, 4000), 255).save(buf, format="PNG")
     status, answer = post(server.url + "/predict", *multipart(buf.getvalue()))
     assert status == 400
     assert "picture too large (20,000,000 pixels" in answer["error"]
@@ -117,16 +127,21 @@ def test_metrics_count_the_requests_by_status_and_verdict(server):
     after = get(server.url + "/metrics")[1].decode()
     requests = "mnist_lit_requests_total"
     counted = {
-        s: metric(after, requests, path="/predict", status=s) - metric(before, requests, path="/predict", status=s)
+        s: metric(after, requests, path="/predict", status=s)
+        - metric(before, requests, path="/predict", status=s)
         for s in ("200", "400")
     }
     assert counted == {"200": 3, "400": 2}
     verdicts = sum(
-        metric(after, "mnist_lit_verdicts_total", verdict=v) - metric(before, "mnist_lit_verdicts_total", verdict=v)
+        metric(after, "mnist_lit_verdicts_total", verdict=v)
+        - metric(before, "mnist_lit_verdicts_total", verdict=v)
         for v in ("digit", "unsure", "not a digit")
     )
     assert verdicts == 3
-    assert metric(after, "mnist_lit_batch_size_count") - metric(before, "mnist_lit_batch_size_count") >= 1
+    assert (
+        metric(after, "mnist_lit_batch_size_count") - metric(before, "mnist_lit_batch_size_count")
+        >= 1
+    )
     assert "mnist_lit_requests_in_flight" in after
     assert metric(after, "mnist_lit_request_seconds_count", path="/predict") >= 5
 
@@ -137,32 +152,44 @@ def test_slow_connections_are_cut_while_good_requests_are_answered(server):
     try:
         for _ in range(SLOW_CONNECTIONS):
             conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-            conn.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+            # and nothing more
+            conn.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             slow.append(conn)
         body = multipart(drawn_png(ONE))
         with ThreadPoolExecutor(4) as pool:
-            statuses = list(pool.map(lambda _: post(server.url + "/predict", *body)[0], range(GOOD_REQUESTS)))
+            statuses = list(
+                pool.map(lambda _: post(server.url + "/predict", *body)[0], range(GOOD_REQUESTS))
+            )
         assert statuses == [200] * GOOD_REQUESTS
-        cut = [conn.recv(4096).split(b" ", 2)[1:2] for conn in slow]  # header_timeout=2 in the fixture
+        # header_timeout=2 in the fixture
+        cut = [conn.recv(4096).split(b" ", 2)[1:2] for conn in slow]
         assert cut == [[b"408"]] * SLOW_CONNECTIONS
     finally:
         for conn in slow:
             conn.close()
 
 
-# In this process, through the middleware's ASGI interface: no server, no clock but the event loop's.
+# In this process, through the middleware's ASGI interface: no server, no clock but the event
+# loop's.
 
 MB = 1024 * 1024
 
 
 def limits(seconds: float = 5.0) -> BodyLimits:
     """BodyLimits with a 10 MB body limit and a 12 MB in-flight budget, in front of an app that answers 200."""
-    budget = Budget(max_bytes=10 * MB, seconds=seconds, in_flight_bytes=12 * MB, heavy_pixels=4_000_000)
+    budget = Budget(
+        max_bytes=10 * MB, seconds=seconds, in_flight_bytes=12 * MB, heavy_pixels=4_000_000
+    )
     return BodyLimits(answered, budget)
 
 
 def test_a_declared_length_over_the_limit_is_413_and_a_length_that_is_no_number_400():
-    assert call(limits(), "/predict", headers={"Content-Length": str(11 * MB), "Expect": "100-continue"}).status == 413
+    assert (
+        call(
+            limits(), "/predict", headers={"Content-Length": str(11 * MB), "Expect": "100-continue"}
+        ).status
+        == 413
+    )
     reply = call(limits(), "/predict", headers={"Content-Length": "12abc"})
     assert reply.status == 400
     assert json.loads(reply.body)["error"] == "Content-Length is not a number"
@@ -180,7 +207,12 @@ def test_a_body_that_stops_arriving_is_408():
             if message["type"] == "http.response.start":
                 replies.append(Reply(message["status"]))
 
-        scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-length", b"9000")]}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/predict",
+            "headers": [(b"content-length", b"9000")],
+        }
         await limits(seconds=0.05)(scope, receive, send)
         return replies[0]
 
@@ -202,16 +234,21 @@ def test_uploads_past_the_in_flight_budget_get_503_with_retry_after_and_the_budg
 
         scope = {"type": "http", "method": "POST", "path": "/predict", "headers": nine}
         holder = asyncio.create_task(middleware(scope, slow_body, send))
-        while middleware.in_flight == 0:  # until the first upload holds its 9 MB
+        # until the first upload holds its 9 MB
+        while middleware.in_flight == 0:
             await asyncio.sleep(0)
-        await middleware({**scope, "headers": [*nine, (b"expect", b"100-continue")]}, slow_body, send)
+        await middleware(
+            {**scope, "headers": [*nine, (b"expect", b"100-continue")]}, slow_body, send
+        )
         arrived.set()
         await holder
         return statuses, middleware.in_flight
 
     statuses, left = asyncio.run(run())
-    assert statuses[0] == 503  # the second: 9 + 9 MB pass the 12 MB budget
-    assert statuses[1] == 400  # the first, once its body came: nine MB of "x" is no JSON picture
+    # the second: 9 + 9 MB pass the 12 MB budget
+    assert statuses[0] == 503
+    # the first, once its body came: nine MB of "x" is no JSON picture
+    assert statuses[1] == 400
     assert left == 0
 
 
@@ -234,7 +271,8 @@ def test_every_request_is_counted_by_path_status_and_verdict_and_logged_without_
     call(observed, "/wp-admin", "GET")
     assert count("mnist_lit_requests_total", path="/predict", status="200") - before == 3
     assert count("mnist_lit_verdicts_total", verdict="not a digit") - said == 3
-    assert count("mnist_lit_requests_total", path="other", status="200") - other == 1  # labels stay bounded
+    # labels stay bounded
+    assert count("mnist_lit_requests_total", path="other", status="200") - other == 1
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     logged = [(line["path"], line["status"], line["verdict"]) for line in lines[:3]]
     assert logged == [("/predict", 200, "not a digit")] * 3

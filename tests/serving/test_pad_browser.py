@@ -20,7 +20,8 @@ from tests.conftest import approx_answer, run_cli
 
 pytestmark = pytest.mark.browser
 
-ANSWER_MS = 30_000  # how long the page may take to show an answer (the first one warms the worker up)
+# how long the page may take to show an answer (the first one warms the worker up)
+ANSWER_MS = 30_000
 
 
 def chromium() -> str:
@@ -42,7 +43,13 @@ def strokes_of(name: str) -> list[list[tuple[float, float]]]:
         return [[(95, 75), (245, 75), (150, 285)]]
     if name == "0":
         return [
-            [(168 + 62 * math.sin(t / 24 * 2 * math.pi), 170 - 100 * math.cos(t / 24 * 2 * math.pi)) for t in range(25)]
+            [
+                (
+                    168 + 62 * math.sin(t / 24 * 2 * math.pi),
+                    170 - 100 * math.cos(t / 24 * 2 * math.pi),
+                )
+                for t in range(25)
+            ]
         ]
     # a scribble: one looping line wandering across the pad
     steps = [t / 10 for t in range(120)]
@@ -70,7 +77,8 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
         page.mouse.up()
 
 
-SEVENTEEN = [[(85, 110), (80, 230)], [(170, 110), (260, 110), (200, 235)]]  # a 1, then a 7: each stroke asks
+# a 1, then a 7: each stroke asks
+SEVENTEEN = [[(85, 110), (80, 230)], [(170, 110), (260, 110), (200, 235)]]
 DRAWINGS = {name: strokes_of(name) for name in ("1", "7", "0", "scribble")} | {"17": SEVENTEEN}
 
 
@@ -78,7 +86,9 @@ def answer_after(page, action, answers: int = 1) -> dict:
     """Run `action` (a drawing) and return the answer the page shows for it, with its pointer-up-to-screen ms."""
     before = int(page.evaluate("Number(document.body.dataset.answers || 0)"))
     action()
-    page.wait_for_function(f"Number(document.body.dataset.answers || 0) >= {before + answers}", timeout=ANSWER_MS)
+    page.wait_for_function(
+        f"Number(document.body.dataset.answers || 0) >= {before + answers}", timeout=ANSWER_MS
+    )
     return page.evaluate("window.lastAnswer")
 
 
@@ -104,7 +114,10 @@ def test_what_the_pad_shows_is_what_the_api_predict_and_the_onnx_twin_answer(tin
             browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 900, "height": 700})
             sent: list[bytes] = []
-            page.route("**/predict", lambda route: (sent.append(route.request.post_data_buffer), route.continue_()))
+            page.route(
+                "**/predict",
+                lambda route: (sent.append(route.request.post_data_buffer), route.continue_()),
+            )
             page.goto(server.url + "/")
             for name, strokes in DRAWINGS.items():
                 # one stroke at a time: the page drops an answer that a newer stroke's overtook
@@ -114,7 +127,10 @@ def test_what_the_pad_shows_is_what_the_api_predict_and_the_onnx_twin_answer(tin
                 on_screen = page.locator("#digit").inner_text().strip()
                 expected = answer["number"] if len(answer["digits"]) > 1 else answer["digit"]
                 assert on_screen == ("–" if expected is None else str(expected)), answer
-                assert page.locator("#seen").get_attribute("src") == "data:image/png;base64," + answer["input"]
+                assert (
+                    page.locator("#seen").get_attribute("src")
+                    == "data:image/png;base64," + answer["input"]
+                )
                 png = posted_png(sent[-1])
                 (drawn / f"{name}.png").write_bytes(png)
                 status, api = post(server.url + "/predict", *multipart(png, input="1"))
@@ -125,11 +141,15 @@ def test_what_the_pad_shows_is_what_the_api_predict_and_the_onnx_twin_answer(tin
             browser.close()
     finally:
         server.stop()
-    proc = run_cli("predict.py", f"image={drawn}", f"ckpt={tiny.ckpt}", "format=jsonl", cwd=tmp_path)
+    proc = run_cli(
+        "predict.py", f"image={drawn}", f"ckpt={tiny.ckpt}", "format=jsonl", cwd=tmp_path
+    )
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     got = {Path(line.pop("image")).stem: line for line in lines}
     assert approx_answer(got) == shown
-    twin = run_cli("predict.py", f"image={drawn}", f"ckpt={tiny.onnx}", "format=jsonl", cwd=tmp_path)
+    twin = run_cli(
+        "predict.py", f"image={drawn}", f"ckpt={tiny.onnx}", "format=jsonl", cwd=tmp_path
+    )
     lines = [json.loads(line) for line in twin.stdout.splitlines()]
     got = {Path(line.pop("image")).stem: line for line in lines}
     assert approx_answer(got) == shown
@@ -151,10 +171,12 @@ def test_the_pad_asks_once_for_the_key_of_a_server_that_has_one(tiny, tmp_path):
             page.goto(server.url + "/")
             for _ in range(2):
                 answer = answer_after(page, lambda: draw(page, strokes_of("1")))
-                assert "error" not in answer, answer  # answered with the key, not a 401
+                # answered with the key, not a 401
+                assert "error" not in answer, answer
                 page.click("#clear")
             browser.close()
     finally:
         server.stop()
-    assert len(asked) == 1  # kept for the session after the first time
+    # kept for the session after the first time
+    assert len(asked) == 1
     assert "API key" in asked[0]

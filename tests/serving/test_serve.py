@@ -41,9 +41,12 @@ def test_health_is_200_and_the_page_is_served_at_root(server):
 def test_every_upload_gets_the_answer_predict_py_recorded_for_it(server, tiny):
     recorded = tiny.recorded()
     for name, answer in recorded.items():
-        status, got = post(server.url + "/predict", *multipart((tiny.pictures / name).read_bytes(), name=name))
+        status, got = post(
+            server.url + "/predict", *multipart((tiny.pictures / name).read_bytes(), name=name)
+        )
         assert status == 200
-        assert got == approx_answer(answer), name  # batched with others: the last decimal may move
+        # batched with others: the last decimal may move
+        assert got == approx_answer(answer), name
 
 
 @pytest.mark.server
@@ -52,7 +55,9 @@ def test_base64_json_and_a_data_url_get_the_same_answer_as_an_upload(server):
     _, uploaded = post(server.url + "/predict", *multipart(data))
     encoded = base64.b64encode(data).decode()
     for image in (encoded, "data:image/png;base64," + encoded):
-        status, answer = post(server.url + "/predict", json.dumps({"image": image}).encode(), "application/json")
+        status, answer = post(
+            server.url + "/predict", json.dumps({"image": image}).encode(), "application/json"
+        )
         assert status == 200
         assert answer == uploaded
 
@@ -63,7 +68,8 @@ def test_the_input_the_model_saw_comes_back_when_asked(server):
     assert status == 200
     seen = Image.open(io.BytesIO(base64.b64decode(answer["input"])))
     assert seen.size == (28, 28)
-    assert seen.getextrema()[1] > 200  # white ink on black
+    # white ink on black
+    assert seen.getextrema()[1] > 200
 
 
 @pytest.mark.server
@@ -74,10 +80,12 @@ def test_bad_bodies_in_a_batch_get_400_and_the_good_ones_their_answers(server):
         (json.dumps({"image": "%%% not base64"}).encode(), "application/json"),
         (json.dumps({"picture": "wrong key"}).encode(), "application/json"),
         (b"{not json", "application/json"),
-        multipart(drawn_png(ONE)[:300]),  # truncated
+        # truncated
+        multipart(drawn_png(ONE)[:300]),
     ]
     requests = [good] * 6 + bad
-    with ThreadPoolExecutor(len(requests)) as pool:  # at once: the server batches them together
+    # at once: the server batches them together
+    with ThreadPoolExecutor(len(requests)) as pool:
         results = list(pool.map(lambda r: post(server.url + "/predict", *r), requests))
     for status, body in results[:6]:
         assert status == 200
@@ -97,7 +105,9 @@ def test_an_upload_over_the_limit_is_413(server):
     status, _ = post(server.url + "/predict", *multipart(os.urandom(11 * 1024 * 1024)))
     assert status == 413
     status, _ = post(
-        server.url + "/predict", json.dumps({"image": "A" * (11 * 1024 * 1024)}).encode(), "application/json"
+        server.url + "/predict",
+        json.dumps({"image": "A" * (11 * 1024 * 1024)}).encode(),
+        "application/json",
     )
     assert status == 413
     assert get(server.url + "/health")[0] == 200
@@ -106,7 +116,8 @@ def test_an_upload_over_the_limit_is_413(server):
 @pytest.mark.server
 def test_sigterm_stops_every_process_and_frees_the_port(tiny, tmp_path):
     server = Server(tiny.ckpt, tmp_path)
-    assert descendants(server.proc.pid)  # LitServe started worker processes
+    # LitServe started worker processes
+    assert descendants(server.proc.pid)
     assert server.stop() < STOP_SECONDS * TIME_FACTOR
 
 
@@ -117,7 +128,9 @@ IN_FLIGHT = "mnist_lit_requests_in_flight"
 def in_flight(server: Server) -> float:
     """Requests the server is answering now, by its own metrics, less the GET /metrics that asks."""
     page = get(server.url + "/metrics")[1].decode()
-    return sum(float(line.split()[-1]) for line in page.splitlines() if line.startswith(IN_FLIGHT)) - 1
+    return (
+        sum(float(line.split()[-1]) for line in page.splitlines() if line.startswith(IN_FLIGHT)) - 1
+    )
 
 
 def refused(port: int) -> bool:
@@ -133,18 +146,26 @@ def refused(port: int) -> bool:
 
 
 @pytest.mark.server
-def test_sigterm_answers_what_it_received_cuts_stuck_uploads_and_refuses_new_connections(tiny, tmp_path):
+def test_sigterm_answers_what_it_received_cuts_stuck_uploads_and_refuses_new_connections(
+    tiny, tmp_path
+):
     server = Server(tiny.ckpt, tmp_path, "batch_timeout=1.5", "max_batch_size=16", "grace=2")
     stuck = []
-    for _ in range(STUCK_UPLOADS):  # each declares 1 MB and sends a few bytes of it
+    # each declares 1 MB and sends a few bytes of it
+    for _ in range(STUCK_UPLOADS):
         conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        conn.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n{")
+        conn.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n{"
+        )
         stuck.append(conn)
     with ThreadPoolExecutor(2) as pool:
-        answer = pool.submit(post, server.url + "/predict", *multipart(drawn_png(ONE)))  # waits 1.5 s for its batch
-        assert poll(lambda: in_flight(server) >= STUCK_UPLOADS + 1, seconds=10)  # the server holds it now
+        # waits 1.5 s for its batch
+        answer = pool.submit(post, server.url + "/predict", *multipart(drawn_png(ONE)))
+        # the server holds it now
+        assert poll(lambda: in_flight(server) >= STUCK_UPLOADS + 1, seconds=10)
         stopped = pool.submit(server.stop)
-        assert poll(lambda: refused(server.port), seconds=STOP_SECONDS * TIME_FACTOR)  # nothing listens any more
+        # nothing listens any more
+        assert poll(lambda: refused(server.port), seconds=STOP_SECONDS * TIME_FACTOR)
         assert answer.result()[0] == 200
         assert stopped.result() < STOP_SECONDS * TIME_FACTOR
     for conn in stuck:

@@ -23,13 +23,19 @@ from mnist_lit.serving.process import Server, descendants, multipart
 pytestmark = [pytest.mark.server, pytest.mark.soak]
 
 CLIENTS = 8
-PICTURES = 200  # distinct drawings, sent round and round
-WARM_UP = 400  # requests before the first reading: caches, pools and allocator arenas fill
-SOAK = 4000  # requests between the two readings
-SOAK_SECONDS = 300  # at most, whatever the count
-# what a worker may grow by over SOAK requests after warm-up; with the garbage collector off it grew about 30 MB
+# distinct drawings, sent round and round
+PICTURES = 200
+# requests before the first reading: caches, pools and allocator arenas fill
+WARM_UP = 400
+# requests between the two readings
+SOAK = 4000
+# at most, whatever the count
+SOAK_SECONDS = 300
+# what a worker may grow by over SOAK requests after warm-up; with the garbage collector off it grew
+# about 30 MB
 GROWTH_MB = 8
-SPAWNED = "multiprocessing.spawn"  # LitServe starts its model workers with spawn; nothing else of the server is
+# LitServe starts its model workers with spawn; nothing else of the server is
+SPAWNED = "multiprocessing.spawn"
 
 
 def drawings(count: int, seed: int = 0) -> list[tuple[bytes, str]]:
@@ -50,12 +56,16 @@ def drawings(count: int, seed: int = 0) -> list[tuple[bytes, str]]:
         if i % 3:
             bodies.append(multipart(buf.getvalue()))
         else:
-            body = json.dumps({"image": base64.b64encode(buf.getvalue()).decode(), "input": i % 2 == 0})
+            body = json.dumps(
+                {"image": base64.b64encode(buf.getvalue()).decode(), "input": i % 2 == 0}
+            )
             bodies.append((body.encode(), "application/json"))
     return bodies
 
 
-def send(port: int, bodies: list[tuple[bytes, str]], count: int, deadline: float) -> list[tuple[int, int]]:
+def send(
+    port: int, bodies: list[tuple[bytes, str]], count: int, deadline: float
+) -> list[tuple[int, int]]:
     """`count` requests from CLIENTS kept-alive connections at once, until `deadline`: each body's index in
     `bodies` and the status it got (0 for no answer)."""
     statuses: list[tuple[int, int]] = []
@@ -114,9 +124,15 @@ def resident_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def wrong_answers(bodies: list[tuple[bytes, str]], statuses: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def wrong_answers(
+    bodies: list[tuple[bytes, str]], statuses: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
     """The (index, status) pairs whose status is not the one their body deserves: 200, or 400 for no picture."""
-    return [(i, status) for i, status in statuses if status != (400 if b"not a picture" in bodies[i][0] else 200)]
+    return [
+        (i, status)
+        for i, status in statuses
+        if status != (400 if b"not a picture" in bodies[i][0] else 200)
+    ]
 
 
 def test_a_worker_memory_stays_flat_over_thousands_of_varied_requests(tiny, tmp_path):
@@ -133,7 +149,8 @@ def test_a_worker_memory_stays_flat_over_thousands_of_varied_requests(tiny, tmp_
     assert len(soaked) == SOAK, f"{len(soaked)} of {SOAK} requests in {SOAK_SECONDS} s"
     assert wrong_answers(bodies, warm + soaked) == []
     assert len(before) == 1
-    assert after.keys() == before.keys()  # no worker was replaced: the same processes, measured twice
+    # no worker was replaced: the same processes, measured twice
+    assert after.keys() == before.keys()
     growth = {pid: round(after[pid] - before[pid], 1) for pid in before}
     print(f"worker memory over {SOAK} requests: {before} MB, then grown by {growth} MB")
     assert max(growth.values()) <= GROWTH_MB, f"MB grown per worker over {SOAK} requests: {growth}"
@@ -154,4 +171,5 @@ def test_a_worker_past_max_worker_mb_is_replaced_without_failing_a_request(tiny,
         server.stop()
     assert len(statuses) == 3 * len(bodies)
     assert wrong_answers(bodies, statuses) == []
-    assert len(seen) >= 3, seen  # the first worker and at least two that replaced one
+    # the first worker and at least two that replaced one
+    assert len(seen) >= 3, seen

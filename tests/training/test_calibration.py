@@ -24,14 +24,16 @@ from mnist_lit.training.calibration import (
 @pytest.mark.parametrize("true_t", [0.5, 1.0, 2.5])
 def test_temperature_fit_recovers_a_known_temperature(true_t):
     g = torch.Generator().manual_seed(0)
-    calibrated = torch.randn(20000, 10, generator=g) * 3  # logits whose softmax is the truth
+    # logits whose softmax is the truth
+    calibrated = torch.randn(20000, 10, generator=g) * 3
     labels = torch.multinomial(torch.softmax(calibrated, 1), 1, generator=g).squeeze(1)
     # a network that is overconfident (T > 1) or timid (T < 1) by true_t
     assert fit_temperature(calibrated * true_t, labels) == pytest.approx(true_t, rel=0.05)
 
 
 def test_threshold_accepts_the_chosen_share_of_validation_digits():
-    digits = torch.linspace(0.0, 0.999, 1000)  # the probabilities of "not a digit" that 1000 digits got
+    # the probabilities of "not a digit" that 1000 digits got
+    digits = torch.linspace(0.0, 0.999, 1000)
     threshold = choose_threshold(digits, accept=0.99)
     assert (digits <= threshold).float().mean() == pytest.approx(0.99, abs=0.0011)
 
@@ -59,19 +61,27 @@ def test_reliability_bins_count_every_prediction_once():
 def test_a_validation_fits_the_temperature_and_without_negatives_no_threshold():
     torch.manual_seed(0)
     labels = torch.randint(0, 10, (500,))
-    logits = torch.randn(500, 10) + 8 * F.one_hot(labels, 10)  # right, and overconfident
+    # right, and overconfident
+    logits = torch.randn(500, 10) + 8 * F.one_hot(labels, 10)
     fitted, logged = calibrate(logits, labels)
     assert set(fitted) == {"temperature"}
     assert set(logged) == {"val/temperature"}
-    assert fitted["temperature"] == logged["val/temperature"] == pytest.approx(fit_temperature(logits, labels))
+    assert (
+        fitted["temperature"]
+        == logged["val/temperature"]
+        == pytest.approx(fit_temperature(logits, labels))
+    )
 
 
 def test_a_validation_with_negatives_chooses_the_threshold_on_the_digits_and_counts_the_rejected():
     torch.manual_seed(0)
     labels = torch.randint(0, 10, (1000,))
-    digits = torch.cat([torch.randn(1000, 10) + 6 * F.one_hot(labels, 10), torch.full((1000, 1), -4.0)], 1)
+    digits = torch.cat(
+        [torch.randn(1000, 10) + 6 * F.one_hot(labels, 10), torch.full((1000, 1), -4.0)], 1
+    )
     negatives = torch.cat([torch.randn(200, 10), torch.full((200, 1), 4.0)], 1)
-    negatives[:50, 10] = -8.0  # a quarter look like digits to the network
+    # a quarter look like digits to the network
+    negatives[:50, 10] = -8.0
     fitted, logged = calibrate(digits, labels, negatives)
     assert fitted["not_digit"] == choose_threshold(not_digit_probability(digits))
     assert float(logged["val/accept"]) >= ACCEPT_SHARE
@@ -89,11 +99,15 @@ def clustered(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_the_feature_distance_puts_a_far_point_beyond_its_limit_and_keeps_new_digits_within():
     features, labels = clustered(4000, 0)
     fitted = fit_distance(features, labels)
-    new, _ = clustered(2000, 0)  # the same clusters, other draws: digits the fit never saw
+    # the same clusters, other draws: digits the fit never saw
+    new, _ = clustered(2000, 0)
     within = feature_distance(new, fitted["means"], fitted["precision"]) <= fitted["limit"]
     assert within.float().mean() >= DISTANCE_ACCEPT - 0.01
-    far = fitted["means"].mean(dim=0, keepdim=True) + 40.0  # between and beyond every cluster
-    assert float(feature_distance(far, fitted["means"], fitted["precision"])[0]) > 10 * fitted["limit"]
+    # between and beyond every cluster
+    far = fitted["means"].mean(dim=0, keepdim=True) + 40.0
+    assert (
+        float(feature_distance(far, fitted["means"], fitted["precision"])[0]) > 10 * fitted["limit"]
+    )
 
 
 def test_the_distance_raises_the_not_digit_probability_past_the_threshold_exactly_beyond_its_limit():
@@ -101,7 +115,8 @@ def test_the_distance_raises_the_not_digit_probability_past_the_threshold_exactl
     distance = torch.tensor([1.0, 9.9, 10.1, 0.5])
     combined = with_distance(no_digit, distance, limit=10.0, threshold=0.6)
     assert (combined > 0.6).tolist() == [False, False, True, True]
-    assert bool((combined >= no_digit).all())  # the 11th output is never overruled towards "digit"
+    # the 11th output is never overruled towards "digit"
+    assert bool((combined >= no_digit).all())
 
 
 def test_calibrate_fits_the_distance_only_with_features_and_not_when_a_digit_class_is_missing():
@@ -111,5 +126,8 @@ def test_calibrate_fits_the_distance_only_with_features_and_not_when_a_digit_cla
     assert set(fitted["distance"]) == {"means", "precision", "limit"}
     assert "val/distance_limit" in logged
     assert "distance" not in calibrate(logits, labels, torch.randn(50, 11))[0]
-    few = labels < 9  # no 9 among them
-    assert "distance" not in calibrate(logits[few], labels[few], torch.randn(50, 11), features[few])[0]
+    # no 9 among them
+    few = labels < 9
+    assert (
+        "distance" not in calibrate(logits[few], labels[few], torch.randn(50, 11), features[few])[0]
+    )

@@ -16,14 +16,23 @@ from mnist_lit.training.run import train
 from tests.conftest import run_cli, synthetic_overrides
 
 ONE_EPOCH = ("trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1")
-REPORT_IMAGES = {"train_batch.png", "test_confusion_matrix.png", "test_misclassified.png", "test_reliability.png"}
-# the .wandb file: W&B's header, then LevelDB's log format (32 KiB blocks of records, each with a 7-byte header)
+REPORT_IMAGES = {
+    "train_batch.png",
+    "test_confusion_matrix.png",
+    "test_misclassified.png",
+    "test_reliability.png",
+}
+# the .wandb file: W&B's header, then LevelDB's log format (32 KiB blocks of records, each with a
+# 7-byte header)
 WANDB_HEADER, WANDB_BLOCK, RECORD_HEADER, FULL, LAST = 7, 32768, 7, 1, 4
 
 
 def mlflow_overrides(tmp_path: Path, prefix: str = "logger") -> list[str]:
     """The MLflow store and its artifacts under tmp_path."""
-    return [f"{prefix}.tracking_uri=sqlite:///{tmp_path}/mlflow.db", f"{prefix}.artifact_location={tmp_path}/art"]
+    return [
+        f"{prefix}.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        f"{prefix}.artifact_location={tmp_path}/art",
+    ]
 
 
 def mlflow_run(tmp_path: Path):
@@ -34,8 +43,14 @@ def mlflow_run(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("logger", "prefix"), [("mlflow", "logger"), ("many", "logger.mlflow")])
-def test_a_fast_dev_run_leaves_its_results_and_config_in_the_mlflow_store(make_cfg, tmp_path, logger, prefix):
-    metrics = train(make_cfg(f"logger={logger}", "trainer.fast_dev_run=true", *mlflow_overrides(tmp_path, prefix)))
+def test_a_fast_dev_run_leaves_its_results_and_config_in_the_mlflow_store(
+    make_cfg, tmp_path, logger, prefix
+):
+    metrics = train(
+        make_cfg(
+            f"logger={logger}", "trainer.fast_dev_run=true", *mlflow_overrides(tmp_path, prefix)
+        )
+    )
     _, run = mlflow_run(tmp_path)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
@@ -43,8 +58,12 @@ def test_a_fast_dev_run_leaves_its_results_and_config_in_the_mlflow_store(make_c
     assert run.data.params["optimizer/_target_"] == "torch.optim.Adam"
 
 
-def test_logger_many_gives_tensorboard_csv_and_mlflow_the_same_metrics_and_images(make_cfg, tmp_path):
-    metrics = train(make_cfg("logger=many", *ONE_EPOCH, *mlflow_overrides(tmp_path, "logger.mlflow")))
+def test_logger_many_gives_tensorboard_csv_and_mlflow_the_same_metrics_and_images(
+    make_cfg, tmp_path
+):
+    metrics = train(
+        make_cfg("logger=many", *ONE_EPOCH, *mlflow_overrides(tmp_path, "logger.mlflow"))
+    )
     run_dir = tmp_path / "run"
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
@@ -56,8 +75,12 @@ def test_logger_many_gives_tensorboard_csv_and_mlflow_the_same_metrics_and_image
         assert key in csv_keys
         assert key in run.data.metrics
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
-    assert {"train/batch", "test/confusion_matrix", "test/reliability"} <= set(events.Tags()["images"])
-    assert {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "report")} == REPORT_IMAGES
+    assert {"train/batch", "test/confusion_matrix", "test/reliability"} <= set(
+        events.Tags()["images"]
+    )
+    assert {
+        Path(a.path).name for a in client.list_artifacts(run.info.run_id, "report")
+    } == REPORT_IMAGES
 
 
 def wandb_records(path: Path) -> list:
@@ -66,7 +89,8 @@ def wandb_records(path: Path) -> list:
     while pos + RECORD_HEADER <= len(data):
         left = WANDB_BLOCK - pos % WANDB_BLOCK
         _, length, kind = struct.unpack("<IHB", data[pos : pos + RECORD_HEADER])
-        if left < RECORD_HEADER or kind == 0:  # the rest of the block is padding
+        # the rest of the block is padding
+        if left < RECORD_HEADER or kind == 0:
             pos += left
             continue
         chunk += data[pos + RECORD_HEADER : pos + RECORD_HEADER + length]
@@ -81,14 +105,21 @@ def wandb_records(path: Path) -> list:
 
 @pytest.mark.cli
 def test_logger_wandb_offline_leaves_a_run_directory_with_the_history(synthetic_root, tmp_path):
-    wandb_home = {f"WANDB_{k}_DIR": str(tmp_path / "wandb_home") for k in ("CACHE", "CONFIG", "DATA")}
+    wandb_home = {
+        f"WANDB_{k}_DIR": str(tmp_path / "wandb_home") for k in ("CACHE", "CONFIG", "DATA")
+    }
     args = [*synthetic_overrides(synthetic_root), "logger=wandb", "logger.mode=offline", *ONE_EPOCH]
     proc = run_cli("train.py", *args, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, env=wandb_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_file,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
     records = wandb_records(run_file)
     # a scalar's key is `key`; an image's fields (its file, size, ...) are nested under its key
-    logged = {item.key or item.nested_key[0] for r in records if r.HasField("history") for item in r.history.item}
+    logged = {
+        item.key or item.nested_key[0]
+        for r in records
+        if r.HasField("history")
+        for item in r.history.item
+    }
     assert {"train/loss", "val/acc", "test/acc", "train/batch", "test/confusion_matrix"} <= logged
     config = {item.key for r in records if r.HasField("config") for item in r.config.update}
     assert {"model", "optimizer", "trainer"} <= config

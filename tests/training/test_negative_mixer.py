@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from mnist_lit.data import NORMALIZATIONS
-from mnist_lit.training.negative_mixer import FONT_DIGITS, REFILL_STEPS, VAL_NEGATIVES, NegativeMixer
+from mnist_lit.training.negative_mixer import (
+    FONT_DIGITS,
+    REFILL_STEPS,
+    VAL_NEGATIVES,
+    NegativeMixer,
+)
 
 MEAN, STD = NORMALIZATIONS["mnist"]
 SHARE = 0.125
@@ -32,10 +37,12 @@ def test_each_step_draws_its_share_of_negatives_and_restroked_digits_with_the_ba
     k = round(SHARE * len(x))
     assert extra.shape == restroked.shape == (k, 1, 28, 28)
     assert set(labels.tolist()) <= set(y.tolist())
-    pixels = torch.cat([extra, restroked]) * STD + MEAN  # back to [0, 1]: normalized as the batch is
+    # back to [0, 1]: normalized as the batch is
+    pixels = torch.cat([extra, restroked]) * STD + MEAN
     assert pixels.min() >= -1e-5
     assert pixels.max() <= 1 + 1e-5
-    assert (restroked * STD + MEAN).flatten(1).sum(1).gt(1).all()  # every restroked digit keeps its ink
+    # every restroked digit keeps its ink
+    assert (restroked * STD + MEAN).flatten(1).sum(1).gt(1).all()
 
 
 def test_a_refill_serves_refill_steps_steps_before_the_next_one():
@@ -50,14 +57,16 @@ def test_a_refill_serves_refill_steps_steps_before_the_next_one():
     assert len(mixer.pending[0]) == 0
     mixer.take(x, y)
     assert len(mixer.pending[0]) == k * (REFILL_STEPS - 1)
-    assert mixer.bank is bank  # made once per process
+    # made once per process
+    assert mixer.bank is bank
 
 
 def test_mix_batch_keeps_the_step_size_and_sets_the_negatives_apart():
     x, y = batch()
     (digits, labels), extra = NegativeMixer(SHARE, MEAN, STD).mix_batch((x, y))
     k = len(extra)
-    assert len(digits) == len(labels) == len(x) - k  # with the k negatives, the step costs what a plain one does
+    # with the k negatives, the step costs what a plain one does
+    assert len(digits) == len(labels) == len(x) - k
     assert torch.equal(digits[k:], x[2 * k :])
     assert torch.equal(labels[k:], y[2 * k :])
 
@@ -77,17 +86,21 @@ def test_the_negatives_and_the_font_digits_are_augmented_like_the_digits_when_th
 
 def test_a_share_of_the_restroked_digits_are_font_digits_with_their_own_labels():
     x, y = batch()
-    x, y = x[:10], y[:10]  # one label per place: a font digit's label is told apart from the batch's order
+    # one label per place: a font digit's label is told apart from the batch's order
+    x, y = x[:10], y[:10]
     mixer = NegativeMixer(SHARE * 10, MEAN, STD)
     _, restroked, labels = mixer.generate(x, y, 400)
     typed = round(400 * FONT_DIGITS)
     own = y.repeat(40)[:400]
-    assert not torch.equal(labels[:typed], own[:typed])  # the font digits' labels are their own
+    # the font digits' labels are their own
+    assert not torch.equal(labels[:typed], own[:typed])
     assert torch.equal(labels[typed:], own[typed:])
     assert set(labels[:typed].tolist()) == set(range(10))
     bars = (x * STD + MEAN)[:, 0].gt(0.5).float()
     # a font digit is not one of the batch's bars: its ink is spread over more than two rows
-    assert (restroked[:typed] * STD + MEAN)[:, 0].gt(0.5).any(2).sum(1).float().mean() > bars.any(2).sum(1).max()
+    assert (restroked[:typed] * STD + MEAN)[:, 0].gt(0.5).any(2).sum(1).float().mean() > bars.any(
+        2
+    ).sum(1).max()
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -7,7 +7,12 @@ import torch
 
 from mnist_lit.data.batches import RandomAffine, TensorBatches, warp
 from mnist_lit.data.datamodule import MNISTDataModule
-from mnist_lit.training.perf import NVML_CUDA_CHECK, keep_freed_memory, plain_cuda_check_without_gpu, resolve_precision
+from mnist_lit.training.perf import (
+    NVML_CUDA_CHECK,
+    keep_freed_memory,
+    plain_cuda_check_without_gpu,
+    resolve_precision,
+)
 from mnist_lit.training.run import train
 from tests.conftest import N_TRAIN, N_VAL, make_digits
 
@@ -19,7 +24,8 @@ def test_affine_identity_and_motion():
     moved = RandomAffine(15.0, 0.1, 0.1)(x, torch.Generator().manual_seed(0))
     assert moved.shape == x.shape
     assert (moved - x).abs().mean() > 0.01
-    assert moved.min() >= 0.0  # what moves in from outside is black
+    # what moves in from outside is black
+    assert moved.min() >= 0.0
     assert moved.max() <= 1.0 + 1e-6
 
 
@@ -47,7 +53,8 @@ def test_precision_auto_bf16_only_where_the_cpu_has_it(monkeypatch):
     assert resolve_precision("auto-bf16", "cpu") == "bf16-mixed"
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert resolve_precision("auto-bf16", "cpu") == "32-true"  # emulated bf16 would be slower than fp32
+    # emulated bf16 would be slower than fp32
+    assert resolve_precision("auto-bf16", "cpu") == "32-true"
 
 
 def test_keep_freed_memory_on_glibc():
@@ -59,7 +66,9 @@ def test_keep_freed_memory_on_glibc():
         assert keep_freed_memory() is True
 
 
-@pytest.mark.parametrize(("setting", "gpu", "after"), [("1", False, None), ("1", True, "1"), (None, False, None)])
+@pytest.mark.parametrize(
+    ("setting", "gpu", "after"), [("1", False, None), ("1", True, "1"), (None, False, None)]
+)
 def test_nvml_cuda_check_is_dropped_only_without_a_gpu(monkeypatch, setting, gpu, after):
     import os
 
@@ -85,7 +94,8 @@ def test_one_cycle_spans_the_whole_run(make_cfg, tmp_path):
     (scheduler,) = ckpt["lr_schedulers"]
     steps_per_epoch = -(-(N_TRAIN - N_VAL) // 32)
     assert scheduler["total_steps"] == 2 * steps_per_epoch
-    assert scheduler["last_epoch"] == 2 * steps_per_epoch  # stepped every batch, not every epoch
+    # stepped every batch, not every epoch
+    assert scheduler["last_epoch"] == 2 * steps_per_epoch
 
 
 def test_channels_last_keeps_checkpoints_loadable(make_cfg):
@@ -93,7 +103,9 @@ def test_channels_last_keeps_checkpoints_loadable(make_cfg):
 
     metrics = train(make_cfg("trainer.max_epochs=1", "perf.channels_last=true"))
     module = MNISTLitModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu")
-    assert set(module.state_dict()) == set(torch.load(metrics["best_ckpt"], weights_only=True)["state_dict"])
+    assert set(module.state_dict()) == set(
+        torch.load(metrics["best_ckpt"], weights_only=True)["state_dict"]
+    )
 
 
 def test_in_place_compile_keeps_state_dict_keys():
@@ -101,7 +113,8 @@ def test_in_place_compile_keeps_state_dict_keys():
 
     net = build_net("cnn")
     keys = list(net.state_dict())
-    net.compile()  # what perf.compile=true does; compiling happens lazily, at the first forward
+    # what perf.compile=true does; compiling happens lazily, at the first forward
+    net.compile()
     assert list(net.state_dict()) == keys
 
 
@@ -113,11 +126,17 @@ def test_torchvision_augmentation_warps_exactly_like_the_fast_path(degrees, zoom
     from torchvision.transforms import functional as tvf
 
     x = torch.from_numpy(make_digits(4, seed=0)[0]).float().div(255).unsqueeze(1)
-    per_sample = [torch.full((4,), float(v)) for v in (degrees, zoom, shift_px[0] / 28, shift_px[1] / 28)]
+    per_sample = [
+        torch.full((4,), float(v)) for v in (degrees, zoom, shift_px[0] / 28, shift_px[1] / 28)
+    ]
     fast = warp(x, *per_sample)
     tv = tvf.affine(
-        x, angle=-degrees, translate=[-shift_px[0], -shift_px[1]], scale=zoom, shear=[0.0, 0.0],
+        x,
+        angle=-degrees,
+        translate=[-shift_px[0], -shift_px[1]],
+        scale=zoom,
+        shear=[0.0, 0.0],
         interpolation=RandomAffine().torchvision().interpolation,
-    )  # fmt: skip
+    )
     torch.testing.assert_close(fast, tv, atol=1e-5, rtol=0)
     assert RandomAffine().torchvision().interpolation == InterpolationMode.BILINEAR

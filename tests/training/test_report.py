@@ -35,12 +35,15 @@ def test_images_and_hparams_in_tensorboard(run):
     run_dir, _ = run
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
     acc.Reload()
-    assert {"train/batch", "test/misclassified", "test/confusion_matrix"} <= set(acc.Tags()["images"])
+    assert {"train/batch", "test/misclassified", "test/confusion_matrix"} <= set(
+        acc.Tags()["images"]
+    )
     batch = acc.Images("train/batch")[0]
     assert batch.width > 28 * 8
     scalars = set(acc.Tags()["scalars"])
     assert {f"test/acc_class_{k}" for k in range(10)} <= scalars
-    assert acc.PluginTagToContent("hparams")  # the hparams tab: settings beside the final metrics
+    # the hparams tab: settings beside the final metrics
+    assert acc.PluginTagToContent("hparams")
     assert "hp/test/acc" in scalars
 
 
@@ -49,13 +52,16 @@ def test_report_files_are_complete_and_count_every_test_image(run):
     report = run_dir / "report"
     for name in ("curves.png", "confusion_matrix.png", "misclassified.png", "reliability.png"):
         with Image.open(report / name) as img:
-            img.verify()  # a complete, valid PNG
+            # a complete, valid PNG
+            img.verify()
         with Image.open(report / name) as img:
-            assert img.width >= 28 * 3  # at least one digit tile (or 'none misclassified')
+            # at least one digit tile (or 'none misclassified')
+            assert img.width >= 28 * 3
             assert img.height >= 28 * 3
     rows = read_csv(report / "per_class.csv")
     assert [int(r["digit"]) for r in rows] == list(range(10))
-    assert sum(int(r["support"]) for r in rows) == N_TEST  # every synthetic test image, none dropped
+    # every synthetic test image, none dropped
+    assert sum(int(r["support"]) for r in rows) == N_TEST
     correct = sum(int(r["correct"]) for r in rows)
     assert correct / N_TEST == pytest.approx(metrics["test/acc"], abs=1e-6)
 
@@ -64,7 +70,12 @@ def test_report_files_are_complete_and_count_every_test_image(run):
 def test_evaluate_matches_metrics_json(run, synthetic_root, tmp_path):
     run_dir, metrics = run
     out = tmp_path / "eval"
-    args = (f"ckpt={metrics['best_ckpt']}", f"data.root={synthetic_root}", f"out={out}", "accelerator=cpu")
+    args = (
+        f"ckpt={metrics['best_ckpt']}",
+        f"data.root={synthetic_root}",
+        f"out={out}",
+        "accelerator=cpu",
+    )
     proc = run_cli("evaluate.py", *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("test loss"))
@@ -75,7 +86,8 @@ def test_evaluate_matches_metrics_json(run, synthetic_root, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
     ece = next(x for x in proc.stdout.splitlines() if x.startswith("calibration error"))
     assert f"{metrics['test/ece_raw']:.4f} raw, {metrics['test/ece']:.4f}" in ece
-    again = run_cli("evaluate.py", *args, cwd=tmp_path)  # the report is not overwritten
+    # the report is not overwritten
+    again = run_cli("evaluate.py", *args, cwd=tmp_path)
     assert again.returncode != 0
     assert "already holds a report" in again.stderr
 
@@ -84,9 +96,14 @@ def test_evaluate_matches_metrics_json(run, synthetic_root, tmp_path):
 def test_failed_job_is_listed_and_does_not_hide_the_others(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "train.py", "-m", "model.dropout=0.1,1.5,0.2", f"data.root={synthetic_root}", f"hydra.sweep.dir={sweep}",
-        *FAST, cwd=tmp_path,
-    )  # fmt: skip
+        "train.py",
+        "-m",
+        "model.dropout=0.1,1.5,0.2",
+        f"data.root={synthetic_root}",
+        f"hydra.sweep.dir={sweep}",
+        *FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "1 of 3 jobs failed" in proc.stderr
     rows = read_csv(sweep / "summary.csv")
@@ -101,7 +118,8 @@ def test_a_resumed_runs_curves_start_at_epoch_1(make_cfg, tmp_path):
     train(make_cfg("trainer.max_epochs=2", f"ckpt_path={last}", run_dir=tmp_path / "b"))
     saved = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
     history = next(state["history"] for key, state in saved.items() if key.startswith("RunReport"))
-    assert sorted(history) == [0, 1]  # the first epoch's points came with the checkpoint
+    # the first epoch's points came with the checkpoint
+    assert sorted(history) == [0, 1]
     assert history[0]["val/acc"] == pytest.approx(first["val/acc"])
     assert {"train/loss", "val/loss"} <= set(history[1])
     assert Image.open(tmp_path / "b" / "report" / "curves.png").size[0] > 0

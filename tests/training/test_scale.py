@@ -19,10 +19,13 @@ import yaml
 from mnist_lit.training.runs import AtomicCheckpointIO
 from tests.conftest import N_TEST, N_VAL, ROOT, run_cli, synthetic_overrides
 
-DROPOUTS = [0.1, 1.5]  # 1.5 is no probability: those trials fail
+# 1.5 is no probability: those trials fail
+DROPOUTS = [0.1, 1.5]
 RATES = [0.001, 0.002]
-# three of the grid's four points, in whatever order: at least one of each dropout, so at least one trial fails and
-# one succeeds. (The whole grid would end the study, and the sweeper cannot stop a study on a failed trial.)
+# three of the grid's four points, in whatever order: at least one of each dropout, so at least one
+# trial fails and
+# one succeeds. (The whole grid would end the study, and the sweeper cannot stop a study on a failed
+# trial.)
 TRIALS = 3
 
 
@@ -32,7 +35,8 @@ def grid_search() -> str:
     sampler = "override /hydra/sweeper/sampler"
     preset["defaults"] = [d for d in preset["defaults"] if sampler not in d] + [{sampler: "grid"}]
     sweeper = preset["hydra"]["sweeper"]
-    del sweeper["sampler"]  # TPE's settings
+    # TPE's settings
+    del sweeper["sampler"]
     sweeper["n_trials"] = TRIALS
     sweeper["params"] = {
         "optimizer": "choice(adam)",
@@ -50,9 +54,15 @@ def test_optuna_search_survives_a_failed_trial(tmp_path, synthetic_root):
     (extra / "grid.yaml").write_text(grid_search())
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "train.py", "-m", f"--config-dir={tmp_path / 'conf'}", "hparams_search=grid",
-        f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", *synthetic_overrides(synthetic_root), cwd=tmp_path,
-    )  # fmt: skip
+        "train.py",
+        "-m",
+        f"--config-dir={tmp_path / 'conf'}",
+        "hparams_search=grid",
+        f"hydra.sweep.dir={sweep}",
+        "trainer.max_epochs=1",
+        *synthetic_overrides(synthetic_root),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Best parameters" in proc.stdout + proc.stderr
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -68,10 +78,18 @@ def test_optuna_search_survives_a_failed_trial(tmp_path, synthetic_root):
 def test_joblib_launcher_with_dataloader_workers(tmp_path, synthetic_root):
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "train.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "data.loader=torchvision",
-        "data.num_workers=1", "trainer.fast_dev_run=true", f"hydra.sweep.dir={sweep}",
-        *synthetic_overrides(synthetic_root), cwd=tmp_path,
-    )  # fmt: skip
+        "train.py",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "seed=1,2",
+        "data.loader=torchvision",
+        "data.num_workers=1",
+        "trainer.fast_dev_run=true",
+        f"hydra.sweep.dir={sweep}",
+        *synthetic_overrides(synthetic_root),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all((sweep / str(i) / "metrics.json").is_file() for i in range(2))
 
@@ -79,22 +97,35 @@ def test_joblib_launcher_with_dataloader_workers(tmp_path, synthetic_root):
 @pytest.mark.cli
 def test_ddp_cpu_one_run_directory(tmp_path, synthetic_root):
     proc = run_cli(
-        "train.py", "trainer=ddp_cpu", "trainer.max_epochs=1", f"data.root={synthetic_root}", f"data.val_size={N_VAL}",
-        "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path,
-    )  # fmt: skip
+        "train.py",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=1",
+        f"data.root={synthetic_root}",
+        f"data.val_size={N_VAL}",
+        "callbacks.progress_bar.refresh_rate=0",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = list((tmp_path / "outputs" / "runs").iterdir())
-    assert len(runs) == 1  # both processes wrote into one run directory
+    # both processes wrote into one run directory
+    assert len(runs) == 1
     metrics = json.loads((runs[0] / "metrics.json").read_text())
     assert metrics["epochs"] == 1
-    support = [int(line.split(",")[1]) for line in (runs[0] / "report" / "per_class.csv").read_text().splitlines()[1:]]
-    assert sum(support) == N_TEST  # the test set split across 2 ranks, synced back whole: none twice, none lost
+    support = [
+        int(line.split(",")[1])
+        for line in (runs[0] / "report" / "per_class.csv").read_text().splitlines()[1:]
+    ]
+    # the test set split across 2 ranks, synced back whole: none twice, none lost
+    assert sum(support) == N_TEST
 
 
 def _train_until_checkpoint(tmp_path, synthetic_root, epochs: int) -> subprocess.Popen:
     cmd = [
-        sys.executable, str(ROOT / "train.py"), f"trainer.max_epochs={epochs}", *synthetic_overrides(synthetic_root),
-    ]  # fmt: skip
+        sys.executable,
+        str(ROOT / "train.py"),
+        f"trainer.max_epochs={epochs}",
+        *synthetic_overrides(synthetic_root),
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "outputs" / "runs").glob("*/checkpoints/last.ckpt")):
@@ -111,13 +142,18 @@ def test_sigkill_then_resume_finishes_the_planned_epochs(tmp_path, synthetic_roo
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (run,) = (tmp_path / "outputs" / "runs").iterdir()
-    assert not (run / "metrics.json").exists()  # it really died mid-run
-    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # intact, not torn
+    # it really died mid-run
+    assert not (run / "metrics.json").exists()
+    # intact, not torn
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] < epochs - 1
     overrides = synthetic_overrides(synthetic_root)
-    resumed = run_cli("train.py", "ckpt_path=last", f"trainer.max_epochs={epochs}", *overrides, cwd=tmp_path)
+    resumed = run_cli(
+        "train.py", "ckpt_path=last", f"trainer.max_epochs={epochs}", *overrides, cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert [p.name for p in (tmp_path / "outputs" / "runs").iterdir()] == [run.name]  # resumed in place
+    # resumed in place
+    assert [p.name for p in (tmp_path / "outputs" / "runs").iterdir()] == [run.name]
     assert json.loads((run / "metrics.json").read_text())["epochs"] == epochs
     assert not list(run.glob("checkpoints/.*.tmp"))
 

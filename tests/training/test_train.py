@@ -30,11 +30,18 @@ def scalars(run_dir, tag: str) -> list[tuple[int, float]]:
 
 @pytest.mark.parametrize("model", ["cnn", "deep_cnn"])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_every_model_and_optimizer_runs_one_batch_of_each_stage(make_cfg, model, optimizer, tmp_path):
-    metrics = train(make_cfg(f"model={model}", f"optimizer={optimizer}", "trainer.fast_dev_run=true"))
+def test_every_model_and_optimizer_runs_one_batch_of_each_stage(
+    make_cfg, model, optimizer, tmp_path
+):
+    metrics = train(
+        make_cfg(f"model={model}", f"optimizer={optimizer}", "trainer.fast_dev_run=true")
+    )
     assert 0.0 <= metrics["test/acc"] <= 1.0
     assert metrics["test/loss"] > 0
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] == metrics["test/acc"]
+    assert (
+        json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"]
+        == metrics["test/acc"]
+    )
 
 
 def test_run_outputs_and_tensorboard_scalars(make_cfg, tmp_path):
@@ -47,7 +54,8 @@ def test_run_outputs_and_tensorboard_scalars(make_cfg, tmp_path):
         assert key in saved
     assert saved["epochs"] == 2
     assert saved["best_ckpt"] == str(run / "checkpoints" / "best.ckpt")
-    assert saved["test/acc"] > 0.5  # the synthetic digits are easy; chance is 0.1
+    # the synthetic digits are easy; chance is 0.1
+    assert saved["test/acc"] > 0.5
     for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr-Adam"):
         assert len(scalars(run, tag)) == 2, tag
     assert scalars(run, "test/acc")[-1][1] == pytest.approx(metrics["test/acc"])
@@ -58,7 +66,8 @@ def test_run_outputs_and_tensorboard_scalars(make_cfg, tmp_path):
 def test_step_loss_is_logged_every_n_steps(make_cfg, tmp_path):
     train(make_cfg("trainer.max_epochs=2", "trainer.log_every_n_steps=3"))
     steps_per_epoch = (N_TRAIN - N_VAL) // 64
-    expected = [s for s in range(2 * steps_per_epoch) if (s + 1) % 3 == 0]  # Lightning's cadence, across epochs
+    # Lightning's cadence, across epochs
+    expected = [s for s in range(2 * steps_per_epoch) if (s + 1) % 3 == 0]
     assert [step for step, _ in scalars(tmp_path / "run", "train/loss_step")] == expected
 
 
@@ -72,7 +81,8 @@ def test_a_run_without_validation_tests_without_a_rejection_threshold(make_cfg, 
 def test_the_best_checkpoint_is_the_one_tested(make_cfg, tmp_path):
     metrics = train(make_cfg("trainer.max_epochs=2"))
     best = torch.load(metrics["best_ckpt"], weights_only=True)
-    assert best["callbacks"]  # the ModelCheckpoint wrote it, with its monitor state
+    # the ModelCheckpoint wrote it, with its monitor state
+    assert best["callbacks"]
     val_accs = [v for _, v in scalars(tmp_path / "run", "val/acc")]
     assert best["epoch"] == val_accs.index(max(val_accs))
 
@@ -89,9 +99,11 @@ def test_resume_continues_at_the_right_epoch(make_cfg, tmp_path):
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
     resumed = train(make_cfg("trainer.max_epochs=3", f"ckpt_path={last}", run_dir=tmp_path / "b"))
     assert resumed["epochs"] == 3
-    assert min(v for _, v in scalars(tmp_path / "b", "epoch")) == 1  # epoch 0 came from the checkpoint
+    # epoch 0 came from the checkpoint
+    assert min(v for _, v in scalars(tmp_path / "b", "epoch")) == 1
     assert len(scalars(tmp_path / "b", "train/loss")) == 2
-    assert resumed["val/acc_best"] >= first["val/acc_best"]  # the best is remembered across the resume
+    # the best is remembered across the resume
+    assert resumed["val/acc_best"] >= first["val/acc_best"]
 
 
 def test_missing_ckpt_path_is_a_clear_error(make_cfg, tmp_path):
@@ -100,7 +112,8 @@ def test_missing_ckpt_path_is_a_clear_error(make_cfg, tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-NARROW = {  # small widths of each model choice, so that a checkpoint test trains in seconds
+# small widths of each model choice, so that a checkpoint test trains in seconds
+NARROW = {
     "cnn": ("model.conv1=8", "model.conv2=16", "model.fc=24"),
     "deep_cnn": ("model.channels=[4,8,8,8]", "model.fc1=32", "model.fc2=16"),
 }
@@ -119,8 +132,10 @@ def test_checkpoint_loads_without_hydra(make_cfg, tmp_path, model):
     with torch.no_grad():
         torch.testing.assert_close(net(x), module(x))
     assert hp["optimizer"]["_target_"] == "torch.optim.adam.Adam"
-    module._trainer = SimpleNamespace(estimated_stepping_batches=100)  # the cosine schedule is sized from it
-    assert module.configure_optimizers()["optimizer"].defaults["lr"] == 1e-3  # and it can train again
+    # the cosine schedule is sized from it
+    module._trainer = SimpleNamespace(estimated_stepping_batches=100)
+    # and it can train again
+    assert module.configure_optimizers()["optimizer"].defaults["lr"] == 1e-3
 
 
 def test_logger_none_writes_no_events_and_csv_writes_metrics(make_cfg, tmp_path):
@@ -133,4 +148,5 @@ def test_logger_none_writes_no_events_and_csv_writes_metrics(make_cfg, tmp_path)
 @pytest.mark.real_data
 def test_real_mnist_two_epochs_accuracy_floor(real_run):
     assert real_run["epochs"] == REAL_EPOCHS
-    assert real_run["test/acc"] >= 0.985  # two epochs, four training seeds: 98.9-99.0% (docs/testing.md)
+    # two epochs, four training seeds: 98.9-99.0% (docs/testing.md)
+    assert real_run["test/acc"] >= 0.985

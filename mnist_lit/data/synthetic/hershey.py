@@ -16,10 +16,12 @@ import torch
 
 from mnist_lit.data.synthetic.ink import draw, pack
 
-# per font: the keys whose glyphs are not digits and are not drawn like one (no 0 O o, 1 l I |, 2 Z z, 3 ε з,
+# per font: the keys whose glyphs are not digits and are not drawn like one (no 0 O o, 1 l I |, 2 Z
+# z, 3 ε з,
 # 5 S s, 6 b б, 7 T Γ, 8 B ∞, 9 g q, nor the Greek, Cyrillic or kana that look like them)
 LATIN = "ACEFHJKLMNPRUVWXYacdefhkmnprtuvwxy"
-SCRIPT = "ACEFHKMNPRUVWXYacdehkmnpuvwxy"  # joined-up capitals and f, r, t drift towards 2, 1 and 7
+# joined-up capitals and f, r, t drift towards 2, 1 and 7
+SCRIPT = "ACEFHKMNPRUVWXYacdehkmnpuvwxy"
 NEGATIVE_KEYS = {
     "futural": LATIN + "#%&*+<>?@",
     "rowmans": LATIN + "#&?@",
@@ -38,14 +40,31 @@ NEGATIVE_KEYS = {
     "meteorology": "\"#$%&'()*+.:;?@ACEFHJKLMNPRUVWXY_acdefhkmnprtuvwxy|",
     "music": "&'(+/;<>@^",
 }
-DIGIT_FONTS = (  # the faces whose digits are drawn as digits: sans, serif, italic and script
-    "futural", "futuram", "rowmans", "rowmand", "timesr", "timesi", "timesib", "scripts", "scriptc", "cursive",
-    "cyrillic", "astrology", "music",
-)  # fmt: skip
-TURN = 0.44  # radians either way (25 degrees), as the font glyphs in mnist_lit.data.synthetic.negatives are turned
-DIGIT_TURN = 0.26  # a digit turned much further reads as another one (6 and 9)
-SHEAR = 0.35  # an italic's slant, either way
-WOBBLE = 0.03  # a hand's drift, as a share of the glyph's size
+# the faces whose digits are drawn as digits: sans, serif, italic and script
+DIGIT_FONTS = (
+    "futural",
+    "futuram",
+    "rowmans",
+    "rowmand",
+    "timesr",
+    "timesi",
+    "timesib",
+    "scripts",
+    "scriptc",
+    "cursive",
+    "cyrillic",
+    "astrology",
+    "music",
+)
+# radians either way (25 degrees), as the font glyphs in mnist_lit.data.synthetic.negatives are
+# turned
+TURN = 0.44
+# a digit turned much further reads as another one (6 and 9)
+DIGIT_TURN = 0.26
+# an italic's slant, either way
+SHEAR = 0.35
+# a hand's drift, as a share of the glyph's size
+WOBBLE = 0.03
 
 
 @cache
@@ -66,7 +85,8 @@ def glyph_strokes(font: str, key: str) -> list[np.ndarray]:
     """The pen's strokes (K, 2) of one glyph, y down, in the font's units; empty if the font has no such glyph."""
     strokes: list[list[tuple[float, float]]] = []
     for start, end in _font(font).lines_for_text(key):
-        if not strokes or strokes[-1][-1] != start:  # the pen lifts: a new stroke
+        # the pen lifts: a new stroke
+        if not strokes or strokes[-1][-1] != start:
             strokes.append([start])
         strokes[-1].append(end)
     return [np.asarray(stroke, np.float32) for stroke in strokes]
@@ -76,24 +96,36 @@ def glyph_strokes(font: str, key: str) -> list[np.ndarray]:
 def bank(digits: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every glyph of NEGATIVE_KEYS (digits=False) or every digit of DIGIT_FONTS (True), as packed polylines
     (G, P, 2) and pen (G, P - 1), with labels (G,) (the digit, or -1)."""
-    keys = [(font, str(d)) for font in DIGIT_FONTS for d in range(10)] if digits else [
-        (font, key) for font, chars in NEGATIVE_KEYS.items() for key in chars
-    ]  # fmt: skip
+    keys = (
+        [(font, str(d)) for font in DIGIT_FONTS for d in range(10)]
+        if digits
+        else [(font, key) for font, chars in NEGATIVE_KEYS.items() for key in chars]
+    )
     drawings = [(glyph_strokes(font, key), int(key) if digits else -1) for font, key in keys]
     drawings = [(strokes, label) for strokes, label in drawings if strokes]
     points, pen = pack([strokes for strokes, _ in drawings])
     return points, pen, torch.tensor([label for _, label in drawings])
 
 
-def generate_glyphs(n: int, digits: bool, generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_glyphs(
+    n: int, digits: bool, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n glyphs drawn as binary ink (n, 1, HI, HI) on `device`, picked at random from bank(digits), with their
     labels (n,): turned, slanted, wobbled and drawn with a pen from thin to thick."""
     points, pen, labels = bank(digits)
     picked = torch.randint(len(labels), (n,), generator=generator)
     turn = DIGIT_TURN if digits else TURN
     # a digit's own proportions are kept (min_aspect 0): a 1 is a sliver
-    ink = draw(points[picked], pen[picked], generator, device, turn=turn, shear=SHEAR, wobble=WOBBLE,
-               min_aspect=0.0 if digits else 0.4)  # fmt: skip
+    ink = draw(
+        points[picked],
+        pen[picked],
+        generator,
+        device,
+        turn=turn,
+        shear=SHEAR,
+        wobble=WOBBLE,
+        min_aspect=0.0 if digits else 0.4,
+    )
     return ink, labels[picked].to(device)
 
 

@@ -29,35 +29,51 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_lit.data.synthetic import hershey, pictograms
 from mnist_lit.data.synthetic.ink import CHUNK, FILL, HI, distort, draw, fit_field, uniform
 
-# fonts bundled with matplotlib (a core dependency): DejaVu only; STIX and Computer Modern are held out
+# fonts bundled with matplotlib (a core dependency): DejaVu only; STIX and Computer Modern are held
+# out
 FONTS = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Italic.ttf",
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Italic.ttf",
     "DejaVuSansMono.ttf",
-)  # fmt: skip
+)
 # no O o Q D (0), I l i j | ! / (1), Z z (2), S s (5), b G (6), B (8), g q (9), T (7) and no digits
 LETTERS = "ACEFHJKLMNPRUVWXYacdefhkmnprtuvwxy"
 # nor the symbols that look like one: θ Θ φ Φ σ δ ∂ (0, 6, 8), ε ζ ξ β § (3, 5, 8)
 SYMBOLS = "#$%&*+<=>?@^{}~αγηλμπψωΓΔΛΞΠΣΨΩ∞∫√≈≠±÷×∑∇∈∉∩∪⊂⊃∧∨¬∀∃€£¥¶©®♠♣♦♪"
-FONT_PX = 96  # glyphs are drawn this big, then scaled to FILL * HI and thresholded
-# shares of a bank: glyphs are DejaVu letters and symbols filled in; strokes, the Hershey fonts drawn with a pen
+# glyphs are drawn this big, then scaled to FILL * HI and thresholded
+FONT_PX = 96
+# shares of a bank: glyphs are DejaVu letters and symbols filled in; strokes, the Hershey fonts
+# drawn with a pen
 FAMILIES = {
-    "glyphs": 0.15, "strokes": 0.25, "pictograms": 0.2, "scribbles": 0.1, "shapes": 0.1, "compositions": 0.12,
+    "glyphs": 0.15,
+    "strokes": 0.25,
+    "pictograms": 0.2,
+    "scribbles": 0.1,
+    "shapes": 0.1,
+    "compositions": 0.12,
     "dust": 0.08,
-}  # fmt: skip
-FAINT_DUST = 0.25  # the faintest dust, as a share of full ink
+}
+# the faintest dust, as a share of full ink
+FAINT_DUST = 0.25
 
 
 def font_dir() -> Path:
     """matplotlib's bundled TrueType fonts, found without importing matplotlib."""
     spec = importlib.util.find_spec("matplotlib")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("matplotlib is not installed; it ships the fonts that letters are drawn with")
+        raise RuntimeError(
+            "matplotlib is not installed; it ships the fonts that letters are drawn with"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf"
 
 
 def render_glyph(char: str, font: ImageFont.FreeTypeFont) -> np.ndarray | None:
     """One character as binary ink (HI, HI) bool, its longer side FILL * HI, centred; None if the font lacks it."""
-    if font.getmask(char).getbbox() is None:  # no glyph: the font would draw an empty box or nothing
+    # no glyph: the font would draw an empty box or nothing
+    if font.getmask(char).getbbox() is None:
         return None
     img = Image.new("L", (2 * FONT_PX, 2 * FONT_PX), 0)
     ImageDraw.Draw(img).text((FONT_PX // 2, FONT_PX // 4), char, fill=255, font=font)
@@ -111,31 +127,43 @@ def shapes(n: int, generator: torch.Generator, device: torch.device) -> torch.Te
     points, pen = torch.zeros(n, 16, 2), torch.zeros(n, 15, dtype=torch.bool)
     for i in range(n):
         k = int(kind[i])
-        if k == 0:  # polygon, closed, corners jittered
+        # polygon, closed, corners jittered
+        if k == 0:
             corners = int(torch.randint(3, 7, (1,), generator=generator))
-            angle = torch.arange(corners + 1) * 2 * math.pi / corners + float(torch.rand(1, generator=generator)) * 6
+            angle = (
+                torch.arange(corners + 1) * 2 * math.pi / corners
+                + float(torch.rand(1, generator=generator)) * 6
+            )
             radius = 1 + 0.25 * torch.randn(corners + 1, generator=generator)
             radius[-1] = radius[0]
             poly = torch.stack([torch.cos(angle) * radius, torch.sin(angle) * radius], -1)
-            if torch.rand(1, generator=generator) < 0.4:  # a diagonal across it
+            # a diagonal across it
+            if torch.rand(1, generator=generator) < 0.4:
                 poly = torch.cat([poly, poly[corners // 2 : corners // 2 + 1]])
             points[i, : len(poly)] = poly
             points[i, len(poly) :] = poly[-1]
             pen[i, : len(poly) - 1] = True
-        else:  # grid (both directions) or hatching (one), lines slightly askew
+        # grid (both directions) or hatching (one), lines slightly askew
+        else:
             lines = int(torch.randint(3, 5, (1,), generator=generator))
             ends = []
-            for direction in (0, 1) if k == 1 else (int(torch.randint(0, 2, (1,), generator=generator)),):
+            for direction in (
+                (0, 1) if k == 1 else (int(torch.randint(0, 2, (1,), generator=generator)),)
+            ):
                 for j in range(lines):
                     at = j / (lines - 1) + 0.05 * float(torch.randn(1, generator=generator))
-                    start, end = [at, 0.0], [at + 0.1 * float(torch.randn(1, generator=generator)), 1.0]
+                    start, end = (
+                        [at, 0.0],
+                        [at + 0.1 * float(torch.randn(1, generator=generator)), 1.0],
+                    )
                     if direction:
                         start, end = start[::-1], end[::-1]
                     ends += [start, end]
             seg = torch.tensor(ends)
             points[i, : len(seg)] = seg
             points[i, len(seg) :] = seg[-1]
-            pen[i, 0 : len(seg) - 1 : 2] = True  # every other segment joins two lines: pen up
+            # every other segment joins two lines: pen up
+            pen[i, 0 : len(seg) - 1 : 2] = True
     return draw(points, pen, generator, device)
 
 
@@ -149,24 +177,39 @@ def compositions(n: int, generator: torch.Generator, device: torch.device) -> to
         lobes * t + torch.rand(n, 1, generator=generator) * 6
     )
     axes = 0.6 + 0.4 * torch.rand(n, 1, 2, generator=generator)
-    outline = torch.stack([t.cos(), t.sin()], -1) * radius[..., None] * axes  # (N, ring, 2)
-    # each mark: a start inside (radius < 0.55) or outside (1.3-1.6), then a few short steps that turn smoothly
+    # (N, ring, 2)
+    outline = torch.stack([t.cos(), t.sin()], -1) * radius[..., None] * axes
+    # each mark: a start inside (radius < 0.55) or outside (1.3-1.6), then a few short steps that
+    # turn smoothly
     outside = torch.rand(n, marks, 1, generator=generator) < 0.3
-    distance = torch.where(outside, 1.3 + 0.3 * torch.rand(n, marks, 1, generator=generator),
-                           0.55 * torch.rand(n, marks, 1, generator=generator))  # fmt: skip
+    distance = torch.where(
+        outside,
+        1.3 + 0.3 * torch.rand(n, marks, 1, generator=generator),
+        0.55 * torch.rand(n, marks, 1, generator=generator),
+    )
     angle = torch.rand(n, marks, 1, generator=generator) * 2 * math.pi
-    start = torch.cat([angle.cos(), angle.sin()], -1) * distance * axes  # (N, marks, 2)
+    # (N, marks, 2)
+    start = torch.cat([angle.cos(), angle.sin()], -1) * distance * axes
     heading = torch.rand(n, marks, 1, generator=generator) * 2 * math.pi + torch.cumsum(
         torch.randn(n, marks, per_mark - 1, generator=generator) * 0.5, -1
     )
-    length = 0.02 + 0.12 * torch.rand(n, marks, 1, generator=generator)  # from a dot to a short dash or arc
-    steps = torch.stack([heading.cos(), heading.sin()], -1) * length[..., None]  # (N, marks, per_mark - 1, 2)
-    strokes = torch.cat([start[:, :, None], start[:, :, None] + torch.cumsum(steps, 2)], 2)  # (N, marks, per_mark, 2)
-    used = torch.arange(marks).view(1, marks, 1) < torch.randint(2, marks + 1, (n, 1, 1), generator=generator)
-    strokes = torch.where(used[..., None], strokes, strokes[:, :1, :1])  # unused marks collapse onto the first
+    # from a dot to a short dash or arc
+    length = 0.02 + 0.12 * torch.rand(n, marks, 1, generator=generator)
+    # (N, marks, per_mark - 1, 2)
+    steps = torch.stack([heading.cos(), heading.sin()], -1) * length[..., None]
+    # (N, marks, per_mark, 2)
+    strokes = torch.cat([start[:, :, None], start[:, :, None] + torch.cumsum(steps, 2)], 2)
+    used = torch.arange(marks).view(1, marks, 1) < torch.randint(
+        2, marks + 1, (n, 1, 1), generator=generator
+    )
+    # unused marks collapse onto the first
+    strokes = torch.where(used[..., None], strokes, strokes[:, :1, :1])
     points = torch.cat([outline, strokes.reshape(n, -1, 2)], 1)
-    drawn_mark = torch.cat([torch.zeros(n, marks, 1, dtype=torch.bool), used.expand(n, marks, per_mark - 1)], 2)
-    pen = torch.cat([torch.ones(n, ring - 1, dtype=torch.bool), drawn_mark.reshape(n, -1)], 1)  # pen up between
+    drawn_mark = torch.cat(
+        [torch.zeros(n, marks, 1, dtype=torch.bool), used.expand(n, marks, per_mark - 1)], 2
+    )
+    # pen up between
+    pen = torch.cat([torch.ones(n, ring - 1, dtype=torch.bool), drawn_mark.reshape(n, -1)], 1)
     return draw(points, pen, generator, device)
 
 
@@ -177,13 +220,19 @@ def dust(n: int, generator: torch.Generator, device: torch.device) -> torch.Tens
     centre = torch.rand(n, specks, 1, 2, generator=generator)
     tail = (torch.rand(n, specks, 1, 2, generator=generator) - 0.5) * 0.06
     points = torch.cat([centre, centre + tail], 2).reshape(n, -1, 2)
-    used = torch.arange(specks).view(1, specks) < torch.randint(4, specks + 1, (n, 1), generator=generator)
-    pen = torch.stack([used, torch.zeros_like(used)], -1).reshape(n, -1)[:, :-1]  # each speck, then a jump
-    points = torch.where(used.repeat_interleave(2, 1)[..., None], points, centre[:, :1, 0])  # unused: on the first
+    used = torch.arange(specks).view(1, specks) < torch.randint(
+        4, specks + 1, (n, 1), generator=generator
+    )
+    # each speck, then a jump
+    pen = torch.stack([used, torch.zeros_like(used)], -1).reshape(n, -1)[:, :-1]
+    # unused: on the first
+    points = torch.where(used.repeat_interleave(2, 1)[..., None], points, centre[:, :1, 0])
     return draw(points, pen, generator, device, pen_range=(0.3, 1.0))
 
 
-def canvases(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+def canvases(
+    count: int, generator: torch.Generator, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """`count` drawings (count, 1, HI, HI) of ink as uint8 (255: full ink), in random order, from each family its
     FAMILIES share."""
     device = torch.device(device)
@@ -191,20 +240,28 @@ def canvases(count: int, generator: torch.Generator, device: torch.device | str 
     sizes[0] += count - sum(sizes)
     letters = glyphs()
     picked = letters[torch.randint(len(letters), (sizes[0],), generator=generator)].to(device)
-    # type has one pen and no tremor: each glyph is turned, bent and re-inked like a letter written by hand
+    # type has one pen and no tremor: each glyph is turned, bent and re-inked like a letter written
+    # by hand
     drawn = [torch.cat([distort(part.float(), generator) for part in picked.split(CHUNK)])]
     drawn.append(hershey.generate_glyphs(sizes[1], False, generator, device)[0])
-    for family, size in zip((pictograms.generate_pictograms, scribbles, shapes, compositions, dust), sizes[2:]):
+    for family, size in zip(
+        (pictograms.generate_pictograms, scribbles, shapes, compositions, dust), sizes[2:]
+    ):
         drawn.append(family(size, generator, device))
-    # dust is often faint: the grain of a photo of blank paper, which preprocessing stretched into specks
+    # dust is often faint: the grain of a photo of blank paper, which preprocessing stretched into
+    # specks
     drawn[-1] *= uniform(sizes[-1], FAINT_DUST, 1.0, generator, device).view(-1, 1, 1, 1)
     out = torch.cat([(d * 255).round().to(torch.uint8) for d in drawn])
     return out[torch.randperm(count, generator=generator).to(device)]
 
 
-def generate_negatives(count: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+def generate_negatives(
+    count: int, generator: torch.Generator, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """`count` negatives (count, 1, 28, 28) in [0, 1], laid out as the model sees a picture."""
-    return torch.cat([fit_field(part.float() / 255) for part in canvases(count, generator, device).split(CHUNK)])
+    return torch.cat(
+        [fit_field(part.float() / 255) for part in canvases(count, generator, device).split(CHUNK)]
+    )
 
 
 def main() -> None:

@@ -14,12 +14,17 @@ import torch
 
 from mnist_lit.data.synthetic.ink import draw, pack
 
-CURVE_POINTS = 24  # points along each curved stroke
-WOBBLE = 0.04  # a hand's drift, as a share of the drawing's size
-DOT = 0.03  # a dot's length: a short stroke that the pen widens into a blob
+# points along each curved stroke
+CURVE_POINTS = 24
+# a hand's drift, as a share of the drawing's size
+WOBBLE = 0.04
+# a dot's length: a short stroke that the pen widens into a blob
+DOT = 0.03
 
 
-def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = CURVE_POINTS) -> np.ndarray:
+def _arc(
+    cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = CURVE_POINTS
+) -> np.ndarray:
     """Points (n, 2) along an ellipse's arc from angle a0 to a1 (radians, y down)."""
     t = np.linspace(a0, a1, n)
     return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], -1)
@@ -42,7 +47,10 @@ def cross(rng: np.random.Generator) -> list[np.ndarray]:
     """Two crossing strokes (an x, a +, or askew), sometimes boxed or ringed."""
     a = rng.uniform(0, math.pi)
     spread = rng.uniform(0.35, 0.65) * math.pi
-    strokes = [np.array([(-math.cos(t), -math.sin(t)), (math.cos(t), math.sin(t))]) for t in (a, a + spread)]
+    strokes = [
+        np.array([(-math.cos(t), -math.sin(t)), (math.cos(t), math.sin(t))])
+        for t in (a, a + spread)
+    ]
     if rng.random() < 0.3:
         strokes.append(_arc(0, 0, 1.4, 1.4, 0, 2 * math.pi))
     return strokes
@@ -51,7 +59,8 @@ def cross(rng: np.random.Generator) -> list[np.ndarray]:
 def heart(rng: np.random.Generator) -> list[np.ndarray]:
     """The heart curve, fuller or slimmer, in one stroke or two halves; sometimes with a mark inside."""
     t = np.linspace(0, 2 * math.pi, 2 * CURVE_POINTS)
-    depth = rng.uniform(2, 7)  # how deep the dip between the lobes is
+    # how deep the dip between the lobes is
+    depth = rng.uniform(2, 7)
     x = 16 * np.sin(t) ** 3 * rng.uniform(0.8, 1.2)
     y = -(13 * np.cos(t) - depth * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
     curve = np.stack([x, y], -1) / 16
@@ -64,7 +73,9 @@ def heart(rng: np.random.Generator) -> list[np.ndarray]:
 def question(rng: np.random.Generator) -> list[np.ndarray]:
     """A hook over a stem, then a dot below it clear of the stroke."""
     r = rng.uniform(0.35, 0.5)
-    hook = _arc(0, -0.5, r, r * rng.uniform(0.8, 1.2), math.pi * rng.uniform(0.8, 1.1), math.pi * 2.5)
+    hook = _arc(
+        0, -0.5, r, r * rng.uniform(0.8, 1.2), math.pi * rng.uniform(0.8, 1.1), math.pi * 2.5
+    )
     stem = np.array([hook[-1], (rng.uniform(-0.1, 0.1), rng.uniform(0.3, 0.5))])
     return [np.concatenate([hook, stem]), _dot(stem[-1, 0], rng.uniform(0.75, 0.95))]
 
@@ -108,8 +119,11 @@ def face(rng: np.random.Generator) -> list[np.ndarray]:
     strokes = [_arc(0, 0, 1, rng.uniform(0.85, 1.15), 0, 2 * math.pi)] if rng.random() < 0.8 else []
     eye_x, eye_y = rng.uniform(0.25, 0.45), rng.uniform(-0.5, -0.2)
     for x in (-eye_x, eye_x):
-        strokes.append(_dot(x, eye_y) if rng.random() < 0.7 else _arc(x, eye_y, 0.1, 0.1, 0, 2 * math.pi, 10))
-    mood = rng.uniform(-0.3, 0.35)  # > 0 smiles, < 0 frowns
+        strokes.append(
+            _dot(x, eye_y) if rng.random() < 0.7 else _arc(x, eye_y, 0.1, 0.1, 0, 2 * math.pi, 10)
+        )
+    # > 0 smiles, < 0 frowns
+    mood = rng.uniform(-0.3, 0.35)
     s = np.linspace(-1, 1, 10)
     strokes.append(np.stack([s * rng.uniform(0.3, 0.55), 0.4 + mood * (1 - s**2)], -1))
     return strokes
@@ -132,5 +146,6 @@ def generate_pictograms(n: int, generator: torch.Generator, device: torch.device
     rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
     drawings = [KINDS[i % len(KINDS)](rng) for i in range(n)]
     points, pen = pack(drawings)
-    # turned no more than half a right angle: a question mark on its side is a doodle of another kind
+    # turned no more than half a right angle: a question mark on its side is a doodle of another
+    # kind
     return draw(points, pen, generator, device, turn=0.5, shear=0.3, wobble=WOBBLE)

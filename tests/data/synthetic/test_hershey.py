@@ -17,8 +17,12 @@ CPU = torch.device("cpu")
 
 
 def test_every_listed_key_has_a_glyph_in_its_font():
-    missing = [(font, key) for font, keys in hershey.NEGATIVE_KEYS.items() for key in keys
-               if not hershey.glyph_strokes(font, key)]  # fmt: skip
+    missing = [
+        (font, key)
+        for font, keys in hershey.NEGATIVE_KEYS.items()
+        for key in keys
+        if not hershey.glyph_strokes(font, key)
+    ]
     assert not missing
 
 
@@ -45,7 +49,9 @@ def test_glyphs_are_drawn_as_binary_ink_with_their_labels(digits):
 def test_a_slanted_font_one_stays_a_sliver_not_a_box():
     points, pen, labels = hershey.bank(True)
     ones = (labels == 1).nonzero().flatten()[:1].repeat(8)
-    drawn = ink.draw(points[ones], pen[ones], torch.Generator().manual_seed(0), CPU, turn=0.0, min_aspect=0.0)
+    drawn = ink.draw(
+        points[ones], pen[ones], torch.Generator().manual_seed(0), CPU, turn=0.0, min_aspect=0.0
+    )
     cols, rows = drawn[:, 0].any(1).sum(1), drawn[:, 0].any(2).sum(1)
     assert (cols < 0.6 * rows).all()
 
@@ -59,7 +65,8 @@ def test_every_pictogram_kind_draws_several_strokes_or_a_long_one():
 
 def test_without_the_hershey_fonts_training_says_what_to_install(monkeypatch):
     hershey._font.cache_clear()
-    monkeypatch.setitem(sys.modules, "HersheyFonts", None)  # an import of it now fails
+    # an import of it now fails
+    monkeypatch.setitem(sys.modules, "HersheyFonts", None)
     with pytest.raises(RuntimeError, match=r"mnist-lit\[strokes\]"):
         hershey.glyph_strokes("futural", "A")
     hershey._font.cache_clear()

@@ -19,10 +19,12 @@ def test_negatives_are_laid_out_like_preprocessed_pictures():
     marked = made[:, 0] > 0.1
     rows, cols = marked.any(2).float(), marked.any(1).float()
     longer = torch.maximum(rows.sum(1), cols.sum(1))
-    assert (longer - BOX).abs().float().median() <= 2  # the ink's longer side is about 20 px
+    # the ink's longer side is about 20 px
+    assert (longer - BOX).abs().float().median() <= 2
     mass = made[:, 0].sum((1, 2))
     cy = (made[:, 0].sum(2) * torch.arange(28)).sum(1) / mass
-    assert (cy - COM_CENTRE).abs().median() < 1.5  # centred by mass
+    # centred by mass
+    assert (cy - COM_CENTRE).abs().median() < 1.5
 
 
 def test_the_same_generator_seed_makes_the_same_negatives():
@@ -54,12 +56,15 @@ def test_a_character_without_ink_renders_as_none():
 
 def test_overlapping_digits_hold_both_digits_ink():
     digits = torch.zeros(2, 1, 28, 28)
-    digits[0, 0, 4:24, 13:15] = 1  # a bar
-    digits[1, 0, 13:15, 4:24] = 1  # a dash
+    # a bar
+    digits[0, 0, 4:24, 13:15] = 1
+    # a dash
+    digits[1, 0, 13:15, 4:24] = 1
     lifted = ink.lift(digits)
     both = ink.overlaps(lifted, torch.Generator().manual_seed(0))
     assert both.shape == (2, 1, ink.HI, ink.HI)
-    assert both.sum() > lifted.sum() * 1.15  # each picture holds its own digit and some of its (smaller) partner
+    # each picture holds its own digit and some of its (smaller) partner
+    assert both.sum() > lifted.sum() * 1.15
 
 
 def grey_share(pictures: torch.Tensor) -> float:
@@ -78,18 +83,25 @@ def test_negatives_have_edges_as_soft_as_mnist_digits():
     generator, cpu = torch.Generator().manual_seed(0), torch.device("cpu")
     letters = negatives.glyphs()[:256].float()
     drawn = [ink.distort(letters, generator)]
-    drawn += [family(256, generator, cpu) for family in (negatives.scribbles, negatives.shapes, negatives.compositions)]
+    drawn += [
+        family(256, generator, cpu)
+        for family in (negatives.scribbles, negatives.shapes, negatives.compositions)
+    ]
     made = ink.fit_field(torch.cat(drawn))
-    # the network must tell them apart by shape: with blurrier (or crisper) edges it would learn the edges (dust,
+    # the network must tell them apart by shape: with blurrier (or crisper) edges it would learn the
+    # edges (dust,
     # specks and faint grain, is left out: it is all edge)
     assert grey_share(made) == pytest.approx(grey_share(digits), abs=0.1)
 
 
 FAMILY_MAKERS = {
-    "scribbles": negatives.scribbles, "shapes": negatives.shapes, "compositions": negatives.compositions,
-    "dust": negatives.dust, "pictograms": pictograms.generate_pictograms,
+    "scribbles": negatives.scribbles,
+    "shapes": negatives.shapes,
+    "compositions": negatives.compositions,
+    "dust": negatives.dust,
+    "pictograms": pictograms.generate_pictograms,
     "strokes": lambda n, generator, device: hershey.generate_glyphs(n, False, generator, device)[0],
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILY_MAKERS))
@@ -100,14 +112,29 @@ def test_each_family_draws_binary_ink_that_fills_the_canvas(family):
     for drawing in drawn[:, 0] > 0:
         rows, cols = drawing.any(1).nonzero().flatten(), drawing.any(0).nonzero().flatten()
         span = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
-        assert span > 0.5 * ink.HI  # spread over the canvas, not a dot in a corner
+        # spread over the canvas, not a dot in a corner
+        assert span > 0.5 * ink.HI
 
 
-# the font packages kept for evaluating "not a digit" (bench/unseen.py), and what their files are called
+# the font packages kept for evaluating "not a digit" (bench/unseen.py), and what their files are
+# called
 RESERVED = (
-    "dkg-handwriting", "fifthhorseman", "dkg.ttf", "dkgBd", "dkgIt", "dkgBI", "breip", "bwht", "BecauseWe",
-    "femkeklaver", "humor-sans", "Humor-Sans", "comic-neue", "ComicNeue", "Comic Neue",
-)  # fmt: skip
+    "dkg-handwriting",
+    "fifthhorseman",
+    "dkg.ttf",
+    "dkgBd",
+    "dkgIt",
+    "dkgBI",
+    "breip",
+    "bwht",
+    "BecauseWe",
+    "femkeklaver",
+    "humor-sans",
+    "Humor-Sans",
+    "comic-neue",
+    "ComicNeue",
+    "Comic Neue",
+)
 
 
 def test_every_training_family_has_its_share_of_a_bank():
@@ -116,23 +143,40 @@ def test_every_training_family_has_its_share_of_a_bank():
 
 
 def test_the_fonts_kept_for_evaluation_appear_nowhere_in_the_training_code():
-    training = [ROOT / "train.py", *(ROOT / "mnist_lit").rglob("*.py"), *(ROOT / "conf").rglob("*.yaml")]
-    named = [(path.name, word) for path in training for word in RESERVED if word.lower() in path.read_text().lower()]
+    training = [
+        ROOT / "train.py",
+        *(ROOT / "mnist_lit").rglob("*.py"),
+        *(ROOT / "conf").rglob("*.yaml"),
+    ]
+    named = [
+        (path.name, word)
+        for path in training
+        for word in RESERVED
+        if word.lower() in path.read_text().lower()
+    ]
     assert not named
     # and the fonts training draws its glyphs from are none of them
-    assert not [font for font in negatives.FONTS for word in RESERVED if word.lower() in font.lower()]
+    assert not [
+        font for font in negatives.FONTS for word in RESERVED if word.lower() in font.lower()
+    ]
 
 
 def test_relevel_drops_faint_ink_and_brightens_the_rest_of_its_share_only():
     torch.manual_seed(0)
     pictures = torch.zeros(400, 1, 28, 28)
-    pictures[:, :, 10:18, 10:18] = 0.6  # strokes
-    pictures[:, :, 2, 2] = 0.05  # a faint edge pixel
+    # strokes
+    pictures[:, :, 10:18, 10:18] = 0.6
+    # a faint edge pixel
+    pictures[:, :, 2, 2] = 0.05
     out = ink.relevel(pictures, 0.5)
     changed = (out != pictures).flatten(1).any(1)
-    assert 0.4 < changed.float().mean() < 0.6  # about its share
-    assert (out[changed][:, 0, 2, 2] == 0).float().mean() > 0.8  # faint ink mostly dropped
-    assert (out[changed][:, 0, 12, 12] >= 0.6).all()  # strokes never darker
+    # about its share
+    assert 0.4 < changed.float().mean() < 0.6
+    # faint ink mostly dropped
+    assert (out[changed][:, 0, 2, 2] == 0).float().mean() > 0.8
+    # strokes never darker
+    assert (out[changed][:, 0, 12, 12] >= 0.6).all()
     assert out.max() <= 1.0
     binary = (pictures > 0.5).float()
-    assert torch.equal(ink.relevel(binary, 1.0), binary)  # full ink stays full, paper stays paper
+    # full ink stays full, paper stays paper
+    assert torch.equal(ink.relevel(binary, 1.0), binary)

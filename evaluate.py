@@ -14,7 +14,8 @@ from mnist_lit.training.evaluation import describe, evaluate_checkpoint
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @cli.command
 def main(cfg: DictConfig) -> None:
-    """Print test loss, accuracy, per-class accuracy and the confusion matrix; write the report files to out."""
+    """Print test loss, accuracy, per-class accuracy and the confusion matrix; write the report
+    files to out."""
     ckpt = given_or_newest(cfg.ckpt, cfg.paths.runs)
     # the checkpoint says which normalization it needs; the rest of `data` comes from the config
     make_datamodule = instantiate(cfg.data, _partial_=True)

@@ -1,4 +1,5 @@
-"""Export a checkpoint to ONNX for torch-free prediction.  python export.py [ckpt=...] [out=model.onnx]"""
+"""Export a checkpoint to ONNX for torch-free prediction.  python export.py [ckpt=...]
+[out=model.onnx]"""
 
 from __future__ import annotations
 

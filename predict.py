@@ -1,4 +1,5 @@
-"""Classify your own digit pictures.  python predict.py image=my_digits/ [ckpt=...|model.onnx] [format=jsonl]"""
+"""Classify your own digit pictures.  python predict.py image=my_digits/ [ckpt=...|model.onnx]
+[format=jsonl]"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The drawing pad and the HTTP API.  python serve.py [ckpt=...] [host=127.0.0.1] [port=8000], then open the URL"""
+"""The drawing pad and the HTTP API.  python serve.py [ckpt=...] [host=127.0.0.1] [port=8000],
+then open the URL"""
 
 from __future__ import annotations
 

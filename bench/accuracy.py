@@ -1,5 +1,5 @@
-"""Mean test accuracy, and calibration error before and after temperature scaling, over several random seeds for
-one training setup.
+"""Mean test accuracy, and calibration error before and after temperature scaling, over several
+random seeds for one training setup.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --seed 1 2 3 -- optimizer=sgd trainer.max_epochs=20
 Each seed is a normal `python train.py` run under outputs/bench/; the table goes to stdout.
@@ -36,7 +36,8 @@ def run_seed(seed: int, overrides: list[str], out: Path) -> dict:
 
 
 def accepted(metrics: dict) -> str:
-    """The share of test digits not answered "not a digit", or a dash for a network that cannot say it."""
+    """The share of test digits not answered "not a digit", or a dash for a network that cannot say
+    it."""
     return f"{100 * metrics['test/accept']:.2f}%" if "test/accept" in metrics else "-"
 
 

@@ -1,5 +1,5 @@
-"""A fuzz campaign on the picture loader: thousands of damaged files per format, each of which must end in 28x28
-pixels or a one-line PictureError, never another exception or a hang.
+"""A fuzz campaign on the picture loader: thousands of damaged files per format, each of which must
+end in 28x28 pixels or a one-line PictureError, never another exception or a hang.
 
 Run: .venv/bin/python bench/fuzz.py --cases 1000
 Prints a markdown table per format: cases, outcomes, crashes, the slowest case, and the process's peak memory.
@@ -30,7 +30,8 @@ HEADER_BYTES = 64
 
 
 def damage(data: bytes, how: str, rng: np.random.Generator) -> bytes:
-    """One damaged copy of a valid file: random bytes, a truncation, bit flips, or huge numbers in its header."""
+    """One damaged copy of a valid file: random bytes, a truncation, bit flips, or huge numbers in
+    its header."""
     if how == "random":
         # sometimes the right magic number, then noise
         keep = int(rng.integers(0, 64))

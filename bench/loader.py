@@ -1,5 +1,6 @@
-"""The picture loader's safety checks, and what they cost: folder throughput against the loader without them, a
-decompression bomb beside a good picture, a PNG with overwritten data, and a sideways iPhone-style HEIC.
+"""The picture loader's safety checks, and what they cost: folder throughput against the loader
+without them, a decompression bomb beside a good picture, a PNG with overwritten data, and a
+sideways iPhone-style HEIC.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/loader.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 Prints markdown; the throughput rows alternate the two loaders, in one process, on the same pictures.
@@ -38,7 +39,8 @@ TURN_CLOCKWISE = 6
 
 
 def unchecked(path: str) -> np.ndarray | None:
-    """The loader as it was before the checks: open, reduce, decode, preprocess; None for a failure."""
+    """The loader as it was before the checks: open, reduce, decode, preprocess; None for a
+    failure."""
     try:
         with Image.open(path) as img:
             img.draft(img.mode, (MAX_DETAIL, MAX_DETAIL))
@@ -79,8 +81,9 @@ def throughput(paths: list[str], repeats: int) -> None:
 
 
 def overwrite_until_it_decodes(png: bytes, out: Path, seed: int = 0) -> int:
-    """Write to `out` a copy of `png` with 16 random bytes written over the middle of its compressed data, such that
-    zlib still inflates it (PNG's CRCs are the only check left to catch it); returns how many tries it took."""
+    """Write to `out` a copy of `png` with 16 random bytes written over the middle of its compressed
+    data, such that zlib still inflates it (PNG's CRCs are the only check left to catch it); returns
+    how many tries it took."""
     rng = np.random.default_rng(seed)
     start = png.index(b"IDAT") + 4
     middle = start + (len(png) - start) // 2
@@ -94,7 +97,8 @@ def overwrite_until_it_decodes(png: bytes, out: Path, seed: int = 0) -> int:
 
 
 def predict(ckpt: str, image: Path) -> tuple[subprocess.CompletedProcess, float]:
-    """predict.py on `image` as jsonl; returns the process and its own peak memory in MB (from wait4)."""
+    """predict.py on `image` as jsonl; returns the process and its own peak memory in MB (from
+    wait4)."""
     cmd = [
         sys.executable,
         str(ROOT / "predict.py"),

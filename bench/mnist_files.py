@@ -1,6 +1,6 @@
-"""MNIST test digits saved as 28x28 PNG files and read the way predict.py reads files: how many are accepted as
-digits and read right. The network's own test/accept is measured on MNIST's tensors; this is what a user who
-saves those digits as files gets.
+"""MNIST test digits saved as 28x28 PNG files and read the way predict.py reads files: how many are
+accepted as digits and read right. The network's own test/accept is measured on MNIST's tensors;
+this is what a user who saves those digits as files gets.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/mnist_files.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 """

@@ -1,14 +1,15 @@
-"""How well predict.py answers "not a digit": pictures of letters, symbols and doodles, drawn on paper the way
-bench/user_digits.py draws digits (big canvases, either polarity, coloured ink, uneven light, JPEG), scored by
-family; then how many real digits it still accepts.
+"""How well predict.py answers "not a digit": pictures of letters, symbols and doodles, drawn on
+paper the way bench/user_digits.py draws digits (big canvases, either polarity, coloured ink, uneven
+light, JPEG), scored by family; then how many real digits it still accepts.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/not_digits.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 
-The families are drawn here, by another hand than the training negatives' (mnist_lit/data/synthetic/negatives.py):
-other fonts (STIX, Computer Modern), other symbols, and doodles. Some kinds are trained too, drawn differently
-(SEEN: scribbles, grids, and the pictograms' smiley, star, spiral, arrow and heart); the rest are held out. For
-sources that training never uses at all, see bench/unseen.py. Letters here include S, Z, B, g and q, which
-training leaves out for looking like digits; only O, o, I, l and | (indistinguishable from 0 and 1) are not drawn.
+The families are drawn here, by another hand than the training negatives'
+(mnist_lit/data/synthetic/negatives.py): other fonts (STIX, Computer Modern), other symbols, and
+doodles. Some kinds are trained too, drawn differently (SEEN: scribbles, grids, and the pictograms'
+smiley, star, spiral, arrow and heart); the rest are held out. For sources that training never uses
+at all, see bench/unseen.py. Letters here include S, Z, B, g and q, which training leaves out for
+looking like digits; only O, o, I, l and | (indistinguishable from 0 and 1) are not drawn.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _pen(
     width: int,
     rng: np.random.Generator,
 ) -> None:
-    """A hand-drawn polyline: each point a little off, the strokes of constant width with round joints."""
+    """A hand-drawn polyline: each point a little off, the strokes of constant width with round
+    joints."""
     wobbly = [(x + rng.normal(0, 3), y + rng.normal(0, 3)) for x, y in points]
     draw.line(wobbly, fill=255, width=width, joint="curve")
 
@@ -182,7 +184,8 @@ def glyph(char: str, font: ImageFont.FreeTypeFont) -> np.ndarray | None:
 
 
 def drawings(per_family: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
-    """(family, white-on-black drawing) pairs: held-out fonts' letters, symbols, doodles and the seen families."""
+    """(family, white-on-black drawing) pairs: held-out fonts' letters, symbols, doodles and the
+    seen families."""
     out: list[tuple[str, np.ndarray]] = []
     fonts = [ImageFont.truetype(str(font_dir() / name), 180) for name in HELD_OUT_FONTS]
     symbol_font = ImageFont.truetype(str(font_dir() / "DejaVuSans.ttf"), 180)

@@ -1,5 +1,5 @@
-"""predict.py with an exported ONNX model against the checkpoint it came from: agreement, one-picture wall-clock,
-and folder throughput, measured in the same run with the two alternating.
+"""predict.py with an exported ONNX model against the checkpoint it came from: agreement,
+one-picture wall-clock, and folder throughput, measured in the same run with the two alternating.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/onnx_bench.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 Pictures come from bench/user_digits.py (MNIST *test* digits, which the model never trained on).
@@ -26,7 +26,8 @@ from mnist_lit.reading.samples import write_pictures  # noqa: E402
 
 
 def alternate(commands: dict[str, list[str]], repeats: int) -> dict[str, list[float]]:
-    """Each command `repeats` times, taking turns, so that a drift in the machine's speed hits both alike."""
+    """Each command `repeats` times, taking turns, so that a drift in the machine's speed hits both
+    alike."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
         for name, cmd in commands.items():

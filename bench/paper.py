@@ -1,11 +1,13 @@
-"""Phone-style photos of digits on paper, for bench/photos.py: plain, ruled or squared paper; ballpoint, felt pen,
-red pen or pencil; light falling off across the page, often a soft shadow; a slight perspective tilt, blur, sensor
-noise and JPEG. The digits are MNIST *test* strokes or glyphs of handwriting-style fonts.
+"""Phone-style photos of digits on paper, for bench/photos.py: plain, ruled or squared paper;
+ballpoint, felt pen, red pen or pencil; light falling off across the page, often a soft shadow; a
+slight perspective tilt, blur, sensor noise and JPEG. The digits are MNIST *test* strokes or glyphs
+of handwriting-style fonts.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/photos.py --ckpt <best.ckpt>
 
-This generator is only for measuring: nothing in the app or its training is drawn by it, so its habits cannot be
-learned. The handwriting fonts come from Debian packages (see HANDWRITING_FONTS); without them, MNIST strokes only.
+This generator is only for measuring: nothing in the app or its training is drawn by it, so its
+habits cannot be learned. The handwriting fonts come from Debian packages (see HANDWRITING_FONTS);
+without them, MNIST strokes only.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def fonts() -> list[str]:
 
 
 def thin(mask: np.ndarray) -> np.ndarray:
-    """Zhang and Suen's thinning of a 0/1 uint8 mask: its strokes' centre lines, one pixel wide and connected."""
+    """Zhang and Suen's thinning of a 0/1 uint8 mask: its strokes' centre lines, one pixel wide and
+    connected."""
     img = np.pad(mask.astype(np.uint8), 1)
     while True:
         changed = False
@@ -84,7 +87,8 @@ def thin(mask: np.ndarray) -> np.ndarray:
 
 
 def prune(line: np.ndarray, rounds: int) -> np.ndarray:
-    """The centre lines with spurs up to `rounds` px long cut off (and every end shortened as much)."""
+    """The centre lines with spurs up to `rounds` px long cut off (and every end shortened as
+    much)."""
     ring = np.ones((3, 3), np.float32)
     for _ in range(rounds):
         neighbours = (
@@ -97,8 +101,8 @@ def prune(line: np.ndarray, rounds: int) -> np.ndarray:
 def stroke_mask(
     digit: np.ndarray, height: int, pen_px: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """An MNIST digit (28, 28) redrawn `height` px tall with a pen about `pen_px` wide: (h, w) coverage in [0, 1]:
-    the centre lines of its strokes, drawn with a round pen."""
+    """An MNIST digit (28, 28) redrawn `height` px tall with a pen about `pen_px` wide: (h, w)
+    coverage in [0, 1]: the centre lines of its strokes, drawn with a round pen."""
     # MNIST's box is 20 px of the 28
     scale = height / 20.0
     size = max(8, round(28 * scale))
@@ -190,7 +194,8 @@ def pen_colour(pen: str, rng: np.random.Generator) -> tuple[np.ndarray, float]:
 
 
 def lighting(h: int, w: int, shadow: bool, rng: np.random.Generator) -> np.ndarray:
-    """(h, w) brightness factor: light falling off across the page, a vignette, and perhaps a soft shadow."""
+    """(h, w) brightness factor: light falling off across the page, a vignette, and perhaps a soft
+    shadow."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = (np.cos(angle) * xs / w + np.sin(angle) * ys / h) - 0.5
@@ -260,7 +265,8 @@ def digit_mask(
     fonts_here: list[str],
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """An MNIST test digit, or (FONT_SHARE of the time) the same digit in a handwriting font, turned a little."""
+    """An MNIST test digit, or (FONT_SHARE of the time) the same digit in a handwriting font, turned
+    a little."""
     image, label = digit
     if fonts_here and rng.random() < FONT_SHARE:
         mask = font_mask(label, fonts_here[int(rng.integers(len(fonts_here)))], height, pen_px)

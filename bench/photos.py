@@ -1,7 +1,8 @@
-"""Phone photos of paper: how many single digits and whole numbers predict.py reads right, overall and per
-condition (paper kind x pen x shadow), on photos made by bench/paper.py from MNIST *test* strokes and handwriting
-fonts. A digit answered "not a digit" counts as wrong. Then the figures that reading photos must not cost: user-style
-digits, drawings without a digit, numbers, and MNIST test digits accepted.
+"""Phone photos of paper: how many single digits and whole numbers predict.py reads right, overall
+and per condition (paper kind x pen x shadow), on photos made by bench/paper.py from MNIST *test*
+strokes and handwriting fonts. A digit answered "not a digit" counts as wrong. Then the figures that
+reading photos must not cost: user-style digits, drawings without a digit, numbers, and MNIST test
+digits accepted.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/photos.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 --keep DIR keeps the photos (named <index>_<condition>_<answer>.jpg), to look at or to annotate with predict.py;
@@ -37,7 +38,8 @@ NUMBER_LENGTHS = (2, 6)
 def write(
     out: Path, count: int, lengths: tuple[int, int], data: tuple, seed: int
 ) -> list[tuple[Path, str, str]]:
-    """`count` photos under out, cycling through the conditions: (path, condition, the true number)."""
+    """`count` photos under out, cycling through the conditions: (path, condition, the true
+    number)."""
     images, labels = data
     rng = np.random.default_rng(seed)
     here = fonts()
@@ -61,7 +63,8 @@ def kept(folder: Path) -> list[tuple[Path, str, str]]:
 def score(
     predictor: Predictor, made: list[tuple[Path, str, str]]
 ) -> tuple[dict[str, list[bool]], float]:
-    """Whether each photo was read right, by condition, and the seconds of work per photo (all cores)."""
+    """Whether each photo was read right, by condition, and the seconds of work per photo (all
+    cores)."""
     start = time.perf_counter()
     predictions = load_pictures([str(p) for p, _, _ in made], os.cpu_count() or 1)
     predictor.fill_answers(predictions, predictor.thresholds("auto", unsure=0.5))
@@ -94,8 +97,8 @@ def table(title: str, right: dict[str, list[bool]]) -> None:
 
 
 def others(predictor: Predictor, data: tuple, count: int, seed: int, tmp: Path) -> None:
-    """The figures that reading photos must not cost: user-style digits right, drawings without a digit rejected,
-    numbers read exactly, and MNIST test digits (as 28x28 PNGs) accepted."""
+    """The figures that reading photos must not cost: user-style digits right, drawings without a
+    digit rejected, numbers read exactly, and MNIST test digits (as 28x28 PNGs) accepted."""
     images, labels = data
     thresholds = predictor.thresholds("auto", unsure=0.5)
     workers = os.cpu_count() or 1

@@ -36,7 +36,8 @@ def plain_resize_accuracy(predictor: Predictor, paths: list[Path], labels: list[
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
-    """Wall-clock seconds of `cmd` and its stdout (exit 1 is fine: predict.py says so when a picture fails)."""
+    """Wall-clock seconds of `cmd` and its stdout (exit 1 is fine: predict.py says so when a picture
+    fails)."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
@@ -53,8 +54,8 @@ def wall(cmd: list[str], repeats: int) -> float:
 def answer_all(
     predictor: Predictor, paths: list[Path], repeats: int
 ) -> tuple[list[Prediction], list[float]]:
-    """Load, preprocess and answer every picture, `repeats` times (a shared machine's speed drifts from run to
-    run): the last round's predictions, and each round's pictures per second."""
+    """Load, preprocess and answer every picture, `repeats` times (a shared machine's speed drifts
+    from run to run): the last round's predictions, and each round's pictures per second."""
     workers = os.cpu_count() or 1
     rates = []
     for _ in range(repeats):

@@ -1,5 +1,6 @@
-"""The real-data tests' quality rates on checkpoints trained as the tests train theirs (two epochs, CPU, 32-bit,
-deterministic), one per seed: the spread across seeds is what each test's margin is taken from.
+"""The real-data tests' quality rates on checkpoints trained as the tests train theirs (two epochs,
+CPU, 32-bit, deterministic), one per seed: the spread across seeds is what each test's margin is
+taken from.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/quality_margins.py --seeds 42 1 2 3
 Prints one row per seed, then each rate's lowest value and spread, beside the floor the tests assert.

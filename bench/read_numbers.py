@@ -1,5 +1,6 @@
-"""Reading whole numbers: exact-number accuracy (every digit right) on generated pictures of 2-6 digits, with no
-touching digits and with one touching pair, and single digits read in `auto` mode against `read=digit`.
+"""Reading whole numbers: exact-number accuracy (every digit right) on generated pictures of 2-6
+digits, with no touching digits and with one touching pair, and single digits read in `auto` mode
+against `read=digit`.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/read_numbers.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 Numbers are made from MNIST *test* digits (never trained on) and from DejaVu digits bent like handwriting: uneven
@@ -38,7 +39,8 @@ GAP = (2, 10)
 
 
 def font_digit(d: int, rng: np.random.Generator) -> np.ndarray:
-    """A DejaVu digit on a 28x28 field, white on black, sheared and thickened a little like handwriting."""
+    """A DejaVu digit on a 28x28 field, white on black, sheared and thickened a little like
+    handwriting."""
     # Display: no digits
     fonts = sorted(p for p in font_dir().glob("DejaVuSans*.ttf") if "Display" not in p.name)
     font = ImageFont.truetype(str(fonts[int(rng.integers(len(fonts)))]), 22)
@@ -57,8 +59,8 @@ def font_digit(d: int, rng: np.random.Generator) -> np.ndarray:
 def number_picture(
     digits: list[np.ndarray], touching: int | None, rng: np.random.Generator
 ) -> Image.Image:
-    """Digits (28x28, white on black) side by side on paper, `gap` MNIST pixels between one digit's ink and the
-    next's; `touching` is the index of a pair whose ink is made to meet."""
+    """Digits (28x28, white on black) side by side on paper, `gap` MNIST pixels between one digit's
+    ink and the next's; `touching` is the index of a pair whose ink is made to meet."""
     inks = [
         d[:, np.nonzero(d.max(axis=0) > 40)[0].min() : np.nonzero(d.max(axis=0) > 40)[0].max() + 1]
         for d in digits

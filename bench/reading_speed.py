@@ -1,6 +1,6 @@
-"""How fast pictures are read, side by side for two checkouts of this project (today's code and another), in one
-run, alternating: one-picture `predict.py` wall-clock, folder throughput on user-style digits, and the work per
-12 MP phone photo in a folder.
+"""How fast pictures are read, side by side for two checkouts of this project (today's code and
+another), in one run, alternating: one-picture `predict.py` wall-clock, folder throughput on
+user-style digits, and the work per 12 MP phone photo in a folder.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/reading_speed.py --ckpt <best.ckpt> --other <other checkout>
 (for instance `git worktree add /tmp/before <commit>`). Each checkout runs with its own package on PYTHONPATH.
@@ -66,7 +66,8 @@ def twelve_megapixels(out: Path, count: int, data: tuple) -> None:
 
 
 def measure(checkout: Path, ckpt: str, folder: Path, photos: Path, one: Path) -> dict:
-    """One round for one checkout: predict.py on one picture (wall-clock), then the folder figures."""
+    """One round for one checkout: predict.py on one picture (wall-clock), then the folder
+    figures."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     start = time.perf_counter()
     cmd = [sys.executable, "predict.py", f"image={one}", f"ckpt={ckpt}", "device=cpu"]

@@ -1,6 +1,7 @@
-"""The plain-PyTorch reference, written the way a typical MNIST tutorial is: torchvision MNIST, ToTensor + Normalize per
-item, a DataLoader with 2 worker processes, batch 64, the same CNN and Adam. bench/speed.py times it against
-train.py; run alone: DATA_DIR=../shared/data .venv/bin/python bench/reference_plain.py --epochs 2
+"""The plain-PyTorch reference, written the way a typical MNIST tutorial is: torchvision MNIST,
+ToTensor + Normalize per item, a DataLoader with 2 worker processes, batch 64, the same CNN and
+Adam. bench/speed.py times it against train.py; run alone: DATA_DIR=../shared/data .venv/bin/python
+bench/reference_plain.py --epochs 2
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""serve.py against a hostile client, on loopback: every malformed, oversized and slow request of the probe, 1,000
-slow connections, 4 clients sending the largest pictures allowed, and 48 clients sending 9 MB bodies; with good
-requests' latency measured throughout, the server's memory sampled, and its log checked for tracebacks.
+"""serve.py against a hostile client, on loopback: every malformed, oversized and slow request of
+the probe, 1,000 slow connections, 4 clients sending the largest pictures allowed, and 48 clients
+sending 9 MB bodies; with good requests' latency measured throughout, the server's memory sampled,
+and its log checked for tracebacks.
 
 Run: .venv/bin/python bench/serve_attack.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 Every phase is bounded by --seconds; all traffic stays on loopback.
@@ -52,7 +53,8 @@ HEAVY_SIDE = 4000
 def good_p50(
     url: str, stop: threading.Event | None = None, count: int = GOOD_SAMPLES
 ) -> tuple[float, list[int]]:
-    """Median latency of `count` good requests sent one after another (or until `stop`), and their statuses."""
+    """Median latency of `count` good requests sent one after another (or until `stop`), and their
+    statuses."""
     body, seconds, statuses = multipart(drawn_png(ONE)), [], []
     while len(seconds) < count and not (stop is not None and stop.is_set()):
         start = time.perf_counter()
@@ -62,7 +64,8 @@ def good_p50(
 
 
 def probes(server: Server) -> dict[str, int]:
-    """The status of each probe case: the hostile bodies, big headers, a huge declared length, slow headers and body."""
+    """The status of each probe case: the hostile bodies, big headers, a huge declared length, slow
+    headers and body."""
     found = {
         name: raw(server.port, request("/predict", *case))[0] for name, case in HOSTILE.items()
     }
@@ -83,7 +86,8 @@ def probes(server: Server) -> dict[str, int]:
 
 
 def hold_slow(port: int, count: int, stop: threading.Event, stats: dict) -> None:
-    """Keep `count` connections sending their headers a byte at a time; reopen each one the server cuts."""
+    """Keep `count` connections sending their headers a byte at a time; reopen each one the server
+    cuts."""
     conns: list[socket.socket | None] = [None] * count
     while not stop.is_set():
         for i in range(count):
@@ -164,7 +168,8 @@ def process_name(pid: int) -> str:
 
 
 def heavy_picture() -> bytes:
-    """A HEAVY_SIDE x HEAVY_SIDE PNG of a drawn 7: the largest picture the server takes by default, in a few KB."""
+    """A HEAVY_SIDE x HEAVY_SIDE PNG of a drawn 7: the largest picture the server takes by default,
+    in a few KB."""
     img = Image.new("L", (HEAVY_SIDE, HEAVY_SIDE), 255)
     ImageDraw.Draw(img).line([(800, 800), (3200, 800), (1600, 3400)], fill=0, width=300)
     buf = io.BytesIO()

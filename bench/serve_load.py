@@ -1,7 +1,8 @@
-"""serve.py under load, on loopback: requests per second and latency at 1, 16 and 64 concurrent clients, errors,
-the idle server's CPU, its memory (PSS of every process) after the load, and predict.py's folder throughput on the
-same pictures, in the same run. Optionally: --soak (memory sampled every 30 s under 16 clients), --guard-cost (the
-key, a high rate limit and metrics against none of them, alternating) and --sigterm (a SIGTERM during 64 clients).
+"""serve.py under load, on loopback: requests per second and latency at 1, 16 and 64 concurrent
+clients, errors, the idle server's CPU, its memory (PSS of every process) after the load, and
+predict.py's folder throughput on the same pictures, in the same run. Optionally: --soak (memory
+sampled every 30 s under 16 clients), --guard-cost (the key, a high rate limit and metrics against
+none of them, alternating) and --sigterm (a SIGTERM during 64 clients).
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/serve_load.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
 Every client sends user-style pictures from bench/user_digits.py as multipart uploads over a kept-alive connection.
@@ -58,8 +59,8 @@ def idle_cpu(server: Server) -> float:
 def client(
     port: int, bodies: list[tuple[bytes, str]], budget: list[int], deadline: float, out: list
 ) -> None:
-    """Send requests until the shared budget or the time runs out; records (seconds, status) of each: 0 for a
-    request sent but not answered, -1 for a connection refused."""
+    """Send requests until the shared budget or the time runs out; records (seconds, status) of
+    each: 0 for a request sent but not answered, -1 for a connection refused."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     i = 0
     while time.monotonic() < deadline:
@@ -124,7 +125,8 @@ def load(port: int, bodies: list, clients: int, requests: int, max_seconds: floa
 
 
 def folder_rate(ckpt: str, paths: list[Path]) -> float:
-    """predict.py's folder path after start-up: load the pictures in one process per core, classify in batches."""
+    """predict.py's folder path after start-up: load the pictures in one process per core, classify
+    in batches."""
     predictor = Predictor(ckpt, device="cpu")
     start = time.perf_counter()
     predictions = load_pictures([str(p) for p in paths], os.cpu_count() or 1)
@@ -133,7 +135,8 @@ def folder_rate(ckpt: str, paths: list[Path]) -> float:
 
 
 def soak(server: Server, bodies: list, seconds: float) -> list[float]:
-    """16 clients for `seconds`, the server's PSS sampled every SOAK_SAMPLE_SECONDS (the first after warm-up)."""
+    """16 clients for `seconds`, the server's PSS sampled every SOAK_SAMPLE_SECONDS (the first after
+    warm-up)."""
     samples = [pss_mb(server.pids())]
     loader = threading.Thread(target=load, args=(server.port, bodies, 16, 10**9, seconds))
     loader.start()
@@ -146,7 +149,8 @@ def soak(server: Server, bodies: list, seconds: float) -> list[float]:
 def guard_cost(
     ckpt: Path, tmp: Path, bodies: list, requests: int, rounds: int = 2
 ) -> tuple[float, float]:
-    """req/s at 16 clients without and with the key, a high rate limit and metrics: two servers, runs alternating."""
+    """req/s at 16 clients without and with the key, a high rate limit and metrics: two servers,
+    runs alternating."""
     plain, guarded = Server(ckpt, tmp, *UNGUARDED), Server(ckpt, tmp, *GUARDED)
     rates: dict[str, list[float]] = {"plain": [], "guarded": []}
     try:
@@ -162,8 +166,9 @@ def guard_cost(
 
 
 def sigterm_under_load(ckpt: Path, tmp: Path, bodies: list, after: float = 5.0) -> dict:
-    """64 clients, SIGTERM after `after` s: what the clients saw, what the server had received and not answered (its
-    access log's lines without a 2xx or 4xx), and the seconds until every process was gone and the port free."""
+    """64 clients, SIGTERM after `after` s: what the clients saw, what the server had received and
+    not answered (its access log's lines without a 2xx or 4xx), and the seconds until every process
+    was gone and the port free."""
     server = Server(ckpt, tmp, "access_log=true")
     results: list = []
     loader = threading.Thread(
@@ -187,7 +192,8 @@ def sigterm_under_load(ckpt: Path, tmp: Path, bodies: list, after: float = 5.0) 
 
 
 def main() -> None:
-    """Start the server, measure idle CPU, then each load level, memory and the options; then predict.py's rate."""
+    """Start the server, measure idle CPU, then each load level, memory and the options; then
+    predict.py's rate."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

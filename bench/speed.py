@@ -1,4 +1,5 @@
-"""Training speed on this machine: the plain-PyTorch reference against train.py, back to back, then the speedrun.
+"""Training speed on this machine: the plain-PyTorch reference against train.py, back to back, then
+the speedrun.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/speed.py --epochs 2 --repeats 3 --speedrun-seed 1 2 3 4 5
 Prints markdown tables (the README's figures come from here) and names the CPU or GPU used. The machine's speed
@@ -40,7 +41,8 @@ def device_name() -> str:
 
 
 def run_train(overrides: list[str], run_dir: Path) -> dict:
-    """`python train.py ...` timed from the outside; returns metrics.json plus wall_s and epoch_s."""
+    """`python train.py ...` timed from the outside; returns metrics.json plus wall_s and
+    epoch_s."""
     start = time.perf_counter()
     cmd = [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={run_dir}", *overrides]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -51,7 +53,8 @@ def run_train(overrides: list[str], run_dir: Path) -> dict:
 
 
 def epoch_seconds(run_dir: Path) -> float | None:
-    """Seconds per epoch after the first, from the wall times of the epoch-level TensorBoard events."""
+    """Seconds per epoch after the first, from the wall times of the epoch-level TensorBoard
+    events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir / "tensorboard"))
@@ -68,7 +71,8 @@ REFERENCE = "plain PyTorch (torchvision DataLoader, 2 workers)"
 
 
 def run_reference(epochs: int) -> dict:
-    """bench/reference_plain.py timed from the outside like train.py: start-up, imports and exit included."""
+    """bench/reference_plain.py timed from the outside like train.py: start-up, imports and exit
+    included."""
     start = time.perf_counter()
     ref = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "reference_plain.py"), "--epochs", str(epochs)],
@@ -82,7 +86,8 @@ def run_reference(epochs: int) -> dict:
 
 
 def print_comparison(epochs: int, runs: dict[str, list[dict]]) -> None:
-    """One row per side with its median run; the ratio is the median of the back-to-back pairs' ratios."""
+    """One row per side with its median run; the ratio is the median of the back-to-back pairs'
+    ratios."""
     pairs = list(zip(*runs.values())) if REFERENCE in runs else []
     ratios = [ours["wall_s"] / ref["wall_s"] for ref, ours in pairs]
     print(

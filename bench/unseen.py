@@ -1,7 +1,8 @@
-"""How well predict.py answers "not a digit" on drawings from sources that training never uses: glyphs of six font
-packages kept for evaluation, typed or traced with a thin pen, and doodles by a second hand, drawn here with
-smooth curves of another kind than bench/not_digits.py's and mnist_lit/data/synthetic/negatives.py's. Then the other
-side: digits in handwriting fonts (not the kept ones) accepted and read right.
+"""How well predict.py answers "not a digit" on drawings from sources that training never uses:
+glyphs of six font packages kept for evaluation, typed or traced with a thin pen, and doodles by a
+second hand, drawn here with smooth curves of another kind than bench/not_digits.py's and
+mnist_lit/data/synthetic/negatives.py's. Then the other side: digits in handwriting fonts (not the
+kept ones) accepted and read right.
 
 Run: .venv/bin/python bench/unseen.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt --compare
 (--compare: the same pictures also read by a copy of the checkpoint without its feature distance).
@@ -61,7 +62,8 @@ UNNAMED = ("cloud", "flower", "fish", "tree", "moon", "bolt", "eye", "envelope",
 def _curve(
     points: list[tuple[float, float]], rng: np.random.Generator, steps: int = 12
 ) -> np.ndarray:
-    """A Catmull-Rom curve through `points`, each moved a little, as (N, 2) float: a smooth hand, not a polyline."""
+    """A Catmull-Rom curve through `points`, each moved a little, as (N, 2) float: a smooth hand,
+    not a polyline."""
     p = np.array(points, np.float64) + rng.normal(0, 2.5, (len(points), 2))
     p = np.vstack([p[0], p, p[-1]])
     t = np.linspace(0, 1, steps, endpoint=False)[:, None]
@@ -82,7 +84,8 @@ def _curve(
 
 
 def _sharp(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The points each given twice: a Catmull-Rom curve turns sharply there, as a pen does at a corner."""
+    """The points each given twice: a Catmull-Rom curve turns sharply there, as a pen does at a
+    corner."""
     return [q for point in points for q in (point, point)]
 
 
@@ -187,8 +190,8 @@ def _strokes(kind: str, rng: np.random.Generator) -> list[list[tuple[float, floa
 
 
 def doodle(kind: str, rng: np.random.Generator) -> np.ndarray:
-    """One doodle of the second hand, white on black, (SIDE, SIDE) uint8: smooth strokes of a thin or broad pen,
-    turned and sheared a little."""
+    """One doodle of the second hand, white on black, (SIDE, SIDE) uint8: smooth strokes of a thin
+    or broad pen, turned and sheared a little."""
     # drawn at 4x, then reduced: anti-aliased strokes
     scale = 4
     img = Image.new("L", (SIDE * scale, SIDE * scale), 0)
@@ -212,8 +215,8 @@ def doodle(kind: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def glyph(char: str, font: ImageFont.FreeTypeFont, pen: int | None) -> np.ndarray | None:
-    """A character, white on black, (SIDE, SIDE) uint8, as typed (`pen` None) or traced along its centre lines by
-    a round pen `pen` px wide; None when the font lacks it."""
+    """A character, white on black, (SIDE, SIDE) uint8, as typed (`pen` None) or traced along its
+    centre lines by a round pen `pen` px wide; None when the font lacks it."""
     # the same SIDE canvas as bench/not_digits.py's typed glyphs
     out = not_digits.glyph(char, font)
     if out is None or pen is None:
@@ -224,8 +227,8 @@ def glyph(char: str, font: ImageFont.FreeTypeFont, pen: int | None) -> np.ndarra
 
 
 def on_paper(drawing: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, str]:
-    """The drawing on a sheet of another rendering than the training's and the other benches': any size, either
-    polarity, a tinted paper, light falling off, grain, and JPEG or PNG."""
+    """The drawing on a sheet of another rendering than the training's and the other benches': any
+    size, either polarity, a tinted paper, light falling off, grain, and JPEG or PNG."""
     w, h = (int(v) for v in rng.integers(160, 720, 2))
     side = int(rng.uniform(0.35, 0.95) * min(w, h))
     mark = (
@@ -245,7 +248,8 @@ def on_paper(drawing: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image
 
 
 def sources(per_kind: int, rng: np.random.Generator) -> list[tuple[str, str, np.ndarray]]:
-    """(source, kind, drawing): every kept font package's glyphs typed and traced, and the second hand's doodles."""
+    """(source, kind, drawing): every kept font package's glyphs typed and traced, and the second
+    hand's doodles."""
     out = []
     for package, folder in KEPT_FONTS.items():
         files = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in (".ttf", ".otf"))
@@ -268,7 +272,8 @@ def sources(per_kind: int, rng: np.random.Generator) -> list[tuple[str, str, np.
 
 
 def font_digits(count: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
-    """`count` digits in the handwriting fonts bench/paper.py uses (none of the kept ones), typed or traced."""
+    """`count` digits in the handwriting fonts bench/paper.py uses (none of the kept ones), typed or
+    traced."""
     here = fonts()
     if not here:
         raise SystemExit(
@@ -305,7 +310,8 @@ def rejected(p) -> bool:
 
 
 def without_distance(ckpt: str, folder: Path) -> str:
-    """A copy of the checkpoint without the digits' feature statistics: the 11th output alone says "not a digit"."""
+    """A copy of the checkpoint without the digits' feature statistics: the 11th output alone says
+    "not a digit"."""
     data = torch.load(ckpt, map_location="cpu", weights_only=True)
     data.get("calibration", {}).pop("distance", None)
     path = folder / "without_distance.ckpt"
@@ -316,8 +322,8 @@ def without_distance(ckpt: str, folder: Path) -> str:
 def score(
     ckpt: str, made: list, digits: list, tmp: Path, seed: int
 ) -> tuple[dict, dict, list, list]:
-    """Read every drawing and font digit with the checkpoint: rejections by source and by kind, font digits
-    accepted and read right."""
+    """Read every drawing and font digit with the checkpoint: rejections by source and by kind, font
+    digits accepted and read right."""
     # the same pages for each
     predictor, rng = Predictor(ckpt, device="cpu"), np.random.default_rng(seed)
     answers = read(predictor, [d for _, _, d in made], tmp / "drawings", rng)
@@ -343,8 +349,8 @@ def table(title: str, columns: list[str], groups: list[dict[str, list[bool]]]) -
 
 
 def main() -> None:
-    """Score rejection per evaluate-only source and per kind, then font digits' acceptance, with the checkpoint
-    as it is and, with --compare, without its feature distance."""
+    """Score rejection per evaluate-only source and per kind, then font digits' acceptance, with the
+    checkpoint as it is and, with --compare, without its feature distance."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

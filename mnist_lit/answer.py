@@ -1,12 +1,12 @@
-"""The answer for one picture, read from the model's calibrated probabilities: a verdict ("digit", "unsure" or
-"not a digit"), the digit, a calibrated confidence and the probabilities. predict.py and serve.py answer through
-here, with a checkpoint or an exported ONNX model alike, so they always agree. numpy only: torch-free prediction
-uses it too.
+"""The answer for one picture, read from the model's calibrated probabilities: a verdict ("digit",
+"unsure" or "not a digit"), the digit, a calibrated confidence and the probabilities. predict.py and
+serve.py answer through here, with a checkpoint or an exported ONNX model alike, so they always
+agree. numpy only: torch-free prediction uses it too.
 
 Try it: python predict.py image=path/to/pictures/ format=jsonl
 
 - "not a digit": the network's 11th output (trained on generated letters, symbols and scribbles) gives the
-  picture a probability of holding no digit above `not_digit`. Networks without that output never say it.
+picture a probability of holding no digit above `not_digit`. Networks without that output never say it.
 - "unsure": a digit, but the runner-up's calibrated probability is within `unsure` of the winner's.
 - "digit": otherwise.
 """
@@ -63,8 +63,8 @@ class Answer:
     not_digit: float | None = None
 
     def as_unsure(self) -> Answer:
-        """This answer as an unsure digit: the likeliest digit, the runner-up its alternative (for a piece of a
-        number that read as no digit)."""
+        """This answer as an unsure digit: the likeliest digit, the runner-up its alternative (for a
+        piece of a number that read as no digit)."""
         first, second = (int(k) for k in np.argsort(self.probs)[::-1][:2])
         return Answer(
             UNSURE,
@@ -76,7 +76,8 @@ class Answer:
         )
 
     def fields(self) -> dict[str, Any]:
-        """The answer as JSON-ready fields: verdict, digit, confidence, probs, and alternative / not_digit if set."""
+        """The answer as JSON-ready fields: verdict, digit, confidence, probs, and alternative /
+        not_digit if set."""
         out: dict[str, Any] = {
             "verdict": self.verdict,
             "digit": self.digit,
@@ -93,7 +94,8 @@ class Answer:
 def verdicts(
     probs: np.ndarray, no_digit: np.ndarray | None, thresholds: Thresholds
 ) -> list[Answer]:
-    """One Answer per row of (N, 10) calibrated digit probabilities, with (N,) probabilities of no digit (or None)."""
+    """One Answer per row of (N, 10) calibrated digit probabilities, with (N,) probabilities of no
+    digit (or None)."""
     probs = probs.astype(np.float64)
     out = []
     for i, row in enumerate(probs):
@@ -110,8 +112,9 @@ def verdicts(
 
 
 def number_answer(parts: list[Answer]) -> Answer:
-    """A number's summary answer from its digits' (left to right): "unsure" if any digit is, "not a digit" if none
-    is one; its confidence is the product of the digits' (the chance that all are right, were they independent)."""
+    """A number's summary answer from its digits' (left to right): "unsure" if any digit is, "not a
+    digit" if none is one; its confidence is the product of the digits' (the chance that all are
+    right, were they independent)."""
     digits = [a for a in parts if a.digit is not None]
     if not digits:
         return Answer(NOT_A_DIGIT, None, float(np.prod([a.confidence for a in parts])), [])
@@ -122,8 +125,9 @@ def number_answer(parts: list[Answer]) -> Answer:
 def reading_fields(
     answer: Answer, digits: list[tuple[Answer, Any]], single: bool
 ) -> dict[str, Any]:
-    """A picture's JSON fields: a single digit's answer fields, or a number's verdict and confidence; then
-    `number` (the digits read, left to right, as a string) and `digits` (each one's answer and its box)."""
+    """A picture's JSON fields: a single digit's answer fields, or a number's verdict and
+    confidence; then `number` (the digits read, left to right, as a string) and `digits` (each one's
+    answer and its box)."""
     if single:
         out = answer.fields()
     else:

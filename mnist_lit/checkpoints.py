@@ -1,8 +1,10 @@
-"""Checkpoints: finding the one a command means (the given file, or the newest), and reading one safely.
+"""Checkpoints: finding the one a command means (the given file, or the newest), and reading one
+safely.
 
 Try it: pytest tests/test_checkpoints.py
 
-torch is imported only where a checkpoint is read: predict.py and serve.py with an ONNX model never load it.
+torch is imported only where a checkpoint is read: predict.py and serve.py with an ONNX model never
+load it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ ONNX_SUFFIX = ".onnx"
 
 
 def newest(root: str | os.PathLike, names: Sequence[str] = (BEST,)) -> Path:
-    """The most recently written checkpoint called one of `names` in any run under `root` (runs and sweeps)."""
+    """The most recently written checkpoint called one of `names` in any run under `root` (runs and
+    sweeps)."""
     pattern = os.path.join(glob.escape(str(root)), "**", "checkpoints")
     found = [
         Path(p) for name in names for p in glob.glob(os.path.join(pattern, name), recursive=True)
@@ -41,7 +44,8 @@ def newest(root: str | os.PathLike, names: Sequence[str] = (BEST,)) -> Path:
 
 
 def existing(path: str | os.PathLike, setting: str = "ckpt") -> Path:
-    """`path` as a Path, checked to be a file; the error names the `setting` the user gave it with."""
+    """`path` as a Path, checked to be a file; the error names the `setting` the user gave it
+    with."""
     found = Path(path).expanduser()
     if not found.is_file():
         raise MnistLitError(
@@ -52,8 +56,8 @@ def existing(path: str | os.PathLike, setting: str = "ckpt") -> Path:
 
 
 def given_or_newest(ckpt: str | os.PathLike | None, root: str | os.PathLike) -> Path:
-    """The model file a command was given (checked to exist), or else the newest best.ckpt under `root`, named on
-    stderr so that the user knows which one answered."""
+    """The model file a command was given (checked to exist), or else the newest best.ckpt under
+    `root`, named on stderr so that the user knows which one answered."""
     if ckpt:
         return existing(ckpt)
     found = newest(root)
@@ -62,7 +66,8 @@ def given_or_newest(ckpt: str | os.PathLike | None, root: str | os.PathLike) -> 
 
 
 def read(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's contents, loaded with weights_only=True: a checkpoint someone sent you cannot run code."""
+    """The checkpoint's contents, loaded with weights_only=True: a checkpoint someone sent you
+    cannot run code."""
     import torch
 
     path = existing(path)
@@ -90,8 +95,9 @@ def normalization(ckpt: dict[str, Any]) -> tuple[float, float]:
 
 
 def calibration(ckpt: dict[str, Any]) -> Calibration:
-    """The temperature and rejection threshold fitted when the checkpoint was trained; older checkpoints have
-    neither: T = 1, and no rejection unless the network has its not-a-digit output."""
+    """The temperature and rejection threshold fitted when the checkpoint was trained; older
+    checkpoints have neither: T = 1, and no rejection unless the network has its not-a-digit
+    output."""
     stored = ckpt.get("calibration") or {}
     threshold = stored.get("not_digit") if ckpt["hyper_parameters"].get("not_digit") else None
     return Calibration(
@@ -100,8 +106,9 @@ def calibration(ckpt: dict[str, Any]) -> Calibration:
 
 
 def distance(ckpt: dict[str, Any]) -> dict[str, Any] | None:
-    """The digits' feature statistics fitted when the checkpoint was trained (means (10, F), precision (F, F),
-    limit), for the network's not-a-digit answer; None in checkpoints from before them or without that output."""
+    """The digits' feature statistics fitted when the checkpoint was trained (means (10, F),
+    precision (F, F), limit), for the network's not-a-digit answer; None in checkpoints from before
+    them or without that output."""
     stored = (ckpt.get("calibration") or {}).get("distance")
     if not stored or not ckpt["hyper_parameters"].get("not_digit"):
         return None

@@ -1,5 +1,5 @@
-"""How every command-line script starts and ends: unknown config choices and user errors as one line, and without
-console noise the user cannot act on.
+"""How every command-line script starts and ends: unknown config choices and user errors as one
+line, and without console noise the user cannot act on.
 
 Try it: python predict.py image=nowhere.png   (one line, `error: ...`, exit status 1)
 """
@@ -54,8 +54,8 @@ def fail(reason: object) -> NoReturn:
 
 
 def command(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
-    """A @hydra.main task that first checks its config against the schema (`validate`), and whose MnistLitError
-    ends the command as one line (`fail`), not as Hydra's report with a traceback."""
+    """A @hydra.main task that first checks its config against the schema (`validate`), and whose
+    MnistLitError ends the command as one line (`fail`), not as Hydra's report with a traceback."""
 
     @wraps(task)
     def guarded(cfg: DictConfig) -> T:
@@ -69,9 +69,10 @@ def command(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
 
 
 def check_choices(args: list[str], conf: Path) -> None:
-    """Refuse a `group=choice` argument that names no config in conf/group/ (or a --config-dir's group/), in one
-    line; Hydra's own error would list its whole search path. Sweeps (`group=a,b`) are checked choice by choice;
-    Hydra's groups, and runs that extend the search path otherwise, are left to Hydra."""
+    """Refuse a `group=choice` argument that names no config in conf/group/ (or a --config-dir's
+    group/), in one line; Hydra's own error would list its whole search path. Sweeps (`group=a,b`)
+    are checked choice by choice; Hydra's groups, and runs that extend the search path otherwise,
+    are left to Hydra."""
     if any(a.startswith(("hydra.searchpath", "+hydra.searchpath")) for a in args):
         return
     folders = [conf, *config_dirs(args)]
@@ -97,8 +98,8 @@ def config_dirs(args: list[str]) -> list[Path]:
 
 
 def run(main: Callable[[], object]) -> NoReturn:
-    """Call a @hydra.main entry point after refusing unknown config choices and silencing known noise, then exit
-    with its status: 0, or the one its SystemExit carries."""
+    """Call a @hydra.main entry point after refusing unknown config choices and silencing known
+    noise, then exit with its status: 0, or the one its SystemExit carries."""
     quiet()
     check_choices(sys.argv[1:], Path(sys.argv[0]).resolve().parent / "conf")
     main()

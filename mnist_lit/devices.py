@@ -1,5 +1,6 @@
-"""What a device setting means: `auto` is a CUDA GPU when the runtime in use has one, else the CPU. Training
-(Lightning's accelerator), a checkpoint on torch and an exported model on onnxruntime all read `auto` here.
+"""What a device setting means: `auto` is a CUDA GPU when the runtime in use has one, else the CPU.
+Training (Lightning's accelerator), a checkpoint on torch and an exported model on onnxruntime all
+read `auto` here.
 
 Try it: python predict.py image=path/to/pictures/ device=auto
 """
@@ -15,7 +16,8 @@ GPUS = ("gpu", CUDA)
 
 
 def resolve(setting: str, cuda_available: Callable[[], bool]) -> str:
-    """`setting` with `auto` made concrete ("cuda" when `cuda_available()`, else "cpu"); any other unchanged."""
+    """`setting` with `auto` made concrete ("cuda" when `cuda_available()`, else "cpu"); any other
+    unchanged."""
     if setting != AUTO:
         return setting
     return CUDA if cuda_available() else CPU

@@ -13,8 +13,9 @@ from typing import IO, Any
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Write `path` through a temporary file beside it, flushed to disk, then renamed over it: a kill at any moment
-    leaves the old file or the new one, never a torn one; parallel writers never see each other's halves."""
+    """Write `path` through a temporary file beside it, flushed to disk, then renamed over it: a
+    kill at any moment leaves the old file or the new one, never a torn one; parallel writers never
+    see each other's halves."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

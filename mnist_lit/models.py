@@ -1,5 +1,5 @@
-"""The networks, as plain nn.Modules that a checkpoint can rebuild from their settings alone, and what their
-outputs mean. Training and inference both build them here; torch, no Lightning.
+"""The networks, as plain nn.Modules that a checkpoint can rebuild from their settings alone, and
+what their outputs mean. Training and inference both build them here; torch, no Lightning.
 
 Try it: pytest tests/test_models.py
 """
@@ -45,8 +45,8 @@ def _stage(c_in: int, c_out: int, depth: int, batchnorm: bool) -> list[nn.Module
 def _classifier(
     features: int, hidden: tuple[int, ...], dropout: float, not_digit: bool
 ) -> nn.Sequential:
-    """Flatten, then one Linear-ReLU-Dropout per hidden width, then the 10 digit logits (and, with `not_digit`, an
-    11th: "this is not a digit")."""
+    """Flatten, then one Linear-ReLU-Dropout per hidden width, then the 10 digit logits (and, with
+    `not_digit`, an 11th: "this is not a digit")."""
     layers: list[nn.Module] = [nn.Flatten()]
     for width_in, width in zip((features, *hidden), hidden):
         layers += [nn.Linear(width_in, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
@@ -64,7 +64,8 @@ class _ConvNet(nn.Module):
         return self.head(self.embed(x))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The last hidden layer (B, F) for images (B, 1, 28, 28): what the output layer reads the digit from."""
+        """The last hidden layer (B, F) for images (B, 1, 28, 28): what the output layer reads the
+        digit from."""
         return self.classifier[:-1](self.features(x))
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -98,7 +99,8 @@ class CNN(_ConvNet):
 
 
 class DeepCNN(_ConvNet):
-    """The larger reference net: conv 32-64-128-256 with three poolings, then fc 4096 -> fc 50 -> 10."""
+    """The larger reference net: conv 32-64-128-256 with three poolings, then fc 4096 -> fc 50 ->
+    10."""
 
     def __init__(
         self,
@@ -129,7 +131,8 @@ ARCHS: dict[str, type[nn.Module]] = {"cnn": CNN, "deep_cnn": DeepCNN}
 
 
 def net_settings(arch: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The subset of `settings` that the constructor of `arch` takes (e.g. from a checkpoint's hyperparameters)."""
+    """The subset of `settings` that the constructor of `arch` takes (e.g. from a checkpoint's
+    hyperparameters)."""
     if arch not in ARCHS:
         raise MnistLitError(f"unknown model arch {arch!r}; choose one of {sorted(ARCHS)}")
     params = inspect.signature(ARCHS[arch]).parameters
@@ -137,7 +140,8 @@ def net_settings(arch: str, settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_net(arch: str, **settings: Any) -> nn.Module:
-    """Construct the network `arch` (a key of ARCHS) with the given settings (their ranges: mnist_lit.schema)."""
+    """Construct the network `arch` (a key of ARCHS) with the given settings (their ranges:
+    mnist_lit.schema)."""
     kwargs = net_settings(arch, settings)
     unknown = set(settings) - set(kwargs)
     if unknown:
@@ -146,7 +150,8 @@ def build_net(arch: str, **settings: Any) -> nn.Module:
 
 
 def rebuild(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:
-    """The plain nn.Module rebuilt from a checkpoint's stored settings and weights (checkpoints.read), in eval mode."""
+    """The plain nn.Module rebuilt from a checkpoint's stored settings and weights
+    (checkpoints.read), in eval mode."""
     hp = ckpt["hyper_parameters"]
     try:
         net = build_net(hp["arch"], **net_settings(hp["arch"], hp))
@@ -167,8 +172,9 @@ def rebuild(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.
 def feature_distance(
     features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor
 ) -> torch.Tensor:
-    """(N,) squared Mahalanobis distance of each of (N, F) features to the nearest of the digits' class means
-    (10, F), under their shared precision (F, F): how far a picture lies from every digit the network has seen."""
+    """(N,) squared Mahalanobis distance of each of (N, F) features to the nearest of the digits'
+    class means (10, F), under their shared precision (F, F): how far a picture lies from every
+    digit the network has seen."""
     # (N, F)
     projected = features @ precision
     # |f - m|^2_P = f P f - 2 f P m + m P m, for every class at once: (N, 10)
@@ -181,14 +187,16 @@ def feature_distance(
 def with_distance(
     no_digit: torch.Tensor, distance: torch.Tensor, limit: float, threshold: float
 ) -> torch.Tensor:
-    """(N,) the not-a-digit probability with the feature distance folded in: above `threshold` (the 11th output's
-    rejection threshold) exactly where that output is, or the distance is beyond `limit`; so a rejection
-    threshold, the checkpoint's own or a user's, applies to both signals at once."""
+    """(N,) the not-a-digit probability with the feature distance folded in: above `threshold` (the
+    11th output's rejection threshold) exactly where that output is, or the distance is beyond
+    `limit`; so a rejection threshold, the checkpoint's own or a user's, applies to both signals at
+    once."""
     log_t = math.log(min(max(threshold, PROBABILITY_FLOOR), 1.0 - PROBABILITY_FLOOR))
     # t ** (limit / d): 0 at d = 0, t at d = limit, 1 as d grows without bound
     return torch.maximum(no_digit, torch.exp(log_t * limit / distance.clamp(min=PROBABILITY_FLOOR)))
 
 
 def not_digit_probability(logits: torch.Tensor) -> torch.Tensor:
-    """(N,) the network's probability that each picture is no digit, from (N, 11) logits (the 11th: not a digit)."""
+    """(N,) the network's probability that each picture is no digit, from (N, 11) logits (the 11th:
+    not a digit)."""
     return torch.softmax(logits.float(), dim=1)[:, NUM_CLASSES]

@@ -1,5 +1,5 @@
-"""Progress of long work (a large folder of pictures, the export's check on the test set), drawn on stderr when it
-is a terminal and not at all otherwise, so that piped output (jsonl) stays clean.
+"""Progress of long work (a large folder of pictures, the export's check on the test set), drawn on
+stderr when it is a terminal and not at all otherwise, so that piped output (jsonl) stays clean.
 
 Try it: python predict.py image=big_folder/ format=jsonl > answers.jsonl
 """
@@ -16,8 +16,8 @@ SHOW_FROM = 64
 
 
 def progress(items: Iterable[T], total: int, what: str, show_from: int = SHOW_FROM) -> Iterator[T]:
-    """`items`, drawing a bar of `total` steps named `what` on stderr while they are consumed, when it is a
-    terminal and there are at least `show_from` steps."""
+    """`items`, drawing a bar of `total` steps named `what` on stderr while they are consumed, when
+    it is a terminal and there are at least `show_from` steps."""
     if total < show_from or not sys.stderr.isatty():
         yield from items
         return

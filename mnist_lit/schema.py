@@ -1,15 +1,17 @@
-"""The config's schema: typed dataclasses in Hydra's ConfigStore, so that a bad value is refused before any work,
-for every command: train.py's groups, and predict.py's, serve.py's, export.py's and evaluate.py's own settings.
+"""The config's schema: typed dataclasses in Hydra's ConfigStore, so that a bad value is refused
+before any work, for every command: train.py's groups, and predict.py's, serve.py's, export.py's and
+evaluate.py's own settings.
 
 Try it: python train.py optimizer.lr=abc   (refused while composing: not a float)
-        python train.py data.batch_size=-1 (refused by validate(), before the data is even read)
-        python predict.py image=x.png topk=0  (refused by validate(), before the model is loaded)
+python train.py data.batch_size=-1 (refused by validate(), before the data is even read)
+python predict.py image=x.png topk=0  (refused by validate(), before the model is loaded)
 
-Types are checked by Hydra when it composes (each YAML of data/, model/ and optimizer/, and each command's own
-YAML, names its schema in its defaults list). Ranges and choices are checked here and nowhere else, by
-`validate`, which reads each composed value and checks it against the Rule declared beside its field: here,
-because this is the one place that sees every setting before any work starts, and names it as the user wrote it.
-The classes and functions that take these settings trust them.
+Types are checked by Hydra when it composes (each YAML of data/, model/ and optimizer/, and each
+command's own YAML, names its schema in its defaults list). Ranges and choices are checked here and
+nowhere else, by `validate`, which reads each composed value and checks it against the Rule declared
+beside its field: here, because this is the one place that sees every setting before any work
+starts, and names it as the user wrote it. The classes and functions that take these settings trust
+them.
 """
 
 from __future__ import annotations
@@ -170,7 +172,8 @@ class CommandSchema:
 
 @dataclass
 class AnswerSchema(CommandSchema):
-    """answer.yaml: how predict.py and serve.py read a picture and when they say "not a digit" or "unsure"."""
+    """answer.yaml: how predict.py and serve.py read a picture and when they say "not a digit" or
+    "unsure"."""
 
     read: str = ruled(one_of(READS))
     not_digit: Any = ruled(
@@ -263,8 +266,8 @@ COMMANDS = {
 
 
 def check(key: str, node: DictConfig) -> None:
-    """Raise MnistLitError, naming `key.field=value` (`field=value` at the top), for the first field of the
-    composed `node` that breaks the rule its schema declares."""
+    """Raise MnistLitError, naming `key.field=value` (`field=value` at the top), for the first field
+    of the composed `node` that breaks the rule its schema declares."""
     for spec in fields(OmegaConf.get_type(node)):
         rule = spec.metadata.get("rule")
         if rule is None:
@@ -295,9 +298,9 @@ def register() -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every range and choice the schema knows, and the Trainer's run length; raises MnistLitError on the
-    first. A config without some of these nodes (evaluate.py has no model) is checked for what it has; a command's
-    own settings are checked by the schema its YAML names."""
+    """Check every range and choice the schema knows, and the Trainer's run length; raises
+    MnistLitError on the first. A config without some of these nodes (evaluate.py has no model) is
+    checked for what it has; a command's own settings are checked by the schema its YAML names."""
     if OmegaConf.get_type(cfg) in COMMANDS.values():
         check("", cfg)
     for key in ("data", "model", "optimizer"):

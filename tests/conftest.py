@@ -60,7 +60,8 @@ FAST = (
 
 
 def poll(condition: Callable[[], bool], seconds: float, every: float = 0.05) -> bool:
-    """Whether `condition` comes true within `seconds`, asked every `every` seconds: a deadline, not a sleep."""
+    """Whether `condition` comes true within `seconds`, asked every `every` seconds: a deadline, not
+    a sleep."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
@@ -85,7 +86,8 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
 
 
 def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable synthetic 'digits': class k is a bright bar at a class-specific place, plus noise."""
+    """Learnable synthetic 'digits': class k is a bright bar at a class-specific place, plus
+    noise."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, n).astype(np.uint8)
     images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
@@ -128,7 +130,8 @@ def cfg_global() -> DictConfig:
 
 
 def compose_cfg(overrides: list[str], with_hydra: bool = False) -> DictConfig:
-    """Compose the app's config with overrides, outside a Hydra run (with the `hydra` node if asked)."""
+    """Compose the app's config with overrides, outside a Hydra run (with the `hydra` node if
+    asked)."""
     GlobalHydra.instance().clear()
     with initialize(version_base="1.3", config_path="../conf"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
@@ -193,16 +196,17 @@ ASSETS = ROOT / "tests" / "assets"
 
 @dataclass(frozen=True)
 class Tiny:
-    """The tiny fixed model of tests/assets (made by make_tiny_model.py), its ONNX twin, its pictures and the
-    answers predict.py recorded for them: for the tests of how the pieces are wired, never of how good it is."""
+    """The tiny fixed model of tests/assets (made by make_tiny_model.py), its ONNX twin, its
+    pictures and the answers predict.py recorded for them: for the tests of how the pieces are
+    wired, never of how good it is."""
 
     ckpt: Path = ASSETS / "tiny.ckpt"
     onnx: Path = ASSETS / "tiny.onnx"
     pictures: Path = ASSETS / "pictures"
 
     def recorded(self, model: str = "ckpt") -> dict[str, dict]:
-        """The answer predict.py recorded for each picture with the checkpoint (or "onnx", its twin), by file
-        name."""
+        """The answer predict.py recorded for each picture with the checkpoint (or "onnx", its
+        twin), by file name."""
         lines = (ASSETS / f"answers-{model}.jsonl").read_text().splitlines()
         return {line.pop("image"): line for line in map(json.loads, lines)}
 
@@ -212,7 +216,8 @@ ROUNDING = 1e-5
 
 
 def approx_answer(value: object) -> object:
-    """An answer to compare with ==: the same verdicts, digits, numbers and boxes, probabilities within ROUNDING."""
+    """An answer to compare with ==: the same verdicts, digits, numbers and boxes, probabilities
+    within ROUNDING."""
     if isinstance(value, dict):
         return {key: approx_answer(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -240,9 +245,9 @@ def synthetic_ckpt(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Pat
 
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """metrics.json of two epochs of the default CNN on the real MNIST (about a minute on 2 cores): one epoch is
-    too few for the "not a digit" boundary (a thick looping scribble on the pad reads as 87 after one, is rejected
-    after two)."""
+    """metrics.json of two epochs of the default CNN on the real MNIST (about a minute on 2 cores):
+    one epoch is too few for the "not a digit" boundary (a thick looping scribble on the pad reads
+    as 87 after one, is rejected after two)."""
     from mnist_lit.training.run import train
 
     cfg = compose_cfg(
@@ -258,7 +263,8 @@ SLOW_MARKS = ("real_data", "server", "browser", "cli", "soak")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `slow` every test that needs the real data, a server, a browser or a process of its own."""
+    """Mark `slow` every test that needs the real data, a server, a browser or a process of its
+    own."""
     for item in items:
         if any(item.get_closest_marker(mark) for mark in SLOW_MARKS):
             item.add_marker(pytest.mark.slow)

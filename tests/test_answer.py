@@ -1,4 +1,5 @@
-"""The answer format shared by predict.py, serve.py and export.py.  Run: pytest tests/test_answer.py"""
+"""The answer format shared by predict.py, serve.py and export.py.  Run: pytest
+tests/test_answer.py"""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ THRESHOLDS = Thresholds(not_digit=0.5, unsure=0.3)
 
 
 def answers(logits: np.ndarray, calibration: Calibration, thresholds: Thresholds) -> list:
-    """The answers for rows of logits, through the real Scorer (with a network that passes its input through)."""
+    """The answers for rows of logits, through the real Scorer (with a network that passes its input
+    through)."""
     scorer = Scorer(
         nn.Identity(), 0.0, 1.0, calibration.temperature, not_digit=logits.shape[1] > 10
     )
@@ -26,7 +28,8 @@ def answers(logits: np.ndarray, calibration: Calibration, thresholds: Thresholds
 
 
 def logits(digits: dict[int, float], none: float | None = None) -> np.ndarray:
-    """One row of logits: -10 except the digits given; an 11th (not a digit) when `none` is given."""
+    """One row of logits: -10 except the digits given; an 11th (not a digit) when `none` is
+    given."""
     row = np.full(10, -10.0)
     for k, v in digits.items():
         row[k] = v

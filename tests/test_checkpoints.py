@@ -1,4 +1,5 @@
-"""Finding, reading and writing checkpoints; a fresh run never resumes.  Run: pytest tests/test_checkpoints.py"""
+"""Finding, reading and writing checkpoints; a fresh run never resumes.  Run: pytest
+tests/test_checkpoints.py"""
 
 from __future__ import annotations
 

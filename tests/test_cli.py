@@ -1,4 +1,5 @@
-"""train.py as a user runs it: bad input, run directories, multirun.  Run: pytest tests/test_cli.py"""
+"""train.py as a user runs it: bad input, run directories, multirun.  Run: pytest
+tests/test_cli.py"""
 
 from __future__ import annotations
 

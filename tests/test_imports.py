@@ -1,5 +1,6 @@
-"""The package's rooms keep their rules: imports point one way and never in a circle; reading, inference and
-serving never need Lightning; predict.py and serve.py on an ONNX model never load torch.
+"""The package's rooms keep their rules: imports point one way and never in a circle; reading,
+inference and serving never need Lightning; predict.py and serve.py on an ONNX model never load
+torch.
 
 Run: pytest tests/test_imports.py
 """
@@ -59,7 +60,8 @@ def module_name(path: Path) -> str:
 
 
 def imports_of(path: Path) -> set[str]:
-    """Every module a file imports, at its top or inside a function (a lazy import is still a dependency)."""
+    """Every module a file imports, at its top or inside a function (a lazy import is still a
+    dependency)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

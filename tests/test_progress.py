@@ -1,4 +1,5 @@
-"""Progress bars show on a terminal only, so that piped output stays clean.  Run: pytest tests/test_progress.py"""
+"""Progress bars show on a terminal only, so that piped output stays clean.  Run: pytest
+tests/test_progress.py"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""MNIST itself: its raw files, its batches, the DataModule. The facts here are torch-free, for the schema.
+"""MNIST itself: its raw files, its batches, the DataModule. The facts here are torch-free, for the
+schema.
 
 Try it: pytest tests/data
 """

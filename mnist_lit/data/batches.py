@@ -1,5 +1,5 @@
-"""Training batches without a DataLoader: slices of a shuffled index over uint8 tensors, normalized and (for
-training) warped on the device that holds them.
+"""Training batches without a DataLoader: slices of a shuffled index over uint8 tensors, normalized
+and (for training) warped on the device that holds them.
 
 Try it: pytest tests/training/test_perf.py
 """
@@ -25,7 +25,8 @@ class RandomAffine:
     scale: float = 0.1
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Warp a batch (B, 1, H, W) of [0, 1] images, each by its own random rotation, zoom and shift."""
+        """Warp a batch (B, 1, H, W) of [0, 1] images, each by its own random rotation, zoom and
+        shift."""
         b = x.shape[0]
 
         def uniform(bound: float) -> torch.Tensor:
@@ -35,8 +36,9 @@ class RandomAffine:
         return warp(x, degrees, zoom, uniform(self.translate), uniform(self.translate))
 
     def torchvision(self):
-        """The same augmentation as a torchvision transform, for the torchvision loader: the same ranges, and the same
-        bilinear `warp` (torchvision's default is nearest); torchvision rounds each shift to whole pixels."""
+        """The same augmentation as a torchvision transform, for the torchvision loader: the same
+        ranges, and the same bilinear `warp` (torchvision's default is nearest); torchvision rounds
+        each shift to whole pixels."""
         from torchvision import transforms
 
         t, s = self.translate, self.scale
@@ -55,10 +57,11 @@ def warp(
     shift_x: torch.Tensor,
     shift_y: torch.Tensor,
 ) -> torch.Tensor:
-    """Rotate, zoom and shift (in image sides) each image of (B, 1, H, W) by its own (B,) amounts, bilinearly; what
-    moves in from outside is black, like MNIST's border. torchvision's affine(angle=-degrees, scale=zoom,
-    translate=-shift * side, interpolation=BILINEAR) gives the same pixels for a rotation and zoom, and for a
-    shift; combined, torchvision shifts after rotating and zooming, this before (the same ranges either way)."""
+    """Rotate, zoom and shift (in image sides) each image of (B, 1, H, W) by its own (B,) amounts,
+    bilinearly; what moves in from outside is black, like MNIST's border. torchvision's
+    affine(angle=-degrees, scale=zoom, translate=-shift * side, interpolation=BILINEAR) gives the
+    same pixels for a rotation and zoom, and for a shift; combined, torchvision shifts after
+    rotating and zooming, this before (the same ranges either way)."""
     angle = torch.deg2rad(degrees)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     # affine_grid maps output to input in [-1, 1] units, so a shift of t image sides is 2t
@@ -70,8 +73,9 @@ def warp(
 
 
 class TensorBatches:
-    """Batches by slicing a (shuffled) index over uint8 tensors: no per-item work and no worker processes.
-    The tensors may live on the GPU; then so does every step here, normalization included."""
+    """Batches by slicing a (shuffled) index over uint8 tensors: no per-item work and no worker
+    processes. The tensors may live on the GPU; then so does every step here, normalization
+    included."""
 
     def __init__(
         self,

@@ -1,5 +1,6 @@
-"""MNIST as a LightningDataModule: the fixed train/val split of the official training set, the official test set,
-and either back-end (fast in-memory batches, or torchvision's Dataset + DataLoader).
+"""MNIST as a LightningDataModule: the fixed train/val split of the official training set, the
+official test set, and either back-end (fast in-memory batches, or torchvision's Dataset +
+DataLoader).
 
 Try it: pytest tests/data
 """

@@ -1,4 +1,5 @@
-"""MNIST's raw files: decoding and checking the IDX format, and downloading them when they are missing.
+"""MNIST's raw files: decoding and checking the IDX format, and downloading them when they are
+missing.
 
 Try it: pytest tests/data/test_data.py
 """
@@ -47,7 +48,8 @@ def missing_files(root: str | os.PathLike) -> list[str]:
 
 
 def read_idx(path: str | os.PathLike) -> torch.Tensor:
-    """Decode one IDX file of unsigned bytes into a uint8 tensor, checking its header against its size."""
+    """Decode one IDX file of unsigned bytes into a uint8 tensor, checking its header against its
+    size."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -113,8 +115,8 @@ def missing_message(root: str | os.PathLike, reason: str = "") -> str:
 
 
 def ensure(root: str | os.PathLike, allow_download: bool, setting: str = "data.download") -> None:
-    """Make sure the four IDX files are under `root`: download them when missing, unless `setting` (the user's name
-    for allow_download) is false."""
+    """Make sure the four IDX files are under `root`: download them when missing, unless `setting`
+    (the user's name for allow_download) is false."""
     if not missing_files(root):
         return
     if not allow_download:

@@ -1,5 +1,6 @@
-"""Annotated copies of predicted pictures: the picture, the ink found in it (the page's light flattened, its printed
-lines taken out) and the 28x28 input the model saw, side by side, with the answer.
+"""Annotated copies of predicted pictures: the picture, the ink found in it (the page's light
+flattened, its printed lines taken out) and the 28x28 input the model saw, side by side, with the
+answer.
 
 Try it: python predict.py image=path/to/digits/ annotate=outputs/annotated
 """
@@ -60,7 +61,8 @@ def draw_boxes(board: Image.Image, pred: Prediction, scale: float) -> None:
 
 
 def ink_panel(img: Image.Image) -> np.ndarray:
-    """The ink the reader found in the picture, white on black, (H, W) uint8; black where it found none."""
+    """The ink the reader found in the picture, white on black, (H, W) uint8; black where it found
+    none."""
     try:
         return (found_ink(img) * 255).astype(np.uint8)
     except NoInkError:

@@ -1,4 +1,5 @@
-"""A checkpoint as one self-contained ONNX file, checked against torch on the MNIST test set before it is kept.
+"""A checkpoint as one self-contained ONNX file, checked against torch on the MNIST test set before
+it is kept.
 
 Try it: python export.py ckpt=outputs/runs/<run>/checkpoints/best.ckpt out=model.onnx
 """
@@ -60,8 +61,8 @@ class Parity:
 
 
 def metadata(ckpt: dict, ckpt_path: str | os.PathLike, unsure: float) -> dict[str, str]:
-    """What a consumer of the file needs besides the graph, as ONNX metadata_props (strings; JSON where
-    structured)."""
+    """What a consumer of the file needs besides the graph, as ONNX metadata_props (strings; JSON
+    where structured)."""
     mean, std = checkpoints.normalization(ckpt)
     calibration = checkpoints.calibration(ckpt)
     return {
@@ -82,7 +83,8 @@ def metadata(ckpt: dict, ckpt_path: str | os.PathLike, unsure: float) -> dict[st
 
 
 def to_onnx(scorer: Scorer, props: dict[str, str]) -> bytes:
-    """The scorer's graph with a dynamic batch axis and its weights inside, as the bytes of one .onnx file."""
+    """The scorer's graph with a dynamic batch axis and its weights inside, as the bytes of one
+    .onnx file."""
     example = torch.rand(EXAMPLE_BATCH, 1, IMAGE_SIZE, IMAGE_SIZE)
     outputs = [meta.PROBS, meta.NOT_DIGIT] if scorer.not_digit else [meta.PROBS]
     # the exporter logs and warns about its own internals on every run; none of it is the user's to
@@ -115,7 +117,8 @@ def to_onnx(scorer: Scorer, props: dict[str, str]) -> bytes:
 
 @torch.inference_mode()
 def parity(scorer: Scorer, path: str | os.PathLike, images: np.ndarray) -> Parity:
-    """Run torch and onnxruntime on (N, 28, 28) uint8 images; compare their digits and every output value."""
+    """Run torch and onnxruntime on (N, 28, 28) uint8 images; compare their digits and every output
+    value."""
     model = OnnxModel(path, device="cpu")
     same, diff = 0, 0.0
     starts = range(0, len(images), VERIFY_BATCH)
@@ -133,7 +136,8 @@ def parity(scorer: Scorer, path: str | os.PathLike, images: np.ndarray) -> Parit
 def export(
     ckpt_path: str | os.PathLike, out: str | os.PathLike, images: np.ndarray, unsure: float
 ) -> Parity:
-    """Write the checkpoint's model to `out`, only once onnxruntime agrees with torch on `images`."""
+    """Write the checkpoint's model to `out`, only once onnxruntime agrees with torch on
+    `images`."""
     ckpt = checkpoints.read(ckpt_path)
     # in eval mode: dropout would otherwise be exported live
     scorer = Scorer.of(ckpt, ckpt_path)

@@ -1,5 +1,5 @@
-"""An exported model on onnxruntime, without torch: what predict.py and serve.py run for ckpt=model.onnx, and the
-metadata that export.py writes into every file.
+"""An exported model on onnxruntime, without torch: what predict.py and serve.py run for
+ckpt=model.onnx, and the metadata that export.py writes into every file.
 
 Try it: python export.py && python predict.py image=path/to/pictures/ ckpt=model.onnx
 """
@@ -48,7 +48,8 @@ def cuda_available() -> bool:
 
 
 def providers(device: str) -> list[Any]:
-    """onnxruntime's execution providers for predict.py's `device` setting (auto, cpu, cuda, cuda:N)."""
+    """onnxruntime's execution providers for predict.py's `device` setting (auto, cpu, cuda,
+    cuda:N)."""
     device = devices.resolve(device, cuda_available)
     if device == devices.CPU:
         return [CPU]
@@ -91,8 +92,8 @@ class OnnxModel:
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def scores(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (None without that output)
-        for (N, 1, 28, 28) float32 pixels in [0, 1]."""
+        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (None without
+        that output) for (N, 1, 28, 28) float32 pixels in [0, 1]."""
         out = dict(zip(self.outputs, self.session.run(None, {INPUT: pixels})))
         return out[PROBS], out.get(NOT_DIGIT)
 

@@ -1,5 +1,6 @@
-"""Answer pictures in batches with a train.py checkpoint (on torch) or an exported ONNX model (on onnxruntime,
-without torch): every digit and candidate cut through the network at once, then each picture's reading chosen.
+"""Answer pictures in batches with a train.py checkpoint (on torch) or an exported ONNX model (on
+onnxruntime, without torch): every digit and candidate cut through the network at once, then each
+picture's reading chosen.
 
 Try it: python predict.py image=path/to/digits/ format=jsonl
 """
@@ -22,8 +23,8 @@ from mnist_lit.reading.segment import Piece, Reading
 
 @dataclass
 class Prediction:
-    """The outcome for one picture: its answer (mnist_lit.answer), one per digit when it holds a number, or an
-    error message."""
+    """The outcome for one picture: its answer (mnist_lit.answer), one per digit when it holds a
+    number, or an error message."""
 
     image: str
     # the 28x28 uint8 input the model saw (of a single digit)
@@ -44,7 +45,8 @@ class Prediction:
         )
 
     def model_input(self) -> np.ndarray:
-        """The 28x28 input the model saw, or each digit's side by side for a number: (28, 28 * digits) uint8."""
+        """The 28x28 input the model saw, or each digit's side by side for a number: (28, 28 *
+        digits) uint8."""
         return np.hstack(
             [self.pixels]
             if self.pixels is not None
@@ -58,12 +60,14 @@ class Prediction:
         return reading_fields(self.answer, self.digits, single=len(self.digits) <= 1)
 
     def to_json(self) -> str:
-        """One JSON line: image, then the answer's fields (verdict, digit, number, digits, ...) or the error."""
+        """One JSON line: image, then the answer's fields (verdict, digit, number, digits, ...) or
+        the error."""
         return json.dumps({"image": self.image, **self.fields()})
 
 
 class Predictor:
-    """A model file (inference.model.load_model: .ckpt on torch, .onnx on onnxruntime) that answers pictures."""
+    """A model file (inference.model.load_model: .ckpt on torch, .onnx on onnxruntime) that answers
+    pictures."""
 
     def __init__(self, path: str | os.PathLike, device: str = "auto", threads: int = 0) -> None:
         self.path = str(path)
@@ -71,7 +75,8 @@ class Predictor:
         self.calibration = self.model.calibration
 
     def thresholds(self, not_digit: float | str | None, unsure: float) -> Thresholds:
-        """The settings as Thresholds: not_digit `auto` takes the checkpoint's own, chosen on its validation data."""
+        """The settings as Thresholds: not_digit `auto` takes the checkpoint's own, chosen on its
+        validation data."""
         if not_digit == "auto":
             return Thresholds(self.calibration.not_digit, unsure)
         return Thresholds(None if not_digit is None else float(not_digit), unsure)
@@ -79,8 +84,8 @@ class Predictor:
     def scores(
         self, pixels: list[np.ndarray], batch_size: int = 256
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (or None) of N (28, 28) uint8
-        inputs, `batch_size` per forward pass."""
+        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (or None) of N
+        (28, 28) uint8 inputs, `batch_size` per forward pass."""
         probs, no_digit = [], []
         for start in range(0, len(pixels), batch_size):
             # (B, 1, 28, 28)

@@ -1,5 +1,6 @@
-"""How well a trained checkpoint answers, as rates over a few hundred pictures each: what the real-data tests hold a
-checkpoint to, and what bench/quality_margins.py measures across training seeds to choose their margins.
+"""How well a trained checkpoint answers, as rates over a few hundred pictures each: what the
+real-data tests hold a checkpoint to, and what bench/quality_margins.py measures across training
+seeds to choose their margins.
 
 Try it: DATA_DIR=../shared/data python bench/quality_margins.py --seeds 1 2 3
 """
@@ -70,7 +71,8 @@ def star(rng: np.random.Generator) -> bytes:
 
 
 def scribble(rng: np.random.Generator) -> bytes:
-    """One looping line wandering over the pad: a sum of sines with random frequencies and phases."""
+    """One looping line wandering over the pad: a sum of sines with random frequencies and
+    phases."""
     freq, phase = rng.uniform(0.6, 3.5, 4), rng.uniform(0, 2 * math.pi, 4)
     steps = np.linspace(0, 12, 120)
     path = [
@@ -92,28 +94,32 @@ DOODLES = {"grid": grid, "star": star, "scribble": scribble}
 
 
 def rejected(predictor: Predictor, pictures: list[bytes]) -> float:
-    """The share of `pictures` (PNG bytes) answered "not a digit", at the checkpoint's own threshold."""
+    """The share of `pictures` (PNG bytes) answered "not a digit", at the checkpoint's own
+    threshold."""
     predictions = [Prediction.of(str(i), read_digits(png)) for i, png in enumerate(pictures)]
     predictor.fill_answers(predictions, predictor.thresholds("auto", UNSURE))
     return float(np.mean([p.answer.verdict == "not a digit" for p in predictions]))
 
 
 def doodle_rejection(predictor: Predictor, kind: str, count: int, seed: int = 0) -> float:
-    """The share of `count` generated doodles of one kind (grid, star or scribble) that are rejected."""
+    """The share of `count` generated doodles of one kind (grid, star or scribble) that are
+    rejected."""
     rng = np.random.default_rng(seed)
     return rejected(predictor, [DOODLES[kind](rng) for _ in range(count)])
 
 
 def accepted(predictor: Predictor, images: np.ndarray) -> float:
-    """The share of 28x28 digits (uint8, white on black, as MNIST's) answered "digit" or "unsure", not rejected."""
+    """The share of 28x28 digits (uint8, white on black, as MNIST's) answered "digit" or "unsure",
+    not rejected."""
     predictions = [Prediction(str(i), pixels=image) for i, image in enumerate(images)]
     predictor.fill_answers(predictions, predictor.thresholds("auto", UNSURE))
     return float(np.mean([p.answer.verdict != "not a digit" for p in predictions]))
 
 
 def fades_through_unsure(predictor: Predictor, starts: np.ndarray, ends: np.ndarray) -> float:
-    """The share of cross-fades from each digit of `starts` to its partner in `ends` (28x28 uint8 each) that pass
-    through "unsure" between the two digits: the answer moves continuously, so somewhere it must hesitate."""
+    """The share of cross-fades from each digit of `starts` to its partner in `ends` (28x28 uint8
+    each) that pass through "unsure" between the two digits: the answer moves continuously, so
+    somewhere it must hesitate."""
     alphas = np.linspace(0, 1, FADE_STEPS)
     thresholds = predictor.thresholds("auto", UNSURE)
     hesitated = []
@@ -137,8 +143,8 @@ def fades_through_unsure(predictor: Predictor, starts: np.ndarray, ends: np.ndar
 def user_style_accuracy(
     predictor: Predictor, images: np.ndarray, labels: list[int], folder: Path
 ) -> float:
-    """The share of MNIST digits rendered as users send them (written to `folder`) that are read right; a digit
-    rejected as "not a digit" counts as wrong."""
+    """The share of MNIST digits rendered as users send them (written to `folder`) that are read
+    right; a digit rejected as "not a digit" counts as wrong."""
     paths = write_pictures(images, labels, folder, seed=3)
     predictions = load_pictures([str(p) for p in paths], workers=2)
     predictor.fill_answers(predictions, predictor.thresholds("auto", UNSURE))

@@ -1,4 +1,5 @@
-"""The pictures a command is given (a file, a folder or a glob), read into digits, in parallel when there are many.
+"""The pictures a command is given (a file, a folder or a glob), read into digits, in parallel when
+there are many.
 
 Try it: python predict.py image='scans/*.jpg'
 """
@@ -26,8 +27,8 @@ CHUNK = 16
 
 @dataclass
 class Found:
-    """The pictures a spec names, an entry with an error for each unusable spec, and the files skipped as not
-    pictures (in a folder)."""
+    """The pictures a spec names, an entry with an error for each unusable spec, and the files
+    skipped as not pictures (in a folder)."""
 
     paths: list[str]
     failed: list[Prediction]
@@ -43,7 +44,8 @@ class Found:
 
 
 def find_images(spec: str) -> Found:
-    """Paths named by a file, a folder (its pictures, sorted) or a glob; plus a failed entry per unusable spec."""
+    """Paths named by a file, a folder (its pictures, sorted) or a glob; plus a failed entry per
+    unusable spec."""
     path = Path(spec).expanduser()
     if path.is_dir():
         found, skipped = list_pictures(path)
@@ -63,8 +65,8 @@ def find_images(spec: str) -> Found:
 
 
 def load_picture(path: str, read: str = "auto") -> Prediction:
-    """Read one picture's digits (`read`: auto, digit or number); any problem becomes the Prediction's error,
-    never an exception."""
+    """Read one picture's digits (`read`: auto, digit or number); any problem becomes the
+    Prediction's error, never an exception."""
     try:
         reading = read_digits(path, read)
     except PictureError as err:

@@ -1,4 +1,5 @@
-"""The human-readable table of predict.py's answers: file, verdict, digit (or number), confidence, top digits.
+"""The human-readable table of predict.py's answers: file, verdict, digit (or number), confidence,
+top digits.
 
 Try it: python predict.py image=path/to/digits/
 """

@@ -1,6 +1,7 @@
-"""The network as an answer needs it: grey pixels in [0, 1] in; calibrated digit probabilities, and the probability
-that the picture holds no digit, out. predict.py and serve.py run this module on a checkpoint, and export.py writes
-this very graph to ONNX, so both ways of running a model give the same answers.
+"""The network as an answer needs it: grey pixels in [0, 1] in; calibrated digit probabilities, and
+the probability that the picture holds no digit, out. predict.py and serve.py run this module on a
+checkpoint, and export.py writes this very graph to ONNX, so both ways of running a model give the
+same answers.
 
 Try it: python predict.py image=path/to/pictures/ ckpt=outputs/runs/<run>/checkpoints/best.ckpt
 """
@@ -19,8 +20,8 @@ from mnist_lit.models import feature_distance, not_digit_probability, rebuild, w
 
 
 class Scorer(nn.Module):
-    """A checkpoint's network with its input normalization, its fitted temperature and, where it was fitted, the
-    digits' feature statistics built in."""
+    """A checkpoint's network with its input normalization, its fitted temperature and, where it was
+    fitted, the digits' feature statistics built in."""
 
     def __init__(
         self,
@@ -60,9 +61,10 @@ class Scorer(nn.Module):
         ).eval()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, 28, 28) pixels in [0, 1] -> (B, 10) calibrated digit probabilities, and with the network's
-        not-a-digit output, (B,) probabilities of holding no digit: that output's softmax share (not scaled by T),
-        raised where the picture lies far from every digit in the network's features (models.with_distance)."""
+        """(B, 1, 28, 28) pixels in [0, 1] -> (B, 10) calibrated digit probabilities, and with the
+        network's not-a-digit output, (B,) probabilities of holding no digit: that output's softmax
+        share (not scaled by T), raised where the picture lies far from every digit in the network's
+        features (models.with_distance)."""
         # normalized exactly as the training data was
         x = (pixels - self.mean) / self.std
         hidden = self.net.embed(x) if self.distance else None
@@ -78,7 +80,8 @@ class Scorer(nn.Module):
 
 
 class TorchModel:
-    """A checkpoint's Scorer on a torch device: predict.py's and serve.py's model for a .ckpt file."""
+    """A checkpoint's Scorer on a torch device: predict.py's and serve.py's model for a .ckpt
+    file."""
 
     def __init__(self, path: str | os.PathLike, device: str = "auto", threads: int = 0) -> None:
         ckpt = checkpoints.read(path)
@@ -92,8 +95,8 @@ class TorchModel:
 
     @torch.inference_mode()
     def scores(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (None without that output)
-        for (N, 1, 28, 28) float32 pixels in [0, 1]."""
+        """(N, 10) calibrated digit probabilities and (N,) probabilities of no digit (None without
+        that output) for (N, 1, 28, 28) float32 pixels in [0, 1]."""
         x = torch.from_numpy(pixels).to(self.device).contiguous(memory_format=torch.channels_last)
         out = self.scorer(x)
         probs, no_digit = out if isinstance(out, tuple) else (out, None)

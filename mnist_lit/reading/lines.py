@@ -1,11 +1,11 @@
-"""Paper lines: ruled lines, squared grids and margins found on a page's ink and taken out of it, on OpenCV (the
-`photos` extra; without it, pages keep their lines).
+"""Paper lines: ruled lines, squared grids and margins found on a page's ink and taken out of it, on
+OpenCV (the `photos` extra; without it, pages keep their lines).
 
 Try it: pytest tests/reading/test_page.py
 
 Ruled lines, squared grids and margins are long, thin and straight, and run across most of the
-picture; strokes are short, or thick, or both. A line's pixels are those of a long run along it that is thin across
-it, so that a stroke crossing a line keeps the pixels where they meet.
+picture; strokes are short, or thick, or both. A line's pixels are those of a long run along it that
+is thin across it, so that a stroke crossing a line keeps the pixels where they meet.
 """
 
 from __future__ import annotations
@@ -44,20 +44,22 @@ MIN_LINE_WIDTH = 4
 
 
 def _rect(along: int, across: int, direction: int) -> np.ndarray:
-    """A rectangle `along` px along the lines of `direction` (ACROSS or ALONG) and `across` px across them."""
+    """A rectangle `along` px along the lines of `direction` (ACROSS or ALONG) and `across` px
+    across them."""
     return cv2.getStructuringElement(
         cv2.MORPH_RECT, (along, across) if direction == ACROSS else (across, along)
     )
 
 
 def _thin(mask: np.ndarray, direction: int, widest: int) -> np.ndarray:
-    """uint8: the mask's pixels where its ink runs no further than `widest` across lines of `direction`; a stroke
-    crossing a line, or a thick bar along it, runs further."""
+    """uint8: the mask's pixels where its ink runs no further than `widest` across lines of
+    `direction`; a stroke crossing a line, or a thick bar along it, runs further."""
     return mask & (1 - cv2.morphologyEx(mask, cv2.MORPH_OPEN, _rect(1, widest + 1, direction)))
 
 
 def _found(mask: np.ndarray, direction: int) -> np.ndarray:
-    """uint8 (H, W), 1 on the long thin straight lines of `direction` that run across the picture."""
+    """uint8 (H, W), 1 on the long thin straight lines of `direction` that run across the
+    picture."""
     h, w = mask.shape
     span = w if direction == ACROSS else h
     run = max(MIN_LINE_RUN, round(RUN_SHARE * span))
@@ -85,9 +87,10 @@ def _found(mask: np.ndarray, direction: int) -> np.ndarray:
 
 
 def find_lines(ink: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (H, W): the thin ink on the paper's printed lines, ACROSS and ALONG bits; with `near` (the lines found
-    on the whole picture, resampled to this part of it), only lines that lie there count: where writing fills a
-    part of the picture, a stroke may run as far across it as a line does."""
+    """uint8 (H, W): the thin ink on the paper's printed lines, ACROSS and ALONG bits; with `near`
+    (the lines found on the whole picture, resampled to this part of it), only lines that lie there
+    count: where writing fills a part of the picture, a stroke may run as far across it as a line
+    does."""
     if near is None and min(ink.shape) < MIN_PAGE:
         return np.zeros(ink.shape, np.uint8)
     # the faintest ink (a line's own soft edge) is left out: it would merge the lines with their

@@ -1,5 +1,5 @@
-"""The decisions between a picture's readings, once the network has answered every candidate: a wide piece read
-whole or cut in two, and a picture of several pieces read as a number or as one drawing.
+"""The decisions between a picture's readings, once the network has answered every candidate: a wide
+piece read whole or cut in two, and a picture of several pieces read as a number or as one drawing.
 
 Try it: python predict.py image=number.png read=auto
 """
@@ -49,10 +49,11 @@ def choose_split(
 def resolve_number(
     digits: Digits, reading: Reading, whole: Answer | None
 ) -> tuple[Digits, Reading]:
-    """A picture of several pieces, some read as no digit. Most of them digits, and the whole no digit either (or
-    not read whole: `read=number`): a number with a badly written digit, whose likeliest reading is kept, marked
-    unsure. Otherwise, in `auto` (a sun's rays around a face, a smiley's eyes), the picture is no number but one
-    drawing, read whole. Returns the digits and the reading they come from."""
+    """A picture of several pieces, some read as no digit. Most of them digits, and the whole no
+    digit either (or not read whole: `read=number`): a number with a badly written digit, whose
+    likeliest reading is kept, marked unsure. Otherwise, in `auto` (a sun's rays around a face, a
+    smiley's eyes), the picture is no number but one drawing, read whole. Returns the digits and the
+    reading they come from."""
     rejected = sum(a.digit is None for a, _ in digits)
     if (
         (whole is None or whole.digit is None)

@@ -4,11 +4,12 @@ mnist_lit.reading.surface alone, and paper lines (mnist_lit.reading.lines) stay.
 
 Try it: pytest tests/reading/test_page.py
 
-Paper under a lamp, a window or a phone's shadow is never evenly lit, but it is smooth at the scale of
-a stroke or brighter than the ink at least: a greyscale closing (the brightest value nearby, then the darkest of
-those) with a window wider than any stroke fills the strokes in and keeps everything broader, a shadow's edge
-included. Ink is how much darker a pixel is than the paper around it, as a ratio, so that ink in a shadow counts
-as much as ink in the light, and a shadow's edge, which the closing keeps, is no ink at all.
+Paper under a lamp, a window or a phone's shadow is never evenly lit, but it is smooth at the scale
+of a stroke or brighter than the ink at least: a greyscale closing (the brightest value nearby, then
+the darkest of those) with a window wider than any stroke fills the strokes in and keeps everything
+broader, a shadow's edge included. Ink is how much darker a pixel is than the paper around it, as a
+ratio, so that ink in a shadow counts as much as ink in the light, and a shadow's edge, which the
+closing keeps, is no ink at all.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def available() -> bool:
 
 
 def _floor(values: np.ndarray) -> float:
-    """The level below which `values` (H, W) are the paper's own spread: median plus NOISE_SIGMAS robust sigmas,
-    on a grid of about FLOOR_GRID x FLOOR_GRID samples."""
+    """The level below which `values` (H, W) are the paper's own spread: median plus NOISE_SIGMAS
+    robust sigmas, on a grid of about FLOOR_GRID x FLOOR_GRID samples."""
     sample = values[
         :: max(1, values.shape[0] // FLOOR_GRID), :: max(1, values.shape[1] // FLOOR_GRID)
     ].ravel()
@@ -71,8 +72,8 @@ def _floor(values: np.ndarray) -> float:
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a boolean mask: labels (H, W) int32, 0 for background and 1..n in raster order of
-    their first pixel, and n."""
+    """8-connected components of a boolean mask: labels (H, W) int32, 0 for background and 1..n in
+    raster order of their first pixel, and n."""
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     return labels, n - 1
 
@@ -93,9 +94,10 @@ def _small_luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def dark_ink(luma: np.ndarray) -> bool:
-    """Whether the ink of a small grey copy (uint8) is darker than its paper (pen on paper) rather than lighter
-    (chalk, MNIST itself): against the local median, the strongest deviations go one way. The median follows a
-    shadow's edge, and the deviations either side of it cancel; strokes, however few, are all on one side."""
+    """Whether the ink of a small grey copy (uint8) is darker than its paper (pen on paper) rather
+    than lighter (chalk, MNIST itself): against the local median, the strongest deviations go one
+    way. The median follows a shadow's edge, and the deviations either side of it cancel; strokes,
+    however few, are all on one side."""
     side = max(3, round(WINDOWS[-1] * min(luma.shape))) | 1
     diff = luma.astype(np.float32) - cv2.medianBlur(luma, side)
     floor = _floor(np.abs(diff))
@@ -104,11 +106,12 @@ def dark_ink(luma: np.ndarray) -> bool:
 
 
 def paper_scale(luma: np.ndarray, dark: bool) -> float | None:
-    """The window, as a share of the shorter side, that the paper is estimated in, judged on a small grey copy:
-    the narrowest beyond which a wider one finds little more ink (a top-hat's total), so that the paper follows
-    shadows as closely as the strokes' width allows. None when the whole picture's paper level finds far more ink
-    than that, with edges as steep as a stroke's: strokes as broad as the picture itself (a marker on a small
-    canvas), not a shadow, whose edge is soft."""
+    """The window, as a share of the shorter side, that the paper is estimated in, judged on a small
+    grey copy: the narrowest beyond which a wider one finds little more ink (a top-hat's total), so
+    that the paper follows shadows as closely as the strokes' width allows. None when the whole
+    picture's paper level finds far more ink than that, with edges as steep as a stroke's: strokes
+    as broad as the picture itself (a marker on a small canvas), not a shadow, whose edge is
+    soft."""
     op = cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT
     # the shares as the small copy has them: a few px wide at least, so that some windows come out
     # the same
@@ -157,9 +160,9 @@ def paper_scale(luma: np.ndarray, dark: bool) -> float | None:
 
 
 def _solid(hat: np.ndarray) -> bool:
-    """Whether the strong ink of a small copy's top-hat (H, W) holds a solid piece: one whose widest inscribed disc
-    is SOLID_SHARE of the picture's longer side and SOLID_RATIO of its own length. Strokes are long for their width;
-    a shadow, or the dark half of a page, is not."""
+    """Whether the strong ink of a small copy's top-hat (H, W) holds a solid piece: one whose widest
+    inscribed disc is SOLID_SHARE of the picture's longer side and SOLID_RATIO of its own length.
+    Strokes are long for their width; a shadow, or the dark half of a page, is not."""
     mask = (hat > max(otsu_level(hat), _floor(hat))).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
@@ -173,7 +176,8 @@ def _solid(hat: np.ndarray) -> bool:
 
 
 def _side(picture: np.ndarray, share: float) -> int:
-    """The window's side in px for a picture: `share` of its shorter side, odd, at least MIN_WINDOW."""
+    """The window's side in px for a picture: `share` of its shorter side, odd, at least
+    MIN_WINDOW."""
     return max(MIN_WINDOW, round(share * min(picture.shape[:2]))) | 1
 
 
@@ -182,7 +186,8 @@ def _window(picture: np.ndarray, share: float) -> np.ndarray:
 
 
 def _contrast(rgb: np.ndarray, window: np.ndarray, dark: bool) -> np.ndarray:
-    """(H, W) float32: how far each pixel stands out from the paper around it, less the paper's own spread."""
+    """(H, W) float32: how far each pixel stands out from the paper around it, less the paper's own
+    spread."""
     if dark:
         paper = cv2.morphologyEx(rgb, cv2.MORPH_CLOSE, window, borderType=cv2.BORDER_REFLECT)
         # a ratio: the same in a shadow as in the light
@@ -201,15 +206,17 @@ def _contrast(rgb: np.ndarray, window: np.ndarray, dark: bool) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PaperModel:
-    """How a page is read: whether its ink is darker than its paper, and the window its paper is estimated in, as a
-    share of the page's shorter side (None: the paper is fitted over the whole picture instead)."""
+    """How a page is read: whether its ink is darker than its paper, and the window its paper is
+    estimated in, as a share of the page's shorter side (None: the paper is fitted over the whole
+    picture instead)."""
 
     dark: bool
     share: float | None
 
 
 def estimate_paper(rgb: np.ndarray) -> PaperModel:
-    """The PaperModel of a whole page, (H, W, 3) RGB in [0, 1], judged on a small grey copy of it."""
+    """The PaperModel of a whole page, (H, W, 3) RGB in [0, 1], judged on a small grey copy of
+    it."""
     luma = _small_luma(rgb)
     dark = dark_ink(luma)
     return PaperModel(dark, paper_scale(luma, dark))
@@ -218,11 +225,12 @@ def estimate_paper(rgb: np.ndarray) -> PaperModel:
 def flat_ink(
     rgb: np.ndarray, paper: PaperModel | None = None, page_side: float | None = None
 ) -> np.ndarray | None:
-    """(H, W) float32 ink of an (H, W, 3) RGB picture in [0, 1], dark on light or light on dark: 0 on paper however
-    it is lit, growing with the ink's contrast against the paper around it. `paper` is the whole page's, whose
-    shorter side is `page_side` px at this copy's scale: a part of a page is read at the page's own scale, since
-    the part alone shows too little of the paper to judge it by. None when the strokes are too broad for any
-    window: then the paper is best fitted over the whole picture."""
+    """(H, W) float32 ink of an (H, W, 3) RGB picture in [0, 1], dark on light or light on dark: 0
+    on paper however it is lit, growing with the ink's contrast against the paper around it. `paper`
+    is the whole page's, whose shorter side is `page_side` px at this copy's scale: a part of a page
+    is read at the page's own scale, since the part alone shows too little of the paper to judge it
+    by. None when the strokes are too broad for any window: then the paper is best fitted over the
+    whole picture."""
     paper = paper or estimate_paper(rgb)
     if paper.share is None:
         return None
@@ -244,9 +252,9 @@ def otsu_level(ink: np.ndarray) -> float:
 def part_of(
     found: np.ndarray, size: tuple[int, int], region: tuple[int, int, int, int], shape: tuple
 ) -> np.ndarray:
-    """The part of `found` (uint8, a map made on a copy of a `size` (width, height) picture) that covers `region`
-    (left, top, right, bottom) of it, resampled to `shape` (h, w) and grown by the copy's coarseness: what was
-    found on the coarse copy is only roughly here."""
+    """The part of `found` (uint8, a map made on a copy of a `size` (width, height) picture) that
+    covers `region` (left, top, right, bottom) of it, resampled to `shape` (h, w) and grown by the
+    copy's coarseness: what was found on the coarse copy is only roughly here."""
     sx, sy = found.shape[1] / size[0], found.shape[0] / size[1]
     left, top = int(region[0] * sx), int(region[1] * sy)
     right, bottom = (
@@ -260,9 +268,9 @@ def part_of(
 
 
 def keep_writing(ink: np.ndarray, reach: float) -> np.ndarray:
-    """The ink with what lies apart from the writing zeroed: the most massive piece of ink, and every piece within
-    `reach` times its size (or NEAR of the picture) of what is kept, chained; a dot, a smudge or a fold elsewhere
-    does not count."""
+    """The ink with what lies apart from the writing zeroed: the most massive piece of ink, and
+    every piece within `reach` times its size (or NEAR of the picture) of what is kept, chained; a
+    dot, a smudge or a fold elsewhere does not count."""
     if cv2 is None:
         return ink
     mask = (ink > 0).astype(np.uint8)

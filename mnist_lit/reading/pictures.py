@@ -1,12 +1,13 @@
-"""Read picture files that anyone may send: every outcome is 28x28 pixels or a one-line PictureError, whatever the
-bytes hold. predict.py and serve.py both read through here.
+"""Read picture files that anyone may send: every outcome is 28x28 pixels or a one-line
+PictureError, whatever the bytes hold. predict.py and serve.py both read through here.
 
 Try it: pytest tests/reading/test_pictures.py
 
-Order matters. Pillow's Image.open reads only the header, so the size is checked (Pillow's decompression-bomb
-check, as an error) before a single pixel is decoded. A PNG's chunk checksums are verified before decoding it,
-because its decoder does not look at them: overwritten compressed data would otherwise decode into noise, and
-noise gets a digit. Other formats' integrity checks (a truncated JPEG, GIF, WebP or HEIC) run as they decode.
+Order matters. Pillow's Image.open reads only the header, so the size is checked (Pillow's
+decompression-bomb check, as an error) before a single pixel is decoded. A PNG's chunk checksums are
+verified before decoding it, because its decoder does not look at them: overwritten compressed data
+would otherwise decode into noise, and noise gets a digit. Other formats' integrity checks (a
+truncated JPEG, GIF, WebP or HEIC) run as they decode.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class PictureError(ValueError):
 
 
 def picture_suffixes() -> set[str]:
-    """File name endings of the formats Pillow (with the HEIF plugin) can open, in lower case; SVG counts too, so
-    that it gets its own error rather than being passed over."""
+    """File name endings of the formats Pillow (with the HEIF plugin) can open, in lower case; SVG
+    counts too, so that it gets its own error rather than being passed over."""
     # loads every plugin, so that the registry is complete
     Image.init()
     openable = {
@@ -80,13 +81,14 @@ def picture_suffixes() -> set[str]:
 
 
 def _is_stub(factory: object) -> bool:
-    """Whether a format's opener is one of Pillow's stubs (HDF5, GRIB, ...), which identify a file but decode
-    nothing; a factory function (JPEG's) is a real one."""
+    """Whether a format's opener is one of Pillow's stubs (HDF5, GRIB, ...), which identify a file
+    but decode nothing; a factory function (JPEG's) is a real one."""
     return isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
 
 
 def list_pictures(folder: Path) -> tuple[list[str], list[str]]:
-    """A folder's picture files (sorted paths) and the names of the other files in it, which are skipped."""
+    """A folder's picture files (sorted paths) and the names of the other files in it, which are
+    skipped."""
     suffixes = picture_suffixes()
     files = sorted(p for p in folder.iterdir() if p.is_file())
     pictures = [str(p) for p in files if p.suffix.lower() in suffixes]
@@ -95,7 +97,8 @@ def list_pictures(folder: Path) -> tuple[list[str], list[str]]:
 
 @contextmanager
 def _quiet_pillow() -> Iterator[None]:
-    """Pillow's warnings (odd EXIF, odd palettes) become silent; its decompression-bomb warning becomes an error."""
+    """Pillow's warnings (odd EXIF, odd palettes) become silent; its decompression-bomb warning
+    becomes an error."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # added last: matched first
@@ -110,7 +113,8 @@ def _too_large(err: Exception) -> PictureError:
 
 
 def _open(source: bytes | str) -> Image.Image:
-    """Image.open on a path or on bytes, with every failure as a PictureError; reads the header only."""
+    """Image.open on a path or on bytes, with every failure as a PictureError; reads the header
+    only."""
     try:
         return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -143,7 +147,8 @@ def _head(source: bytes | str) -> bytes:
 
 
 def _decode(img: Image.Image) -> None:
-    """Decode the pixels, reduced where the format can (JPEG): any damage the decoder finds is a PictureError."""
+    """Decode the pixels, reduced where the format can (JPEG): any damage the decoder finds is a
+    PictureError."""
     try:
         # a phone photo: JPEG can decode at 1/2, 1/4 or 1/8 scale for a fraction of the work and
         # memory; both
@@ -156,21 +161,23 @@ def _decode(img: Image.Image) -> None:
 
 
 def read_picture(source: bytes | str | os.PathLike) -> np.ndarray:
-    """A picture file's digit in MNIST's form, (28, 28) uint8; raises PictureError (one line) for anything else:
-    not a picture, too large, corrupt, no ink."""
+    """A picture file's digit in MNIST's form, (28, 28) uint8; raises PictureError (one line) for
+    anything else: not a picture, too large, corrupt, no ink."""
     return _read(source, lambda img: preprocess(img).pixels)
 
 
 def read_digits(
     source: bytes | str | os.PathLike, mode: str = "auto", max_pixels: int = MAX_PIXELS
 ) -> Reading:
-    """A picture file's digits (mnist_lit.reading.segment: one, or a number), each in MNIST's form with its box; raises
-    PictureError as read_picture does, and for a picture of more than `max_pixels`."""
+    """A picture file's digits (mnist_lit.reading.segment: one, or a number), each in MNIST's form
+    with its box; raises PictureError as read_picture does, and for a picture of more than
+    `max_pixels`."""
     return _read(source, lambda img: segment.read(img, mode), max_pixels)
 
 
 def pixel_count(head: bytes) -> int | None:
-    """Width times height from the first bytes of a picture file (its header), or None when they do not say."""
+    """Width times height from the first bytes of a picture file (its header), or None when they do
+    not say."""
     try:
         with _quiet_pillow(), Image.open(io.BytesIO(head)) as img:
             return img.width * img.height
@@ -184,7 +191,8 @@ def _read(
     reader: Callable[[Image.Image], T],
     max_pixels: int = MAX_PIXELS,
 ) -> T:
-    """Open, check and decode a picture safely, then hand it to `reader`; every failure is a PictureError."""
+    """Open, check and decode a picture safely, then hand it to `reader`; every failure is a
+    PictureError."""
     source = source if isinstance(source, bytes) else os.fspath(source)
     if isinstance(source, str) and Path(source).suffix.lower() in SVG_SUFFIXES:
         raise PictureError(SVG_ERROR)

@@ -2,12 +2,13 @@
 
 Try it: pytest tests/reading/test_preprocess.py
 
-MNIST's recipe: white ink on black, the digit's bounding box scaled (keeping its aspect ratio) so that its longer
-side is 20 px, anti-aliased, then placed in a 28x28 field with its centre of mass at the centre. User pictures
-are dark-on-light, coloured, transparent, off-centre, tiny on big canvases, unevenly lit or JPEG-compressed, or
-phone photos of ruled paper in a shadow; each step below undoes one of those. The page itself is read on OpenCV:
-its light by mnist_lit.reading.page, its printed lines by mnist_lit.reading.lines. The rest is numpy + Pillow: no
-torch, so predict.py starts fast.
+MNIST's recipe: white ink on black, the digit's bounding box scaled (keeping its aspect ratio) so
+that its longer side is 20 px, anti-aliased, then placed in a 28x28 field with its centre of mass at
+the centre. User pictures are dark-on-light, coloured, transparent, off-centre, tiny on big
+canvases, unevenly lit or JPEG-compressed, or phone photos of ruled paper in a shadow; each step
+below undoes one of those. The page itself is read on OpenCV: its light by mnist_lit.reading.page,
+its printed lines by mnist_lit.reading.lines. The rest is numpy + Pillow: no torch, so predict.py
+starts fast.
 """
 
 from __future__ import annotations
@@ -79,14 +80,15 @@ class NoInkError(ValueError):
 
 @dataclass
 class Digit:
-    """A picture reduced to MNIST's form: `pixels` (28, 28) uint8, white ink on black, ready to normalize."""
+    """A picture reduced to MNIST's form: `pixels` (28, 28) uint8, white ink on black, ready to
+    normalize."""
 
     pixels: np.ndarray
 
 
 def eight_bit(img: Image.Image) -> Image.Image:
-    """A 16-bit, 32-bit integer or float grey picture as 8-bit grey (L), scaled from its format's full range:
-    Pillow's own conversion clips at 255, which turns a 16-bit picture white."""
+    """A 16-bit, 32-bit integer or float grey picture as 8-bit grey (L), scaled from its format's
+    full range: Pillow's own conversion clips at 255, which turns a 16-bit picture white."""
     values = np.asarray(img, dtype=np.float32)
     if img.mode.startswith("I;16"):
         top = float(UINT16_MAX)
@@ -113,8 +115,8 @@ def upright(img: Image.Image) -> Image.Image:
 
 
 def as_array(img: Image.Image, longest: int = WORK_SIZE, region: Box | None = None) -> np.ndarray:
-    """(H, W, 3 or 4) float32 RGB(A) in [0, 1] of the picture or of its `region` (left, top, right, bottom),
-    area-averaged so that the longer side is at most `longest`."""
+    """(H, W, 3 or 4) float32 RGB(A) in [0, 1] of the picture or of its `region` (left, top, right,
+    bottom), area-averaged so that the longer side is at most `longest`."""
     region = region or Box(0, 0, img.width, img.height)
     width, height = region.right - region.left, region.bottom - region.top
     scale = longest / max(width, height)
@@ -128,8 +130,8 @@ def as_array(img: Image.Image, longest: int = WORK_SIZE, region: Box | None = No
 
 
 def opaque(rgba: np.ndarray) -> np.ndarray | None:
-    """(H, W, 3) RGB of the picture as a viewer shows it, composited onto white; None when it is mostly
-    transparent, so that its alpha is the ink."""
+    """(H, W, 3) RGB of the picture as a viewer shows it, composited onto white; None when it is
+    mostly transparent, so that its alpha is the ink."""
     if rgba.shape[2] == 3:
         return rgba
     if np.mean(rgba[..., 3] < 0.5) > TRANSPARENT_MAJORITY:
@@ -141,8 +143,9 @@ def opaque(rgba: np.ndarray) -> np.ndarray | None:
 def ink_map(
     rgba: np.ndarray, paper: page.PaperModel | None = None, page_side: float | None = None
 ) -> np.ndarray:
-    """(H, W) float32, 0 on paper and growing with how much a pixel is ink, whatever the polarity, colours or
-    lighting; paper grain, uneven light and JPEG noise are subtracted. `paper` and `page_side`: page.flat_ink's."""
+    """(H, W) float32, 0 on paper and growing with how much a pixel is ink, whatever the polarity,
+    colours or lighting; paper grain, uneven light and JPEG noise are subtracted. `paper` and
+    `page_side`: page.flat_ink's."""
     rgb = opaque(rgba)
     if rgb is None:
         # a transparent background: the strokes are whatever is opaque
@@ -159,7 +162,8 @@ def ink_map(
 
 
 def clean(ink: np.ndarray) -> np.ndarray:
-    """Zero the paper texture and JPEG noise below an Otsu threshold; stretch the strokes to full intensity."""
+    """Zero the paper texture and JPEG noise below an Otsu threshold; stretch the strokes to full
+    intensity."""
     flat = ink.ravel()
     peak = (
         float(np.partition(flat, -PEAK_RANK)[-PEAK_RANK])
@@ -235,9 +239,9 @@ def stroke_width(pixels: np.ndarray) -> float:
 
 
 def thicken(crop: np.ndarray, width: float) -> np.ndarray:
-    """One digit's ink (h, w), cropped to its box, with strokes thinner than `width` px (a pen on a big page)
-    widened to it: done at the picture's own detail, a thin or grainy line becomes a solid stroke before it is
-    reduced, where widening it after would only blur it."""
+    """One digit's ink (h, w), cropped to its box, with strokes thinner than `width` px (a pen on a
+    big page) widened to it: done at the picture's own detail, a thin or grainy line becomes a solid
+    stroke before it is reduced, where widening it after would only blur it."""
     grow = round(width - stroke_width(crop)) | 1
     if grow < MIN_GROW:
         return crop
@@ -249,7 +253,8 @@ def thicken(crop: np.ndarray, width: float) -> np.ndarray:
 
 
 def match_stroke(box: np.ndarray) -> np.ndarray:
-    """Thicken hairlines (pen on a big canvas) towards MNIST's stroke width; leave normal strokes alone."""
+    """Thicken hairlines (pen on a big canvas) towards MNIST's stroke width; leave normal strokes
+    alone."""
     if stroke_width(box) >= MNIST_STROKE * 0.6:
         return box
     padded = np.pad(box, 1)
@@ -273,8 +278,8 @@ def centre_by_mass(box: np.ndarray, field: int = IMAGE_SIZE) -> np.ndarray:
 
 @dataclass
 class Sheet:
-    """A picture's ink on a reduced copy, its paper lines taken out, where they ran, and how its page is read
-    (both None without OpenCV)."""
+    """A picture's ink on a reduced copy, its paper lines taken out, where they ran, and how its
+    page is read (both None without OpenCV)."""
 
     ink: np.ndarray
     lines: np.ndarray | None
@@ -296,10 +301,11 @@ def extract_sheet(img: Image.Image, longest: int = LOCATE_SIZE) -> Sheet:
 def region_ink(
     img: Image.Image, region: Box, sheet: Sheet, longest: int, kept: np.ndarray | None = None
 ) -> np.ndarray:
-    """The ink of `region` of the picture at up to `longest`, the lines the sheet
-    found taken out of it too: a region cut close around writing shows too little of a line to tell it apart.
-    With `kept` (where the sheet found the writing, on its own copy), only ink there counts: the closer look adds
-    detail to what the whole picture showed, not new pieces (a sliver of shadow cut by the region's edge)."""
+    """The ink of `region` of the picture at up to `longest`, the lines the sheet found taken out of
+    it too: a region cut close around writing shows too little of a line to tell it apart. With
+    `kept` (where the sheet found the writing, on its own copy), only ink there counts: the closer
+    look adds detail to what the whole picture showed, not new pieces (a sliver of shadow cut by the
+    region's edge)."""
     rgba = as_array(img, longest, region)
     ink = ink_map(
         rgba, sheet.paper, min(img.size) * rgba.shape[1] / max(region.right - region.left, 1)
@@ -320,8 +326,9 @@ def region_ink(
 
 
 def found_ink(img: Image.Image) -> np.ndarray:
-    """What the reader takes for ink in the whole picture, (h, w) in [0, 1] on its working copy: light flattened,
-    paper lines out, noise cleaned; for a user to see why a picture was read as it was."""
+    """What the reader takes for ink in the whole picture, (h, w) in [0, 1] on its working copy:
+    light flattened, paper lines out, noise cleaned; for a user to see why a picture was read as it
+    was."""
     return clean(extract_sheet(upright(img)).ink)
 
 
@@ -356,15 +363,15 @@ def locate(img: Image.Image, sheet: Sheet | None = None) -> tuple[np.ndarray, Bo
 
 
 def to_field(crop: np.ndarray) -> np.ndarray:
-    """One digit's ink (H, W) in [0, 1], cropped to its box -> MNIST's (28, 28) uint8: 20 px box, MNIST's stroke
-    width, centre of mass at the centre."""
+    """One digit's ink (H, W) in [0, 1], cropped to its box -> MNIST's (28, 28) uint8: 20 px box,
+    MNIST's stroke width, centre of mass at the centre."""
     crop = thicken(crop.astype(np.float32), STROKE_SHARE * max(crop.shape))
     field = centre_by_mass(match_stroke(fit_box(crop)))
     return np.clip(np.rint(field * 255), 0, 255).astype(np.uint8)
 
 
 def preprocess(img: Image.Image, sheet: Sheet | None = None) -> Digit:
-    """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass); `sheet`, when
-    the caller has made it already, is the upright picture's."""
+    """Any picture of one digit -> MNIST's 28x28 form (white on black, 20 px box, centred by mass);
+    `sheet`, when the caller has made it already, is the upright picture's."""
     ink, box = locate(upright(img), sheet)
     return Digit(pixels=to_field(ink[box.top : box.bottom, box.left : box.right]))

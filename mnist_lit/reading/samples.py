@@ -1,6 +1,7 @@
-"""Sample pictures for the tests and the benches: a pen-drawn seven in any format Pillow writes, a PNG that
-declares any size, and MNIST digits rendered the way users send them (big canvases, off-centre, thick or thin
-strokes, either polarity, transparent PNGs, coloured ink on tinted paper, uneven light, JPEG).
+"""Sample pictures for the tests and the benches: a pen-drawn seven in any format Pillow writes, a
+PNG that declares any size, and MNIST digits rendered the way users send them (big canvases,
+off-centre, thick or thin strokes, either polarity, transparent PNGs, coloured ink on tinted paper,
+uneven light, JPEG).
 
 Try it: DATA_DIR=../shared/data python bench/user_digits.py --out outputs/user_digits --count 100
 """
@@ -44,14 +45,16 @@ def seven(size: tuple[int, int] = (96, 96)) -> Image.Image:
 
 
 def encode(img: Image.Image, fmt: str, **kwargs: object) -> bytes:
-    """The picture saved in `fmt` (a Pillow format name), with FORMATS' settings unless kwargs replace them."""
+    """The picture saved in `fmt` (a Pillow format name), with FORMATS' settings unless kwargs
+    replace them."""
     buf = io.BytesIO()
     img.save(buf, format=fmt, **{**FORMATS.get(fmt, {}), **kwargs})
     return buf.getvalue()
 
 
 def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares width x height: a decompression bomb's shape, a few hundred bytes."""
+    """A tiny PNG whose header declares width x height: a decompression bomb's shape, a few hundred
+    bytes."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (
@@ -72,7 +75,8 @@ STYLES = ("paper", "paper", "paper", "dark", "transparent", "colour")
 
 
 def render(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, str]:
-    """One user-style picture of a 28x28 uint8 MNIST digit; returns it and the file extension to save it with."""
+    """One user-style picture of a 28x28 uint8 MNIST digit; returns it and the file extension to
+    save it with."""
     canvas_w, canvas_h = (int(v) for v in rng.integers(96, 640, size=2))
     # the 28x28 field's side on the canvas
     size = int(rng.uniform(0.25, 0.9) * min(canvas_w, canvas_h))
@@ -119,7 +123,8 @@ def render(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, st
 
 
 def write_pictures(images: np.ndarray, labels: list[int], out: Path, seed: int = 0) -> list[Path]:
-    """Render each (28, 28) uint8 digit as a user-style picture named <index>_<label>.<ext> in `out`."""
+    """Render each (28, 28) uint8 digit as a user-style picture named <index>_<label>.<ext> in
+    `out`."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

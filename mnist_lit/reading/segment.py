@@ -1,7 +1,7 @@
-"""Read a number written on one line: the ink's connected pieces, merged into digits (a 5's loose bar, a 4 in two
-strokes, a broken 0), specks dropped, left to right; each digit normalized exactly as a single digit is. Pieces
-too wide for one digit carry candidate cuts, which the classifier's answers choose between
-(mnist_lit.reading.numbers).
+"""Read a number written on one line: the ink's connected pieces, merged into digits (a 5's loose
+bar, a 4 in two strokes, a broken 0), specks dropped, left to right; each digit normalized exactly
+as a single digit is. Pieces too wide for one digit carry candidate cuts, which the classifier's
+answers choose between (mnist_lit.reading.numbers).
 
 Try it: python predict.py image=number.png read=number
 """
@@ -71,7 +71,8 @@ class Piece:
 
 @dataclass
 class Reading:
-    """A picture's digits, left to right; `single` when it was read as one digit, exactly as predict.py always has."""
+    """A picture's digits, left to right; `single` when it was read as one digit, exactly as
+    predict.py always has."""
 
     pieces: list[Piece]
     single: bool
@@ -80,13 +81,15 @@ class Reading:
 
 
 def digit_pixels(ink: np.ndarray) -> np.ndarray:
-    """(H, W) ink in [0, 1] that holds one digit alone -> MNIST's (28, 28) uint8, as a single digit is made."""
+    """(H, W) ink in [0, 1] that holds one digit alone -> MNIST's (28, 28) uint8, as a single digit
+    is made."""
     box = ink_bbox(ink)
     return to_field(ink[box.top : box.bottom, box.left : box.right])
 
 
 def whole_picture(img: Image.Image, sheet: Sheet | None = None) -> Reading:
-    """The picture read as one digit, exactly as predict.py has always read it; its box is the picture."""
+    """The picture read as one digit, exactly as predict.py has always read it; its box is the
+    picture."""
     return Reading(
         [Piece(preprocess(img, sheet).pixels, Box(0, 0, img.width, img.height))], single=True
     )
@@ -95,10 +98,11 @@ def whole_picture(img: Image.Image, sheet: Sheet | None = None) -> Reading:
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components of a boolean mask: labels (H, W), 0 for background and 1..n, and n.
 
-    Each ink pixel starts with its own number (its index + 1) and repeatedly takes the smallest in its 3x3
-    neighbourhood, then the number its number's pixel holds (pointer jumping): a component settles on its
-    smallest number in a few passes of a few array operations each, instead of one pass per pixel of its length.
-    With OpenCV installed, its labelling gives the same labels, faster."""
+    Each ink pixel starts with its own number (its index + 1) and repeatedly takes the smallest in
+    its 3x3 neighbourhood, then the number its number's pixel holds (pointer jumping): a component
+    settles on its smallest number in a few passes of a few array operations each, instead of one
+    pass per pixel of its length. With OpenCV installed, its labelling gives the same labels,
+    faster."""
     if page.available():
         return page.components(mask)
     h, w = mask.shape
@@ -152,7 +156,8 @@ def _box(cols: slice, rows: slice, region: Box, scale: tuple[float, float]) -> B
 
 
 def groups(labels: np.ndarray, n: int, mass: np.ndarray) -> list[list[int]]:
-    """Component ids grouped into digits, left to right: specks dropped, column-overlapping pieces merged."""
+    """Component ids grouped into digits, left to right: specks dropped, column-overlapping pieces
+    merged."""
     ys, xs = np.nonzero(labels)
     ids = labels[ys, xs]
     x0 = np.full(n + 1, 1 << 30)
@@ -207,7 +212,8 @@ def _piece(ink: np.ndarray, region: Box, scale: tuple[float, float]) -> Piece:
 
 
 def cuts(ink: np.ndarray) -> list[int]:
-    """Candidate columns to cut a wide piece at: the CUTS columns with the least ink in its middle, apart."""
+    """Candidate columns to cut a wide piece at: the CUTS columns with the least ink in its middle,
+    apart."""
     cols = np.nonzero(ink.any(axis=0))[0]
     left, width = int(cols[0]), int(cols[-1] - cols[0] + 1)
     lo, hi = left + int(CUT_RANGE[0] * width), left + int(CUT_RANGE[1] * width)
@@ -222,7 +228,8 @@ def cuts(ink: np.ndarray) -> list[int]:
 
 
 def line_pieces(ink: np.ndarray, region: Box) -> list[Piece]:
-    """The digits of a line's ink, left to right, with candidate cuts for those that may be two touching."""
+    """The digits of a line's ink, left to right, with candidate cuts for those that may be two
+    touching."""
     mask = ink > 0
     labels, n = label(mask)
     if n == 0:
@@ -256,7 +263,8 @@ def line_pieces(ink: np.ndarray, region: Box) -> list[Piece]:
 
 
 def read(img: Image.Image, mode: str = "auto") -> Reading:
-    """The digits of a picture: one (mode `digit`, or `auto` with one piece) or a line of them (`number`)."""
+    """The digits of a picture: one (mode `digit`, or `auto` with one piece) or a line of them
+    (`number`)."""
     img = upright(img)
     if mode == "digit":
         return whole_picture(img)

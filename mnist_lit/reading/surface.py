@@ -1,11 +1,13 @@
-"""The paper as one smooth surface: a quadratic fitted over the whole picture to the pixels that are not ink. It
-is how pictures are read without OpenCV, and how they are read with it when their strokes are too broad for any
-local window (mnist_lit.reading.page): a marker's digit filling a small canvas.
+"""The paper as one smooth surface: a quadratic fitted over the whole picture to the pixels that are
+not ink. It is how pictures are read without OpenCV, and how they are read with it when their
+strokes are too broad for any local window (mnist_lit.reading.page): a marker's digit filling a
+small canvas.
 
 Try it: pytest tests/reading/test_preprocess.py
 
-The small products below are einsums, not `@`: `@` goes to OpenBLAS, whose thread pool wakes up for matrices of
-this size; with one preprocessing process per core, the threads would fight the processes for the cores.
+The small products below are einsums, not `@`: `@` goes to OpenBLAS, whose thread pool wakes up for
+matrices of this size; with one preprocessing process per core, the threads would fight the
+processes for the cores.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ MIN_CONTRAST = 0.06
 
 
 def quantile(values: np.ndarray, q: float) -> float:
-    """The q-quantile by partial sort (nearest rank): several times cheaper than np.quantile on small arrays."""
+    """The q-quantile by partial sort (nearest rank): several times cheaper than np.quantile on
+    small arrays."""
     k = min(values.size - 1, int(q * values.size))
     return float(np.partition(values.ravel(), k)[k])
 
@@ -42,8 +45,9 @@ def _axis(n: int) -> np.ndarray:
 
 
 def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Paper colour under uneven light, as a smooth quadratic surface per channel (H, W, 3) fitted to the
-    pixels that are not ink, and the noise floor: how far paper pixels stray from it (grain, JPEG)."""
+    """Paper colour under uneven light, as a smooth quadratic surface per channel (H, W, 3) fitted
+    to the pixels that are not ink, and the noise floor: how far paper pixels stray from it (grain,
+    JPEG)."""
     h, w, _ = rgb.shape
     # the surface is smooth: a coarse grid of samples fits it
     step = max(1, max(h, w) // BG_FIT_GRID)
@@ -96,16 +100,17 @@ def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def polarity(diff: np.ndarray, floor: float) -> float:
-    """-1.0 for ink darker than its paper, 1.0 for lighter (chalk, MNIST itself), from the deviations (H, W, 3)
-    from the paper: the strongest go one way. Noise is symmetric and cancels; strokes, however few, are one-sided."""
+    """-1.0 for ink darker than its paper, 1.0 for lighter (chalk, MNIST itself), from the
+    deviations (H, W, 3) from the paper: the strongest go one way. Noise is symmetric and cancels;
+    strokes, however few, are one-sided."""
     luma = np.einsum("ijk,k->ij", diff, LUMA)
     darker, lighter = (np.maximum(v.ravel() - floor, 0.0) for v in (-luma, luma))
     return -1.0 if np.einsum("i,i", darker, darker) > np.einsum("i,i", lighter, lighter) else 1.0
 
 
 def smooth_ink(rgb: np.ndarray) -> np.ndarray:
-    """(H, W) float32 ink of an (H, W, 3) RGB picture in [0, 1] against the smooth paper surface: its colour
-    distance from it, less the noise floor; glare on dark ink is no stroke."""
+    """(H, W) float32 ink of an (H, W, 3) RGB picture in [0, 1] against the smooth paper surface:
+    its colour distance from it, less the noise floor; glare on dark ink is no stroke."""
     paper, floor = background(rgb)
     diff = rgb - paper
     luma = np.einsum("ijk,k->ij", diff, LUMA)

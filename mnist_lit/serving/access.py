@@ -1,6 +1,6 @@
-"""Who may ask what: ASGI middleware in front of the API that checks each request's headers before any body is read:
-the Host and Origin allow-lists (CORS), the API key, the rate limit, the routes that are off, and /health while the
-server stops.
+"""Who may ask what: ASGI middleware in front of the API that checks each request's headers before
+any body is read: the Host and Origin allow-lists (CORS), the API key, the rate limit, the routes
+that are off, and /health while the server stops.
 
 Try it: python serve.py host=0.0.0.0 api_key=s3cret, then curl -H "X-API-Key: s3cret" -F image=@digit.png
 http://127.0.0.1:8000/predict
@@ -57,9 +57,9 @@ async def answer(
 
 
 async def drain(receive: Receive) -> None:
-    """Read and drop what is left of a request body, up to DRAIN_BYTES and DRAIN_SECONDS: a client that sends its
-    whole body before reading the answer (most do, without Expect: 100-continue) would otherwise get a connection
-    reset instead of its 4xx."""
+    """Read and drop what is left of a request body, up to DRAIN_BYTES and DRAIN_SECONDS: a client
+    that sends its whole body before reading the answer (most do, without Expect: 100-continue)
+    would otherwise get a connection reset instead of its 4xx."""
 
     async def drop() -> None:
         dropped = 0
@@ -76,8 +76,9 @@ async def drain(receive: Receive) -> None:
 async def refuse(
     scope: Scope, receive: Receive, send: Send, status: int, error: str, headers: Iterable = ()
 ) -> None:
-    """Answer a request's 4xx without keeping its body: the body is dropped first, unless the client waits for a 100
-    Continue (then none of it is ever sent). A 503 is not drained: a full server must refuse cheaply."""
+    """Answer a request's 4xx without keeping its body: the body is dropped first, unless the client
+    waits for a 100 Continue (then none of it is ever sent). A 503 is not drained: a full server
+    must refuse cheaply."""
     sent = dict(scope["headers"])
     has_body = (
         status != BUSY and sent.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in sent
@@ -134,8 +135,8 @@ class Access:
 
 
 class Guard:
-    """ASGI middleware: every request passes the Host, Origin, key and rate checks in that order, or gets its 4xx here;
-    CORS preflights of allowed origins are answered here too."""
+    """ASGI middleware: every request passes the Host, Origin, key and rate checks in that order, or
+    gets its 4xx here; CORS preflights of allowed origins are answered here too."""
 
     def __init__(self, app: ASGIApp, access: Access) -> None:
         self.app, self.access = app, access
@@ -187,8 +188,8 @@ class Guard:
     def refusal(
         self, scope: Scope, headers: dict[bytes, bytes], cross: bool
     ) -> tuple[int, str, list] | None:
-        """The status, error and headers that refuse this request (`cross`: sent from another origin's page), or
-        None when it may pass."""
+        """The status, error and headers that refuse this request (`cross`: sent from another
+        origin's page), or None when it may pass."""
         path = scope["path"]
         if path == "/health" and self.access.stopping is not None and self.access.stopping.is_set():
             return 503, "the server is stopping", []
@@ -251,7 +252,8 @@ class Guard:
         return headers
 
     def bucket(self, scope: Scope, headers: dict[bytes, bytes]) -> Bucket:
-        """The rate bucket of this request's key, or of its client address when the server has no key."""
+        """The rate bucket of this request's key, or of its client address when the server has no
+        key."""
         who = (
             self.sent_key(headers).decode("latin-1")
             if self.key

@@ -1,11 +1,11 @@
-"""The API on LitServe: POST /predict answers a picture as predict.py's jsonl line does (same loader, same
-preprocessing, same answer).
+"""The API on LitServe: POST /predict answers a picture as predict.py's jsonl line does (same
+loader, same preprocessing, same answer).
 
 Try it: curl -F image=@digit.png http://127.0.0.1:8000/predict
 
-LitServe fails a whole batch when a hook raises (LitServe issue #340), so a request that is not a readable
-picture travels through decode_request, predict and encode_response as a value, and only its own response is
-a 400.
+LitServe fails a whole batch when a hook raises (LitServe issue #340), so a request that is not a
+readable picture travels through decode_request, predict and encode_response as a value, and only
+its own response is a 400.
 """
 
 from __future__ import annotations
@@ -37,15 +37,16 @@ HOW_TO_SEND = 'send the picture as a multipart field "image", or as JSON {"image
 
 @dataclass
 class Item:
-    """One request on its way through a batch: its Prediction (pixels, then the answer; or the error that becomes
-    its 400), and whether it asked for the 28x28 input back."""
+    """One request on its way through a batch: its Prediction (pixels, then the answer; or the error
+    that becomes its 400), and whether it asked for the 28x28 input back."""
 
     prediction: Prediction
     send_input: bool = False
 
 
 def picture_bytes(request: Any) -> bytes:
-    """The picture in a request: a multipart upload's bytes, or the JSON body's base64 (a data: URL too)."""
+    """The picture in a request: a multipart upload's bytes, or the JSON body's base64 (a data: URL
+    too)."""
     value = request.get(PICTURE_FIELD) if hasattr(request, "get") else None
     if value is None:
         raise PictureError(HOW_TO_SEND)
@@ -64,7 +65,8 @@ def picture_bytes(request: Any) -> bytes:
 
 
 def wants_input(request: Any) -> bool:
-    """Whether the request asked for the 28x28 input (`input` true in JSON, or "1"/"true" in a form)."""
+    """Whether the request asked for the 28x28 input (`input` true in JSON, or "1"/"true" in a
+    form)."""
     flag = request.get(INPUT_FLAG) if hasattr(request, "get") else None
     return flag is True or (isinstance(flag, str) and flag.lower() in ("1", "true"))
 
@@ -77,7 +79,8 @@ def png_base64(pixels: np.ndarray) -> str:
 
 
 class DigitAPI(ls.LitAPI):
-    """Reads each request's picture with predict.py's loader and answers a batch of them in one forward pass."""
+    """Reads each request's picture with predict.py's loader and answers a batch of them in one
+    forward pass."""
 
     def __init__(
         self,
@@ -101,15 +104,16 @@ class DigitAPI(ls.LitAPI):
         self.predictor: Predictor | None = None
 
     def setup(self, device: str) -> None:
-        """Load the model on the device LitServe gives this worker, with `cpu_threads` threads on CPU."""
+        """Load the model on the device LitServe gives this worker, with `cpu_threads` threads on
+        CPU."""
         return_big_buffers()
         device = device if self.device_setting == "auto" else self.device_setting
         self.predictor = Predictor(self.ckpt, device=device, threads=self.cpu_threads)
 
     def decode_request(self, request) -> Item:  # noqa: ANN001
-        """The request's picture as MNIST's 28x28, or the reason it is none, as an Item; never raises.
-        `request` stays unannotated: LitServe reads this annotation to choose how to parse the body, and without
-        one it hands over the parsed form (multipart) or JSON."""
+        """The request's picture as MNIST's 28x28, or the reason it is none, as an Item; never
+        raises. `request` stays unannotated: LitServe reads this annotation to choose how to parse
+        the body, and without one it hands over the parsed form (multipart) or JSON."""
         try:
             prediction = Prediction.of(
                 "", read_digits(picture_bytes(request), self.read, self.max_pixels)
@@ -119,7 +123,8 @@ class DigitAPI(ls.LitAPI):
         return Item(prediction, send_input=wants_input(request))
 
     def predict(self, batch: list[Item]) -> list[Item]:
-        """Answer every readable picture of the batch in one forward pass; the others pass through."""
+        """Answer every readable picture of the batch in one forward pass; the others pass
+        through."""
         metrics().batch.observe(len(batch))
         self.predictor.fill_answers([item.prediction for item in batch], self.thresholds)
         return batch

@@ -1,10 +1,10 @@
-"""Bounded work per request: ASGI middleware that reads a POST /predict body under a size, time and memory budget,
-checks its structure, and lets one heavy picture at a time through to the model.
+"""Bounded work per request: ASGI middleware that reads a POST /predict body under a size, time and
+memory budget, checks its structure, and lets one heavy picture at a time through to the model.
 
 Try it: curl -H "Content-Length: 99999999999" -X POST http://127.0.0.1:8000/predict   (413 before any body is read)
 
-Everything here answers a 4xx (or a 503 when the server is full) with {"error": ...}: LitServe would answer a body
-its parser rejects with a bare 500 and a traceback in the log.
+Everything here answers a 4xx (or a 503 when the server is full) with {"error": ...}: LitServe would
+answer a body its parser rejects with a bare 500 and a traceback in the log.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 
 async def picture_head(scope: Scope, body: bytes) -> bytes:
-    """The first bytes of the picture in a form or JSON body, after checking the body's structure; raises Refused."""
+    """The first bytes of the picture in a form or JSON body, after checking the body's structure;
+    raises Refused."""
     kind = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
     if kind.startswith(FORM_TYPES):
         return await form_head(scope, body)
@@ -92,7 +93,8 @@ async def picture_head(scope: Scope, body: bytes) -> bytes:
 
 
 def b64_head(value: object) -> bytes:
-    """The first HEAD_BYTES of a base64 (or data: URL) picture; b"" when it is none: the model's worker says why."""
+    """The first HEAD_BYTES of a base64 (or data: URL) picture; b"" when it is none: the model's
+    worker says why."""
     if not isinstance(value, str):
         return b""
     text = value.split(",", 1)[1] if value.startswith("data:") else value
@@ -103,7 +105,8 @@ def b64_head(value: object) -> bytes:
 
 
 async def form_head(scope: Scope, body: bytes) -> bytes:
-    """The picture's first bytes in a multipart or urlencoded form, parsed with starlette's limits; raises Refused."""
+    """The picture's first bytes in a multipart or urlencoded form, parsed with starlette's limits;
+    raises Refused."""
     sent = False
 
     async def once() -> Message:
@@ -129,9 +132,10 @@ async def form_head(scope: Scope, body: bytes) -> bytes:
 
 
 class BodyLimits:
-    """ASGI middleware for POST /predict: 413 for a declared length over the limit (from the header alone), 503
-    when the bodies in flight would pass the memory budget, 408 for a body that does not arrive in time, 400 or 413
-    for a form or JSON that is malformed or too complex; heavy pictures go to the model one at a time."""
+    """ASGI middleware for POST /predict: 413 for a declared length over the limit (from the header
+    alone), 503 when the bodies in flight would pass the memory budget, 408 for a body that does not
+    arrive in time, 400 or 413 for a form or JSON that is malformed or too complex; heavy pictures
+    go to the model one at a time."""
 
     def __init__(self, app: ASGIApp, budget: Budget) -> None:
         self.app, self.budget = app, budget
@@ -156,7 +160,8 @@ class BodyLimits:
             self.in_flight -= reserved
 
     def reserve(self, length: bytes | None) -> int:
-        """Count this body's bytes against the budget; raises Refused when it is too large or the server is full."""
+        """Count this body's bytes against the budget; raises Refused when it is too large or the
+        server is full."""
         if length is not None and not length.isdigit():
             raise Refused(400, "Content-Length is not a number")
         size = int(length) if length is not None else self.budget.max_bytes
@@ -168,7 +173,8 @@ class BodyLimits:
         return size
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Read and check the body in time, then hand it to the API: heavy pictures through the one-at-a-time lane."""
+        """Read and check the body in time, then hand it to the API: heavy pictures through the
+        one-at-a-time lane."""
         try:
             body = await asyncio.wait_for(
                 read_body(receive, self.budget.max_bytes), self.budget.seconds

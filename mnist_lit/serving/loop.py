@@ -1,6 +1,6 @@
-"""LitServe's batching loop without its idle polling, and with a memory limit: an idle worker waits for a request in
-one blocking get, and a worker whose resident memory has passed `max_worker_mb` ends between two batches, for
-LitServe (restart_workers) to start a fresh one.
+"""LitServe's batching loop without its idle polling, and with a memory limit: an idle worker waits
+for a request in one blocking get, and a worker whose resident memory has passed `max_worker_mb`
+ends between two batches, for LitServe (restart_workers) to start a fresh one.
 
 Try it: python serve.py max_worker_mb=300, then send it pictures; the worker's process id changes, no request fails
 """
@@ -21,7 +21,8 @@ PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def resident_mb() -> float:
-    """This process's resident memory now, in MB (0 where /proc is missing: the limit then never applies)."""
+    """This process's resident memory now, in MB (0 where /proc is missing: the limit then never
+    applies)."""
     try:
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * PAGE_BYTES / MB
@@ -48,16 +49,18 @@ class _Prefetched:
 
 
 class IdleLoop(BatchedLoop):
-    """LitServe's batching loop, minus its idle polling. Its collect step asks the request queue (a proxy to a
-    manager process) for a request every millisecond, waiting or not, which keeps about a tenth of a core busy on
-    an idle server. Here an idle worker waits in one blocking get for the first request; then the batch fills for
-    batch_timeout exactly as LitServe does it, through LitLoop's own get_batch_requests (public, in litserve.loops).
-    LitServe's stop sentinel travels the same way, so LitServe's own collect step sees it and ends the loop.
+    """LitServe's batching loop, minus its idle polling. Its collect step asks the request queue (a
+    proxy to a manager process) for a request every millisecond, waiting or not, which keeps about a
+    tenth of a core busy on an idle server. Here an idle worker waits in one blocking get for the
+    first request; then the batch fills for batch_timeout exactly as LitServe does it, through
+    LitLoop's own get_batch_requests (public, in litserve.loops). LitServe's stop sentinel travels
+    the same way, so LitServe's own collect step sees it and ends the loop.
 
-    `max_worker_mb` (0: no limit) is checked once a batch has been answered, before the next is taken, when this
-    worker holds no request: a worker past it exits, and LitServe's monitor (restart_workers) starts another in its
-    place. Requests wait in the shared queue meanwhile, so none is lost. A worker answers at least one batch, so
-    even a limit below its size at start lets requests through."""
+    `max_worker_mb` (0: no limit) is checked once a batch has been answered, before the next is
+    taken, when this worker holds no request: a worker past it exits, and LitServe's monitor
+    (restart_workers) starts another in its place. Requests wait in the shared queue meanwhile, so
+    none is lost. A worker answers at least one batch, so even a limit below its size at start lets
+    requests through."""
 
     def __init__(self, max_worker_mb: float = 0.0) -> None:
         super().__init__()
@@ -67,7 +70,8 @@ class IdleLoop(BatchedLoop):
     def get_batch_requests(
         self, lit_api: ls.LitAPI, request_queue: Queue, transport: Any
     ) -> tuple[list, list]:
-        """The next batch, waiting for its first request without polling; SystemExit when this worker is to go."""
+        """The next batch, waiting for its first request without polling; SystemExit when this
+        worker is to go."""
         if self.answered and self.max_worker_mb and resident_mb() > self.max_worker_mb:
             raise SystemExit(0)
         try:

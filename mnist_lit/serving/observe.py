@@ -1,5 +1,6 @@
-"""What the server did: Prometheus metrics at GET /metrics (prometheus_client, in its multi-process mode: the HTTP
-front-ends and the model's workers are separate processes) and an optional JSON access log, one line per request.
+"""What the server did: Prometheus metrics at GET /metrics (prometheus_client, in its multi-process
+mode: the HTTP front-ends and the model's workers are separate processes) and an optional JSON
+access log, one line per request.
 
 Try it: python serve.py access_log=true, then curl http://127.0.0.1:8000/metrics
 """
@@ -77,9 +78,9 @@ def verdict(body: bytes) -> str | None:
 
 
 class Observe:
-    """ASGI middleware, outside every other check: counts and times each request by path and status, counts the
-    verdicts, and writes the access log's line (time, client, method, path, status, milliseconds, verdict; never a
-    picture)."""
+    """ASGI middleware, outside every other check: counts and times each request by path and status,
+    counts the verdicts, and writes the access log's line (time, client, method, path, status,
+    milliseconds, verdict; never a picture)."""
 
     def __init__(self, app: ASGIApp, access_log: bool = False) -> None:
         self.app, self.access_log = app, access_log

@@ -1,5 +1,6 @@
-"""serve.py as a user starts it, in a child process on a free loopback port, and the HTTP calls a client makes:
-for the tests and bench/serve_load.py. stop() sends SIGTERM, as a service manager does, and times the cleanup.
+"""serve.py as a user starts it, in a child process on a free loopback port, and the HTTP calls a
+client makes: for the tests and bench/serve_load.py. stop() sends SIGTERM, as a service manager
+does, and times the cleanup.
 
 Try it: pytest tests/serving/test_serve.py
 """
@@ -99,7 +100,8 @@ def post(
 
 
 def raw(port: int, data: bytes, wait: float = REQUEST_SECONDS) -> tuple[int, bytes]:
-    """Send `data` as it is on a new loopback connection: the status and the whole reply (0 and b"" for none)."""
+    """Send `data` as it is on a new loopback connection: the status and the whole reply (0 and b""
+    for none)."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
         conn.sendall(data)
         reply = b""
@@ -189,7 +191,8 @@ HOSTILE = {
 
 
 def pss_mb(pids: set[int]) -> float:
-    """The processes' proportional set size together, in MB: a page shared by several counts once in all."""
+    """The processes' proportional set size together, in MB: a page shared by several counts once in
+    all."""
     total = 0
     for pid in pids:
         try:
@@ -203,7 +206,8 @@ def pss_mb(pids: set[int]) -> float:
 
 
 class Server:
-    """serve.py running as a user would start it; stop() sends SIGTERM, as a service manager does."""
+    """serve.py running as a user would start it; stop() sends SIGTERM, as a service manager
+    does."""
 
     def __init__(
         self, ckpt: Path, cwd: Path, *overrides: str, env: dict[str, str] | None = None
@@ -242,7 +246,8 @@ class Server:
         return {self.proc.pid} | descendants(self.proc.pid)
 
     def stop(self) -> float:
-        """SIGTERM; the seconds until the process and all its children are gone and the port is free."""
+        """SIGTERM; the seconds until the process and all its children are gone and the port is
+        free."""
         children = descendants(self.proc.pid)
         start = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)

@@ -1,10 +1,12 @@
-"""A time limit on a new connection's request headers, which uvicorn does not have: a client that opens a connection
-and sends its headers a byte at a time (or never) gets 408 and is closed, instead of holding a socket for ever.
+"""A time limit on a new connection's request headers, which uvicorn does not have: a client that
+opens a connection and sends its headers a byte at a time (or never) gets 408 and is closed, instead
+of holding a socket for ever.
 
 Try it: python serve.py, then `nc 127.0.0.1 8000` and wait: the 408 comes after header_timeout seconds
 
-It wraps uvicorn's own HTTP protocol (uvicorn's `http` setting takes a protocol class) through asyncio's public
-Protocol interface only; once the headers are in, uvicorn's keep-alive timeout and BodyLimits' body deadline apply.
+It wraps uvicorn's own HTTP protocol (uvicorn's `http` setting takes a protocol class) through
+asyncio's public Protocol interface only; once the headers are in, uvicorn's keep-alive timeout and
+BodyLimits' body deadline apply.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ TOO_SLOW = (
 
 
 class HeaderDeadline(asyncio.Protocol):
-    """uvicorn's HTTP protocol, with `seconds` for a connection's first request headers to arrive."""
+    """uvicorn's HTTP protocol, with `seconds` for a connection's first request headers to
+    arrive."""
 
     def __init__(self, seconds: float, **uvicorn_args: Any) -> None:
         self.inner = AutoHTTPProtocol(**uvicorn_args)
@@ -82,5 +85,6 @@ class HeaderDeadline(asyncio.Protocol):
 
 
 def with_header_deadline(seconds: float) -> Callable[..., asyncio.Protocol]:
-    """uvicorn's `http` setting: its protocol, with a deadline of `seconds` on a new connection's headers."""
+    """uvicorn's `http` setting: its protocol, with a deadline of `seconds` on a new connection's
+    headers."""
     return functools.partial(HeaderDeadline, seconds)

@@ -1,5 +1,5 @@
-"""serve.py's server: LitServe with the API, the access, body and metrics middleware, the drawing pad at GET / and
-/metrics, sized to the machine.
+"""serve.py's server: LitServe with the API, the access, body and metrics middleware, the drawing
+pad at GET / and /metrics, sized to the machine.
 
 Try it: python serve.py, then open http://127.0.0.1:8000
 """
@@ -53,8 +53,8 @@ def page() -> HTMLResponse:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Refuse, in one line, a port that something else holds (the host and port settings were checked by the
-    schema)."""
+    """Refuse, in one line, a port that something else holds (the host and port settings were
+    checked by the schema)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         # as uvicorn binds: a closed socket's TIME_WAIT
@@ -68,7 +68,8 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def check_exposure(cfg: DictConfig) -> None:
-    """Refuse, in one line, to serve beyond loopback without a key, unless auth=none says so on purpose."""
+    """Refuse, in one line, to serve beyond loopback without a key, unless auth=none says so on
+    purpose."""
     if cfg.host != LOOPBACK and not cfg.api_key and cfg.auth != NO_AUTH:
         raise MnistLitError(
             f"host={cfg.host} serves other machines, and without a key anyone there can use it: set api_key "
@@ -77,7 +78,8 @@ def check_exposure(cfg: DictConfig) -> None:
 
 
 def access(cfg: DictConfig, stopping: object) -> Access:
-    """The Host, Origin, key and rate settings: on loopback, only loopback names and no rate limit by default."""
+    """The Host, Origin, key and rate settings: on loopback, only loopback names and no rate limit
+    by default."""
     named = frozenset(h.lower() for h in cfg.allowed_hosts)
     hosts = None if "*" in named or (cfg.host != LOOPBACK and not named) else LOOPBACK_NAMES | named
     rate = (0.0 if cfg.host == LOOPBACK else OPEN_RATE) if cfg.rate == "auto" else float(cfg.rate)
@@ -105,14 +107,15 @@ def budget(cfg: DictConfig) -> Budget:
 def read_model_settings(
     ckpt: str, not_digit: object, unsure: float, accelerator: str
 ) -> tuple[Thresholds, bool]:
-    """The checkpoint's thresholds and whether it runs on the CPU (this loads it, so it also checks it)."""
+    """The checkpoint's thresholds and whether it runs on the CPU (this loads it, so it also checks
+    it)."""
     thresholds = Predictor(ckpt, device="cpu").thresholds(not_digit, unsure)
     return thresholds, devices.on_cpu(accelerator, lambda: gpu_available(ckpt))
 
 
 def check_model(cfg: DictConfig, ckpt: str) -> tuple[Thresholds, bool]:
-    """read_model_settings in a short-lived child process: torch's pages (about 300 MB) then never join this process, whose
-    HTTP front-ends are forked from it."""
+    """read_model_settings in a short-lived child process: torch's pages (about 300 MB) then never
+    join this process, whose HTTP front-ends are forked from it."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
         return child.submit(
             read_model_settings, ckpt, cfg.not_digit, cfg.unsure, cfg.accelerator
@@ -120,7 +123,8 @@ def check_model(cfg: DictConfig, ckpt: str) -> tuple[Thresholds, bool]:
 
 
 def available_mb() -> float:
-    """Memory the machine can still give, in MB (MemAvailable; the free pages where /proc is missing)."""
+    """Memory the machine can still give, in MB (MemAvailable; the free pages where /proc is
+    missing)."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -142,8 +146,8 @@ def worker_count(setting: object, on_cpu: bool, ckpt: str) -> int:
 
 
 def connection_cap(cfg: DictConfig) -> int:
-    """Connections each front-end holds at most (more get 503), within its open-file limit, raised as far as the
-    system allows."""
+    """Connections each front-end holds at most (more get 503), within its open-file limit, raised
+    as far as the system allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         soft = (
@@ -154,7 +158,8 @@ def connection_cap(cfg: DictConfig) -> int:
 
 
 def build_server(cfg: DictConfig, ckpt: str | os.PathLike, stopping: object = None) -> ls.LitServer:
-    """The LitServer for `ckpt`: the pad's page at / (ahead of LitServe's own GET /), /metrics, and the middleware."""
+    """The LitServer for `ckpt`: the pad's page at / (ahead of LitServe's own GET /), /metrics, and
+    the middleware."""
     thresholds, on_cpu = check_model(cfg, str(ckpt))
     workers = worker_count(cfg.workers_per_device, on_cpu, str(ckpt))
     cores = os.cpu_count() or 1
@@ -199,7 +204,8 @@ def build_server(cfg: DictConfig, ckpt: str | os.PathLike, stopping: object = No
 
 
 def serve(cfg: DictConfig, ckpt: str | os.PathLike) -> None:
-    """Run the server until Ctrl-C or SIGTERM, every process sharing one metrics folder, removed at the end."""
+    """Run the server until Ctrl-C or SIGTERM, every process sharing one metrics folder, removed at
+    the end."""
     # before the front-ends fork: they inherit it
     return_big_buffers()
     metrics_dir = tempfile.mkdtemp(prefix="mnist-lit-metrics-")

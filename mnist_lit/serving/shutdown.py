@@ -1,5 +1,6 @@
-"""A graceful stop on SIGTERM, as a service manager sends it: the listening socket closes at once, requests already
-received are answered, stuck uploads are cut after the grace period, and every process goes.
+"""A graceful stop on SIGTERM, as a service manager sends it: the listening socket closes at once,
+requests already received are answered, stuck uploads are cut after the grace period, and every
+process goes.
 
 Try it: python serve.py & sleep 20; kill %1   (the port is free again within a few seconds)
 """
@@ -22,9 +23,9 @@ JOIN_MARGIN = 1.0
 
 
 def stop_listening(port: int) -> None:
-    """Shut the listening socket on `port` that this process shares with its children: shutdown() acts on the socket
-    itself, not on one process's handle, so the kernel refuses new connections at once (Linux; elsewhere the
-    socket closes as the processes exit)."""
+    """Shut the listening socket on `port` that this process shares with its children: shutdown()
+    acts on the socket itself, not on one process's handle, so the kernel refuses new connections at
+    once (Linux; elsewhere the socket closes as the processes exit)."""
     fd_dir = Path("/proc/self/fd")
     for name in os.listdir(fd_dir) if fd_dir.is_dir() else []:
         try:
@@ -46,8 +47,8 @@ def stop_listening(port: int) -> None:
 
 
 def stop_on_sigterm(server: object, port: int, stopping: object, grace: float) -> None:
-    """Make SIGTERM stop the server as Ctrl-C does, after a graceful stop of the HTTP front-ends; LitServe then
-    terminates and joins every worker process it started."""
+    """Make SIGTERM stop the server as Ctrl-C does, after a graceful stop of the HTTP front-ends;
+    LitServe then terminates and joins every worker process it started."""
 
     def interrupt(signum: int, frame: object) -> None:
         # a second SIGTERM must not interrupt this one

@@ -1,12 +1,13 @@
-"""Honest confidences: temperature scaling fitted on the validation split, the "not a digit" threshold chosen there,
-the digits' feature statistics that tell how far a picture lies from every digit, and the reliability diagram's
-bins.
+"""Honest confidences: temperature scaling fitted on the validation split, the "not a digit"
+threshold chosen there, the digits' feature statistics that tell how far a picture lies from every
+digit, and the reliability diagram's bins.
 
 Try it: pytest tests/training/test_calibration.py
 
-Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks") divides the logits by one
-number T > 0, fitted by minimizing the negative log-likelihood of held-out labels: T > 1 softens an overconfident
-network, T < 1 sharpens a timid one. It never changes which digit wins, so accuracy is untouched.
+Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks") divides the logits
+by one number T > 0, fitted by minimizing the negative log-likelihood of held-out labels: T > 1
+softens an overconfident network, T < 1 sharpens a timid one. It never changes which digit wins, so
+accuracy is untouched.
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def choose_threshold(digit_scores: torch.Tensor, accept: float = ACCEPT_SHARE) -> float:
-    """The "not a digit" probability above which a picture is rejected: the lowest that still accepts `accept` of
-    the validation digits. Every stricter threshold would reject more non-digits, and more real digits with them;
-    pictures people send are less like MNIST than its validation split, so the share is set high."""
+    """The "not a digit" probability above which a picture is rejected: the lowest that still
+    accepts `accept` of the validation digits. Every stricter threshold would reject more
+    non-digits, and more real digits with them; pictures people send are less like MNIST than its
+    validation split, so the share is set high."""
     if len(digit_scores) == 0:
         return 0.5
     return float(torch.quantile(digit_scores.float().cpu(), accept, interpolation="higher"))
@@ -70,9 +72,10 @@ def choose_threshold(digit_scores: torch.Tensor, accept: float = ACCEPT_SHARE) -
 def fit_distance(
     features: torch.Tensor, labels: torch.Tensor, accept: float = DISTANCE_ACCEPT
 ) -> dict[str, Any]:
-    """The digits' feature statistics for models.feature_distance, from validation digits' features (N, F) and
-    labels (N,): class means and shared precision fitted on one half, and the distance `limit` that `accept` of
-    the other half lies within. Nothing here is learned from non-digits. Empty when a class has no digits."""
+    """The digits' feature statistics for models.feature_distance, from validation digits' features
+    (N, F) and labels (N,): class means and shared precision fitted on one half, and the distance
+    `limit` that `accept` of the other half lies within. Nothing here is learned from non-digits.
+    Empty when a class has no digits."""
     features, labels = features.detach().double().cpu(), labels.detach().cpu().long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
     fit, held = (
@@ -101,11 +104,11 @@ def calibrate(
     negative_logits: torch.Tensor | None = None,
     features: torch.Tensor | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor | float]]:
-    """What a validation fits, and what it logs: the temperature, fitted to the validation digits' logits (N, 10
-    or 11) and labels (N,); with the logits (M, 11) of generated validation negatives (a network with the 11th
-    output), the rejection threshold chosen on the digits, and the shares of digits it accepts and of negatives
-    it rejects. With the digits' `features` (N, F) too, the feature distance's statistics (fit_distance), under
-    "distance"."""
+    """What a validation fits, and what it logs: the temperature, fitted to the validation digits'
+    logits (N, 10 or 11) and labels (N,); with the logits (M, 11) of generated validation negatives
+    (a network with the 11th output), the rejection threshold chosen on the digits, and the shares
+    of digits it accepts and of negatives it rejects. With the digits' `features` (N, F) too, the
+    feature distance's statistics (fit_distance), under "distance"."""
     temperature = fit_temperature(logits[:, :NUM_CLASSES], labels)
     fitted, logged = {"temperature": temperature}, {"val/temperature": temperature}
     if negative_logits is None:
@@ -127,8 +130,8 @@ def calibrate(
 def reliability(
     confidences: torch.Tensor, correct: torch.Tensor, bins: int = RELIABILITY_BINS
 ) -> list[dict]:
-    """Per equal-width confidence bin (as torchmetrics' calibration error bins them): its count, mean confidence
-    and accuracy; empty bins are left out."""
+    """Per equal-width confidence bin (as torchmetrics' calibration error bins them): its count,
+    mean confidence and accuracy; empty bins are left out."""
     confidences, correct = confidences.float().cpu(), correct.float().cpu()
     # (lo, hi] bins, as torchmetrics
     index = torch.clamp((confidences * bins).ceil().long() - 1, 0, bins - 1)

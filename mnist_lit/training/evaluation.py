@@ -28,7 +28,8 @@ REPORT_FILES = ("confusion_matrix.png", "misclassified.png", "per_class.csv", "r
 
 
 class StderrProgressBar(TQDMProgressBar):
-    """Lightning's progress bar, drawn on stderr rather than stdout, which keeps the results alone."""
+    """Lightning's progress bar, drawn on stderr rather than stdout, which keeps the results
+    alone."""
 
     def init_test_tqdm(self) -> Tqdm:
         """The test loop's bar, on stderr."""
@@ -58,8 +59,9 @@ def evaluate_checkpoint(
     accelerator: str = "auto",
     precision: str | None = None,
 ) -> dict[str, Any]:
-    """Test the checkpoint; returns test/loss, test/acc, the calibration errors, the share of digits accepted (for
-    a network that can answer "not a digit") and the confusion matrix; writes the report files to `out`."""
+    """Test the checkpoint; returns test/loss, test/acc, the calibration errors, the share of digits
+    accepted (for a network that can answer "not a digit") and the confusion matrix; writes the
+    report files to `out`."""
     if out is not None and any((Path(out) / name).exists() for name in REPORT_FILES):
         raise MnistLitError(f"{out} already holds a report; choose another out=")
     # the file's one read

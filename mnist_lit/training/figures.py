@@ -1,6 +1,6 @@
-"""The report's pictures, drawn without a display: digit grids, curves, the confusion matrix, the reliability
-diagram, and the test report's files. Figures are drawn with matplotlib's object API (no pyplot). No Lightning:
-the report callback, evaluate.py and the negatives' sheet all draw here.
+"""The report's pictures, drawn without a display: digit grids, curves, the confusion matrix, the
+reliability diagram, and the test report's files. Figures are drawn with matplotlib's object API (no
+pyplot). No Lightning: the report callback, evaluate.py and the negatives' sheet all draw here.
 
 Try it: python -m mnist_lit.data.synthetic.negatives outputs/negatives.png
 """
@@ -27,7 +27,8 @@ CAPTION_H = 14
 
 
 def digit_grid(images: torch.Tensor, captions: list[str], cols: int = GRID_COLS) -> Image.Image:
-    """Tiles of (N, 28, 28) images in [0, 1], each with its caption underneath, as one RGB picture."""
+    """Tiles of (N, 28, 28) images in [0, 1], each with its caption underneath, as one RGB
+    picture."""
     n = len(images)
     cols = max(1, min(cols, n))
     rows = max(1, -(-n // cols))
@@ -77,7 +78,8 @@ def curves_image(history: dict[int, dict[str, float]]) -> Image.Image:
 
 
 def confusion_image(confusion: np.ndarray) -> Image.Image:
-    """The 10x10 confusion matrix as a heatmap with counts (rows: true digit, columns: predicted)."""
+    """The 10x10 confusion matrix as a heatmap with counts (rows: true digit, columns:
+    predicted)."""
     fig = _figure(6.5, 5.5)
     ax = fig.subplots()
     # log scale: the diagonal holds ~1000 per class, the mistakes a handful; both must stay readable
@@ -96,8 +98,9 @@ def confusion_image(confusion: np.ndarray) -> Image.Image:
 
 
 def reliability_image(curves: dict[str, tuple[torch.Tensor, torch.Tensor, float]]) -> Image.Image:
-    """Accuracy against confidence per confidence bin, one curve per name -> (confidences, correct, ECE); a
-    calibrated model lies on the diagonal. Beside it, how many test digits each bin holds."""
+    """Accuracy against confidence per confidence bin, one curve per name -> (confidences, correct,
+    ECE); a calibrated model lies on the diagonal. Beside it, how many test digits each bin
+    holds."""
     fig = _figure(10, 4.5)
     diagram, counts = fig.subplots(1, 2)
     diagram.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
@@ -140,8 +143,9 @@ def per_class_rows(confusion: np.ndarray) -> list[dict[str, Any]]:
 
 
 def write_test_report(out_dir: str | os.PathLike, test: dict[str, Any]) -> dict[str, Image.Image]:
-    """confusion_matrix.png, misclassified.png, reliability.png and per_class.csv from RunReport's `test_report`;
-    returns the pictures by name, so that they can also go to the loggers without being drawn twice."""
+    """confusion_matrix.png, misclassified.png, reliability.png and per_class.csv from RunReport's
+    `test_report`; returns the pictures by name, so that they can also go to the loggers without
+    being drawn twice."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = {

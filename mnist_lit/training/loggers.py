@@ -1,6 +1,6 @@
-"""Experiment loggers: one (logger=tensorboard, csv, mlflow, wandb) or several at once (logger=many), from
-conf/logger/. Metrics reach every one through Lightning; the report images and the run's config reach each one in
-the form it supports.
+"""Experiment loggers: one (logger=tensorboard, csv, mlflow, wandb) or several at once
+(logger=many), from conf/logger/. Metrics reach every one through Lightning; the report images and
+the run's config reach each one in the form it supports.
 
 Try it: python train.py logger=mlflow trainer.max_epochs=1, then mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db
 """
@@ -27,7 +27,8 @@ IMAGE_LOGGERS = (TensorBoardLogger, MLFlowLogger, WandbLogger)
 
 
 def build_loggers(cfg: DictConfig | None) -> list[Logger]:
-    """The loggers that `cfg` (the config's `logger`) describes: one with a _target_, or a mapping of several."""
+    """The loggers that `cfg` (the config's `logger`) describes: one with a _target_, or a mapping
+    of several."""
     if not cfg:
         return []
     return [_instantiate(one) for one in ([cfg] if "_target_" in cfg else cfg.values()) if one]
@@ -53,8 +54,8 @@ def takes_images(loggers: Sequence[Logger]) -> bool:
 
 
 def log_image(loggers: Sequence[Logger], key: str, image: Image.Image, step: int) -> None:
-    """One report image (RGB) to every logger that keeps images: TensorBoard's images tab, an MLflow artifact
-    under report/, W&B's media panel."""
+    """One report image (RGB) to every logger that keeps images: TensorBoard's images tab, an MLflow
+    artifact under report/, W&B's media panel."""
     for lg in loggers:
         if isinstance(lg, TensorBoardLogger):
             # (3, H, W)
@@ -70,9 +71,9 @@ def log_image(loggers: Sequence[Logger], key: str, image: Image.Image, step: int
 def log_run_end(
     loggers: Sequence[Logger], params: dict[str, Any], metrics: dict[str, Any], dev_run: bool
 ) -> None:
-    """The run's resolved config as hyperparameters, with its results beside them (TensorBoard's hparams tab), then
-    close each logger. A fast_dev_run logs nothing while it runs (Lightning swaps its loggers for a dummy), so its
-    results are logged here, once."""
+    """The run's resolved config as hyperparameters, with its results beside them (TensorBoard's
+    hparams tab), then close each logger. A fast_dev_run logs nothing while it runs (Lightning swaps
+    its loggers for a dummy), so its results are logged here, once."""
     final = {k: metrics[k] for k in HPARAM_METRICS if k in metrics}
     for lg in loggers:
         if isinstance(lg, TensorBoardLogger):

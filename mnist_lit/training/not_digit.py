@@ -36,7 +36,8 @@ class NotDigitTraining(nn.Module):
         self.test_accept = MeanMetric()
 
     def mix_batch(self, batch: Batch) -> tuple[Batch, torch.Tensor]:
-        """The training batch with its share of digits given up, and the negatives (K, 1, 28, 28)."""
+        """The training batch with its share of digits given up, and the negatives (K, 1, 28,
+        28)."""
         return self.mixer.mix_batch(batch)
 
     def start_validation(self) -> None:

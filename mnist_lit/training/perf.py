@@ -1,5 +1,5 @@
-"""Performance settings, applied when training starts: memory format, cuDNN autotuning, matmul precision,
-torch.compile. Each `auto` picks what is fastest on the device Lightning chose.
+"""Performance settings, applied when training starts: memory format, cuDNN autotuning, matmul
+precision, torch.compile. Each `auto` picks what is fastest on the device Lightning chose.
 
 Try it: python train.py perf.channels_last=false trainer.max_epochs=1
 """
@@ -35,9 +35,9 @@ def _choose(setting: bool | str, default: bool) -> bool:
 def keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks for reuse instead of returning them to the OS.
 
-    Each training step frees and re-allocates activations of tens of MB; by default glibc serves those with
-    fresh mmap()s, and the page faults on them can cost as much kernel time as the convolutions take (see
-    docs/performance.md). Not glibc (macOS, musl): nothing to do.
+    Each training step frees and re-allocates activations of tens of MB; by default glibc serves
+    those with fresh mmap()s, and the page faults on them can cost as much kernel time as the
+    convolutions take (see docs/performance.md). Not glibc (macOS, musl): nothing to do.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -49,12 +49,14 @@ def keep_freed_memory() -> bool:
 
 
 def plain_cuda_check_without_gpu() -> bool:
-    """Without a CUDA device, have torch.cuda.is_available() skip NVML; returns whether the setting changed.
+    """Without a CUDA device, have torch.cuda.is_available() skip NVML; returns whether the setting
+    changed.
 
-    Lightning asks torch to count GPUs through NVML, which keeps forked worker processes safe. Without NVIDIA's
-    driver, each such check dlopen()s the missing NVML library again and then falls back to the CUDA runtime.
-    Adam's step checks at every step, so that wasted dlopen() is paid on every training step. The plain check
-    makes the same runtime call without the dlopen, so it is no less fork-safe here.
+    Lightning asks torch to count GPUs through NVML, which keeps forked worker processes safe.
+    Without NVIDIA's driver, each such check dlopen()s the missing NVML library again and then falls
+    back to the CUDA runtime. Adam's step checks at every step, so that wasted dlopen() is paid on
+    every training step. The plain check makes the same runtime call without the dlopen, so it is no
+    less fork-safe here.
     """
     if os.environ.get(NVML_CUDA_CHECK) != "1" or torch.cuda.is_available():
         return False
@@ -63,7 +65,8 @@ def plain_cuda_check_without_gpu() -> bool:
 
 
 def native_cpu_bf16() -> bool:
-    """Whether this CPU computes in bfloat16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    """Whether this CPU computes in bfloat16 in hardware (AVX512-BF16 or AMX), where bf16 autocast
+    pays off."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
@@ -72,10 +75,10 @@ def resolve_precision(precision: str | int | None, accelerator: str) -> str | in
     """`auto`: bf16 mixed precision on a GPU (fp16 where it lacks bf16), full fp32 on CPU.
     `auto-bf16`: the same, but bf16 mixed on a CPU too when it computes bf16 natively.
 
-    On CPU, bf16 autocast makes epochs faster on a CPU with AVX512-BF16 or AMX, but costs the default CNN test
-    accuracy (docs/performance.md has the figures), so it is an opt-in there (`auto-bf16`, or
-    trainer.precision=bf16-mixed); experiment=speedrun takes it. Without hardware bf16 the CPU would emulate it,
-    slower than fp32: `auto-bf16` then stays in fp32.
+    On CPU, bf16 autocast makes epochs faster on a CPU with AVX512-BF16 or AMX, but costs the
+    default CNN test accuracy (docs/performance.md has the figures), so it is an opt-in there
+    (`auto-bf16`, or trainer.precision=bf16-mixed); experiment=speedrun takes it. Without hardware
+    bf16 the CPU would emulate it, slower than fp32: `auto-bf16` then stays in fp32.
     """
     if precision not in (AUTO, AUTO_BF16):
         return precision

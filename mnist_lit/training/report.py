@@ -1,6 +1,7 @@
-"""What a run shows besides scalars, kept as it trains and tests: the epoch curves, the misclassified test digits,
-the confusion matrix and the reliability diagram; in the loggers that keep images (mnist_lit.training.loggers), and
-as files in <run dir>/report/. The pictures are drawn by mnist_lit.training.figures.
+"""What a run shows besides scalars, kept as it trains and tests: the epoch curves, the
+misclassified test digits, the confusion matrix and the reliability diagram; in the loggers that
+keep images (mnist_lit.training.loggers), and as files in <run dir>/report/. The pictures are drawn
+by mnist_lit.training.figures.
 
 Try it: python train.py trainer.max_epochs=2 && ls outputs/runs/*/report
 """
@@ -26,8 +27,9 @@ MAX_MISCLASSIFIED = 64
 
 
 class RunReport(Callback):
-    """Keeps what the report shows (the epoch curves, the misclassified test digits, the confusion matrix), logs
-    digit grids and figures to the loggers, and writes the report files at the end of fit and test."""
+    """Keeps what the report shows (the epoch curves, the misclassified test digits, the confusion
+    matrix), logs digit grids and figures to the loggers, and writes the report files at the end of
+    fit and test."""
 
     def __init__(self, dirpath: str | os.PathLike, grid_size: int = 64) -> None:
         self.dirpath, self.grid_size = Path(dirpath), grid_size
@@ -39,7 +41,8 @@ class RunReport(Callback):
         self._misclassified: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def state_dict(self) -> dict[str, Any]:
-        """What checkpoints keep of the report: the history, so that a resumed run's curves start at epoch 1."""
+        """What checkpoints keep of the report: the history, so that a resumed run's curves start at
+        epoch 1."""
         return {"history": self.history}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
-"""One training run, as train.py starts it: check the config, fit, test the best checkpoint, write metrics.json;
-and what a failed run means inside a sweep.
+"""One training run, as train.py starts it: check the config, fit, test the best checkpoint, write
+metrics.json; and what a failed run means inside a sweep.
 
 Try it: python train.py trainer.max_epochs=1
 """
@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, test the best checkpoint, write metrics.json to the run directory; returns the metrics."""
+    """Fit, test the best checkpoint, write metrics.json to the run directory; returns the
+    metrics."""
     # before any work: a bad value costs nothing
     validate(cfg)
     run_dir = Path(cfg.run_dir)
@@ -89,8 +90,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def train_command(cfg: DictConfig) -> float | None:
-    """train.py's run: the metric a sweeper optimizes. A user's error is one line; in a sweep, a failed job is
-    recorded for the summary, and the sweep goes on where its sweeper allows."""
+    """train.py's run: the metric a sweeper optimizes. A user's error is one line; in a sweep, a
+    failed job is recorded for the summary, and the sweep goes on where its sweeper allows."""
     try:
         metrics = train(cfg)
     # interrupted.ckpt is saved, and Lightning would exit 0, as if the run had finished

@@ -1,4 +1,5 @@
-"""Run directories: claim one without overwriting another run, resume into it, save checkpoints atomically.
+"""Run directories: claim one without overwriting another run, resume into it, save checkpoints
+atomically.
 
 Try it: python train.py hydra.run.dir=/tmp/run trainer.fast_dev_run=true   (twice: the second is refused)
 """
@@ -33,7 +34,8 @@ def _resumes_into(run_dir: Path, ckpt_path: str | None) -> bool:
 
 
 def claim_dir(run_dir: str | os.PathLike, ckpt_path: str | None = None) -> None:
-    """Mark `run_dir` as this run's, refusing one that already holds another run (resuming into it is allowed)."""
+    """Mark `run_dir` as this run's, refusing one that already holds another run (resuming into it
+    is allowed)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -49,8 +51,8 @@ def claim_dir(run_dir: str | os.PathLike, ckpt_path: str | None = None) -> None:
 
 
 class RunDirGuard(HydraCallback):
-    """Hydra callback: claims the run or sweep directory before Hydra writes anything into it, and points
-    `ckpt_path=last` at the newest run's checkpoint, resuming into that run's directory."""
+    """Hydra callback: claims the run or sweep directory before Hydra writes anything into it, and
+    points `ckpt_path=last` at the newest run's checkpoint, resuming into that run's directory."""
 
     def __init__(self, runs_dir: str) -> None:
         self.runs_dir = runs_dir
@@ -82,10 +84,11 @@ class RunDirGuard(HydraCallback):
 
 
 class InterruptCheckpoint(Callback):
-    """Saves `<dirpath>/<filename>.ckpt` when training stops on an exception: Ctrl-C, SIGTERM (a kill, a SLURM
-    pre-emption) or a crash. Lightning's OnExceptionCheckpoint does the same, but merely having it turns every
-    `fit(ckpt_path=None)` into a resume from "last": a fresh run would go looking for a checkpoint to continue.
-    With this one, a run resumes only from the ckpt_path it is given."""
+    """Saves `<dirpath>/<filename>.ckpt` when training stops on an exception: Ctrl-C, SIGTERM (a
+    kill, a SLURM pre-emption) or a crash. Lightning's OnExceptionCheckpoint does the same, but
+    merely having it turns every `fit(ckpt_path=None)` into a resume from "last": a fresh run would
+    go looking for a checkpoint to continue. With this one, a run resumes only from the ckpt_path it
+    is given."""
 
     def __init__(self, dirpath: str | os.PathLike, filename: str = "interrupted") -> None:
         self.path = Path(dirpath) / f"{filename}.ckpt"
@@ -98,8 +101,9 @@ class InterruptCheckpoint(Callback):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, through `files.atomic_write`. (Lightning's own atomic save stages the
-    file in the system temp dir, which may be another filesystem, where the final move is a copy.)"""
+    """Lightning's checkpoint writer, through `files.atomic_write`. (Lightning's own atomic save
+    stages the file in the system temp dir, which may be another filesystem, where the final move is
+    a copy.)"""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None

@@ -1,5 +1,6 @@
-"""The LightningModule's settings on their two ways: from the config into an optimizer and a scheduler sized for
-the run, and from the module into a checkpoint as plain data, which torch.load(weights_only=True) reads.
+"""The LightningModule's settings on their two ways: from the config into an optimizer and a
+scheduler sized for the run, and from the module into a checkpoint as plain data, which
+torch.load(weights_only=True) reads.
 
 Try it: python train.py optimizer=sgd trainer.max_epochs=1
 """
@@ -20,8 +21,9 @@ WHOLE_RUN = ("total_steps", "T_max")
 
 
 def to_plain_data(value: Any) -> Any:
-    """A hyperparameter as plain Python data: a functools.partial as the Hydra config that rebuilds it, an OmegaConf
-    node (a list setting such as deep_cnn's `channels` arrives as a ListConfig) as lists and dicts."""
+    """A hyperparameter as plain Python data: a functools.partial as the Hydra config that rebuilds
+    it, an OmegaConf node (a list setting such as deep_cnn's `channels` arrives as a ListConfig) as
+    lists and dicts."""
     if isinstance(value, functools.partial):
         target = f"{value.func.__module__}.{value.func.__qualname__}"
         return {"_target_": target, "_partial_": True, **to_plain_data(value.keywords)}
@@ -38,9 +40,9 @@ def optimizers(
     make_scheduler: Callable[..., Any] | Mapping | None,
     run_steps: Callable[[], int],
 ) -> Any:
-    """What configure_optimizers returns: the optimizer, with its scheduler when there is one. A whole-run schedule
-    (OneCycleLR's total_steps, CosineAnnealingLR's T_max left unset) is sized to `run_steps()` and stepped every
-    batch; any other steps every epoch."""
+    """What configure_optimizers returns: the optimizer, with its scheduler when there is one. A
+    whole-run schedule (OneCycleLR's total_steps, CosineAnnealingLR's T_max left unset) is sized to
+    `run_steps()` and stepped every batch; any other steps every epoch."""
     if make_optimizer is None:
         raise ValueError("MNISTLitModule needs an optimizer to train")
     # loaded from a checkpoint: a plain Hydra-style config

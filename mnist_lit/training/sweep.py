@@ -1,4 +1,5 @@
-"""Sweeps: a failed job is recorded and the sweep goes on; a summary table of every job lands in the sweep dir.
+"""Sweeps: a failed job is recorded and the sweep goes on; a summary table of every job lands in the
+sweep dir.
 
 Try it: python train.py -m optimizer=adam,sgd seed=1,2 trainer.max_epochs=1
 """
@@ -35,8 +36,9 @@ def in_multirun() -> bool:
 
 
 def sweeper_stops_on_exceptions() -> bool:
-    """Hydra's basic sweeper re-raises the first failed job's exception, ending the sweep; Optuna's records the
-    trial as failed (it needs the exception for that: a NaN result breaks it) and searches on."""
+    """Hydra's basic sweeper re-raises the first failed job's exception, ending the sweep; Optuna's
+    records the trial as failed (it needs the exception for that: a NaN result breaks it) and
+    searches on."""
     return HydraConfig.get().sweeper._target_.endswith("BasicSweeper")
 
 
@@ -48,7 +50,8 @@ def record_failure(run_dir: str | os.PathLike, err: BaseException) -> None:
 
 
 def collect(sweep_dir: str | os.PathLike, metric: str) -> list[dict[str, Any]]:
-    """One row per job directory of the sweep, best first by `metric`, failed and unfinished jobs last."""
+    """One row per job directory of the sweep, best first by `metric`, failed and unfinished jobs
+    last."""
     rows = []
     for job in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name)):
         overrides_file = job / ".hydra" / "overrides.yaml"
@@ -130,8 +133,9 @@ def write_summary(sweep_dir: str | os.PathLike, metric: str) -> list[dict[str, A
 
 
 class SweepSummary(Callback):
-    """Hydra callback: keeps summary.csv/.md up to date as jobs end, prints it when the sweep ends; a sweep with
-    a failed job exits non-zero unless `fail_on_error` is off (a search, where failed trials are expected)."""
+    """Hydra callback: keeps summary.csv/.md up to date as jobs end, prints it when the sweep ends;
+    a sweep with a failed job exits non-zero unless `fail_on_error` is off (a search, where failed
+    trials are expected)."""
 
     def __init__(self, fail_on_error: bool = True) -> None:
         self.fail_on_error = fail_on_error

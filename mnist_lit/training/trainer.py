@@ -1,5 +1,5 @@
-"""Build Lightning's Trainer from the `trainer` config; settings this machine cannot run are one-line errors that
-say what to use instead, not Lightning's exception inside Hydra's report.
+"""Build Lightning's Trainer from the `trainer` config; settings this machine cannot run are
+one-line errors that say what to use instead, not Lightning's exception inside Hydra's report.
 
 Try it: python train.py trainer=gpu   (on a machine without a GPU)
 """
@@ -32,8 +32,8 @@ PRECISIONS = (
 
 
 def check_cpu_processes(cfg: DictConfig) -> None:
-    """Refuse more CPU training processes than the machine has cores: Lightning would start them all, each slower
-    than one alone."""
+    """Refuse more CPU training processes than the machine has cores: Lightning would start them
+    all, each slower than one alone."""
     count, cores = str(cfg.devices), os.cpu_count() or 1
     if (
         devices.on_cpu(str(cfg.accelerator), torch.cuda.is_available)
@@ -62,7 +62,8 @@ def explain(err: BaseException, cfg: DictConfig) -> str:
 
 
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
-    """The Trainer of the `trainer` config (precision `auto` resolved), with kwargs such as callbacks and logger."""
+    """The Trainer of the `trainer` config (precision `auto` resolved), with kwargs such as
+    callbacks and logger."""
     check_cpu_processes(cfg)
     precision = resolve_precision(cfg.precision, cfg.accelerator)
     try:

@@ -1,11 +1,13 @@
-"""The tiny fixed model that the wiring tests use, with its ONNX twin, its pictures and its recorded answers.
+"""The tiny fixed model that the wiring tests use, with its ONNX twin, its pictures and its recorded
+answers.
 
 Run: DATA_DIR=../shared/data .venv/bin/python tests/assets/make_tiny_model.py
 
-It trains a small CNN (8 and 16 channels, 32 hidden units) for one epoch on the real MNIST from a fixed seed,
-exports it, draws the pictures and records predict.py's jsonl answers for both files. The tests check that
-predict.py, the API, the drawing pad and the ONNX export give exactly these answers: how they are wired, not how
-good a model is. Run it again only when the answer format or the checkpoint format changes on purpose.
+It trains a small CNN (8 and 16 channels, 32 hidden units) for one epoch on the real MNIST from a
+fixed seed, exports it, draws the pictures and records predict.py's jsonl answers for both files.
+The tests check that predict.py, the API, the drawing pad and the ONNX export give exactly these
+answers: how they are wired, not how good a model is. Run it again only when the answer format or
+the checkpoint format changes on purpose.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""IDX decoding, splits, loaders and data errors, on synthetic files.  Run: pytest tests/data/test_data.py"""
+"""IDX decoding, splits, loaders and data errors, on synthetic files.  Run: pytest
+tests/data/test_data.py"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""export.py and the torch-free ONNX path of predict.py and serve.py.  Run: pytest tests/inference/test_export.py"""
+"""export.py and the torch-free ONNX path of predict.py and serve.py.  Run: pytest
+tests/inference/test_export.py"""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def exported(
 
 
 def draw_pictures(folder: Path) -> Path:
-    """Pictures a user might send: a 7, a 1, a 0 on a photo-grey page, the number 47, and a scribble."""
+    """Pictures a user might send: a 7, a 1, a 0 on a photo-grey page, the number 47, and a
+    scribble."""
     folder.mkdir(parents=True, exist_ok=True)
     strokes = {
         "seven": [[(30, 20), (70, 20), (45, 85)]],

@@ -1,4 +1,5 @@
-"""predict.py: formats, bad input, safe loading, annotation.  Run: pytest tests/inference/test_predict.py"""
+"""predict.py: formats, bad input, safe loading, annotation.  Run: pytest
+tests/inference/test_predict.py"""
 
 from __future__ import annotations
 
@@ -235,7 +236,8 @@ def test_a_checkpoint_from_before_calibration_still_predicts(tmp_path):
 
 
 def drawn(path, draw_on) -> str:
-    """A picture drawn by `draw_on(ImageDraw)` in black on a white 200x200 sheet, saved at `path`."""
+    """A picture drawn by `draw_on(ImageDraw)` in black on a white 200x200 sheet, saved at
+    `path`."""
     img = Image.new("RGB", (200, 200), "white")
     draw_on(ImageDraw.Draw(img))
     img.save(path)

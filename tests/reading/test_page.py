@@ -1,5 +1,6 @@
-"""Photos of paper on synthetic pages: a shadow is not ink, paper lines go and the strokes across them stay, pencil
-counts, a smudge elsewhere does not, and a 12 MP photo costs a bounded amount of work.
+"""Photos of paper on synthetic pages: a shadow is not ink, paper lines go and the strokes across
+them stay, pencil counts, a smudge elsewhere does not, and a 12 MP photo costs a bounded amount of
+work.
 
 Run: pytest tests/reading/test_page.py
 """
@@ -22,7 +23,8 @@ STROKE = (160, 110, 170, 370)
 def page_with_one(
     lines: str = "", ink: tuple[int, int, int] = (30, 35, 90), width: int = 6
 ) -> Image.Image:
-    """A sheet of paper, `lines` ("ruled", "grid" or "") printed on it in light blue, and a "1" written over them."""
+    """A sheet of paper, `lines` ("ruled", "grid" or "") printed on it in light blue, and a "1"
+    written over them."""
     img = Image.new("RGB", SIZE, PAPER)
     draw = ImageDraw.Draw(img)
     if lines:

@@ -171,7 +171,8 @@ SAMPLES = samples()
 
 @st.composite
 def damaged(draw: st.DrawFn) -> bytes:
-    """A valid sample damaged one way: random bytes, a truncation, bit flips, or a header declaring a huge size."""
+    """A valid sample damaged one way: random bytes, a truncation, bit flips, or a header declaring
+    a huge size."""
     data = bytearray(SAMPLES[draw(st.sampled_from(FUZZED))])
     how = draw(st.sampled_from(["random", "truncate", "flip", "huge"]))
     if how == "random":

@@ -1,4 +1,5 @@
-"""One HTTP request through an ASGI app in this process, without a server: for the middleware's tests.
+"""One HTTP request through an ASGI app in this process, without a server: for the middleware's
+tests.
 
 Run: pytest tests/serving/test_access.py
 """
@@ -64,7 +65,8 @@ def call(
 
 
 async def answered(scope, receive, send) -> None:  # noqa: ANN001
-    """An app that reads the body and answers 200 "ok": what stands behind the middleware under test."""
+    """An app that reads the body and answers 200 "ok": what stands behind the middleware under
+    test."""
     while (await receive()).get("more_body"):
         pass
     await send(

@@ -1,4 +1,5 @@
-"""The served checkpoint's server, shared by the serving tests: short time limits so the slow-client tests are quick.
+"""The served checkpoint's server, shared by the serving tests: short time limits so the slow-client
+tests are quick.
 
 Run: pytest tests/serving
 """
@@ -15,7 +16,8 @@ LIMITS = ("header_timeout=2", "body_timeout=2", "max_in_flight_mb=12")
 
 @pytest.fixture(scope="session")
 def server(tiny, tmp_path_factory):
-    """serve.py with the tiny fixed model on loopback, with the default access settings (no key, no rate limit)."""
+    """serve.py with the tiny fixed model on loopback, with the default access settings (no key, no
+    rate limit)."""
     s = Server(
         tiny.ckpt,
         tmp_path_factory.mktemp("serve"),

@@ -1,6 +1,6 @@
-"""serve.py's access control: the API key, the rate limit, CORS, /health for probes, and the refusal to serve beyond
-loopback without a key. The Guard is tested in this process, through its ASGI interface; one real server shows that
-serve.py puts it in front of the API.
+"""serve.py's access control: the API key, the rate limit, CORS, /health for probes, and the refusal
+to serve beyond loopback without a key. The Guard is tested in this process, through its ASGI
+interface; one real server shows that serve.py puts it in front of the API.
 
 Run: pytest tests/serving/test_access.py
 """

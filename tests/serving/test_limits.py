@@ -1,5 +1,6 @@
-"""serve.py against a hostile client on loopback: every malformed, oversized or slow request gets its own 4xx (or a
-503 when the server is full), never a 500 or a traceback, and good requests are answered throughout.
+"""serve.py against a hostile client on loopback: every malformed, oversized or slow request gets
+its own 4xx (or a 503 when the server is full), never a 500 or a traceback, and good requests are
+answered throughout.
 
 Run: pytest tests/serving/test_limits.py
 """
@@ -176,7 +177,8 @@ MB = 1024 * 1024
 
 
 def limits(seconds: float = 5.0) -> BodyLimits:
-    """BodyLimits with a 10 MB body limit and a 12 MB in-flight budget, in front of an app that answers 200."""
+    """BodyLimits with a 10 MB body limit and a 12 MB in-flight budget, in front of an app that
+    answers 200."""
     budget = Budget(
         max_bytes=10 * MB, seconds=seconds, in_flight_bytes=12 * MB, heavy_pixels=4_000_000
     )

@@ -1,4 +1,5 @@
-"""The drawing pad in real headless Chromium: draw with pointer events, read the answer the page shows.
+"""The drawing pad in real headless Chromium: draw with pointer events, read the answer the page
+shows.
 
 Run: pytest tests/serving/test_pad_browser.py   (needs Debian's chromium: apt-get install -y chromium)
 Playwright drives the system's Chromium through `executable_path`: its own browser download needs the internet.
@@ -83,7 +84,8 @@ DRAWINGS = {name: strokes_of(name) for name in ("1", "7", "0", "scribble")} | {"
 
 
 def answer_after(page, action, answers: int = 1) -> dict:
-    """Run `action` (a drawing) and return the answer the page shows for it, with its pointer-up-to-screen ms."""
+    """Run `action` (a drawing) and return the answer the page shows for it, with its
+    pointer-up-to-screen ms."""
     before = int(page.evaluate("Number(document.body.dataset.answers || 0)"))
     action()
     page.wait_for_function(

@@ -1,5 +1,5 @@
-"""serve.py over thousands of requests: a model worker's memory stays flat, and a worker past max_worker_mb is
-replaced between batches without failing a request.
+"""serve.py over thousands of requests: a model worker's memory stays flat, and a worker past
+max_worker_mb is replaced between batches without failing a request.
 
 Run: pytest -m soak
 """
@@ -39,8 +39,9 @@ SPAWNED = "multiprocessing.spawn"
 
 
 def drawings(count: int, seed: int = 0) -> list[tuple[bytes, str]]:
-    """`count` varied request bodies: pen strokes of random shape, size and width, as uploads and as base64 JSON,
-    and every tenth one not a picture at all (a 400 travels its own path through the worker)."""
+    """`count` varied request bodies: pen strokes of random shape, size and width, as uploads and as
+    base64 JSON, and every tenth one not a picture at all (a 400 travels its own path through the
+    worker)."""
     rng = random.Random(seed)
     bodies = []
     for i in range(count):
@@ -66,8 +67,8 @@ def drawings(count: int, seed: int = 0) -> list[tuple[bytes, str]]:
 def send(
     port: int, bodies: list[tuple[bytes, str]], count: int, deadline: float
 ) -> list[tuple[int, int]]:
-    """`count` requests from CLIENTS kept-alive connections at once, until `deadline`: each body's index in
-    `bodies` and the status it got (0 for no answer)."""
+    """`count` requests from CLIENTS kept-alive connections at once, until `deadline`: each body's
+    index in `bodies` and the status it got (0 for no answer)."""
     statuses: list[tuple[int, int]] = []
     lock = threading.Lock()
     left = [count]
@@ -127,7 +128,8 @@ def resident_mb(pid: int) -> float:
 def wrong_answers(
     bodies: list[tuple[bytes, str]], statuses: list[tuple[int, int]]
 ) -> list[tuple[int, int]]:
-    """The (index, status) pairs whose status is not the one their body deserves: 200, or 400 for no picture."""
+    """The (index, status) pairs whose status is not the one their body deserves: 200, or 400 for no
+    picture."""
     return [
         (i, status)
         for i, status in statuses

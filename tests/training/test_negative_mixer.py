@@ -1,4 +1,5 @@
-"""Mixing negatives into batches: what each training step gives up and gets, and the fixed validation negatives.
+"""Mixing negatives into batches: what each training step gives up and gets, and the fixed
+validation negatives.
 
 Run: pytest tests/training/test_negative_mixer.py
 """

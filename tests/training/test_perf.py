@@ -1,4 +1,5 @@
-"""The fast data path's augmentation, performance settings and presets.  Run: pytest tests/training/test_perf.py"""
+"""The fast data path's augmentation, performance settings and presets.  Run: pytest
+tests/training/test_perf.py"""
 
 from __future__ import annotations
 

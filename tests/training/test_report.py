@@ -1,4 +1,5 @@
-"""TensorBoard images, report files, evaluate.py, a failed sweep job.  Run: pytest tests/training/test_report.py"""
+"""TensorBoard images, report files, evaluate.py, a failed sweep job.  Run: pytest
+tests/training/test_report.py"""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ TRIALS = 3
 
 
 def grid_search() -> str:
-    """The real optuna preset with a grid over two dropouts and two learning rates instead of TPE's draws."""
+    """The real optuna preset with a grid over two dropouts and two learning rates instead of TPE's
+    draws."""
     preset = yaml.safe_load((ROOT / "conf" / "hparams_search" / "optuna.yaml").read_text())
     sampler = "override /hydra/sweeper/sampler"
     preset["defaults"] = [d for d in preset["defaults"] if sampler not in d] + [{sampler: "grid"}]

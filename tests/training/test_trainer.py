@@ -1,4 +1,5 @@
-"""Trainer settings that this machine cannot run are one-line errors.  Run: pytest tests/training/test_trainer.py"""
+"""Trainer settings that this machine cannot run are one-line errors.  Run: pytest
+tests/training/test_trainer.py"""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Letters, symbols, pictograms and digits from the Hershey stroke fonts (the Hershey-Fonts package on PyPI):
-each glyph stored as the pen's path, so it is drawn here with any pen, slant and wobble, the way a hand draws
-it rather than the way a printer fills it. Their non-digits widen the negatives far past one font family (Greek,
-Cyrillic, Japanese kana and kanji, astrological, mathematical, meteorological, musical and map symbols); their
-digits, in sans, serif, italic and script faces, train as digits, so that a typed or restroked digit stays one.
+"""Letters, symbols, pictograms and digits from the Hershey stroke fonts (the Hershey-Fonts package
+on PyPI): each glyph stored as the pen's path, so it is drawn here with any pen, slant and wobble,
+the way a hand draws it rather than the way a printer fills it. Their non-digits widen the negatives
+far past one font family (Greek, Cyrillic, Japanese kana and kanji, astrological, mathematical,
+meteorological, musical and map symbols); their digits, in sans, serif, italic and script faces,
+train as digits, so that a typed or restroked digit stays one.
 
 Try it: python -m mnist_lit.data.synthetic.hershey outputs/strokes.png
 """
@@ -82,7 +83,8 @@ def _font(name: str) -> object:
 
 
 def glyph_strokes(font: str, key: str) -> list[np.ndarray]:
-    """The pen's strokes (K, 2) of one glyph, y down, in the font's units; empty if the font has no such glyph."""
+    """The pen's strokes (K, 2) of one glyph, y down, in the font's units; empty if the font has no
+    such glyph."""
     strokes: list[list[tuple[float, float]]] = []
     for start, end in _font(font).lines_for_text(key):
         # the pen lifts: a new stroke
@@ -94,8 +96,8 @@ def glyph_strokes(font: str, key: str) -> list[np.ndarray]:
 
 @cache
 def bank(digits: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every glyph of NEGATIVE_KEYS (digits=False) or every digit of DIGIT_FONTS (True), as packed polylines
-    (G, P, 2) and pen (G, P - 1), with labels (G,) (the digit, or -1)."""
+    """Every glyph of NEGATIVE_KEYS (digits=False) or every digit of DIGIT_FONTS (True), as packed
+    polylines (G, P, 2) and pen (G, P - 1), with labels (G,) (the digit, or -1)."""
     keys = (
         [(font, str(d)) for font in DIGIT_FONTS for d in range(10)]
         if digits
@@ -110,8 +112,8 @@ def bank(digits: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def generate_glyphs(
     n: int, digits: bool, generator: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """n glyphs drawn as binary ink (n, 1, HI, HI) on `device`, picked at random from bank(digits), with their
-    labels (n,): turned, slanted, wobbled and drawn with a pen from thin to thick."""
+    """n glyphs drawn as binary ink (n, 1, HI, HI) on `device`, picked at random from bank(digits),
+    with their labels (n,): turned, slanted, wobbled and drawn with a pen from thin to thick."""
     points, pen, labels = bank(digits)
     picked = torch.randint(len(labels), (n,), generator=generator)
     turn = DIGIT_TURN if digits else TURN
@@ -130,7 +132,8 @@ def generate_glyphs(
 
 
 def main() -> None:
-    """Write a sheet of 128 stroke-font non-digits and 128 digits to the path given, for looking at."""
+    """Write a sheet of 128 stroke-font non-digits and 128 digits to the path given, for looking
+    at."""
     import sys
     from pathlib import Path
 

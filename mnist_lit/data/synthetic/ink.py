@@ -1,7 +1,7 @@
-"""Binary ink on a canvas SUPERSAMPLE times the field's resolution, the way MNIST itself was made: polylines
-rasterized and widened, digits lifted back to strokes, drawings bent and overlapped, then laid out in the 28x28
-field as mnist_lit.reading.preprocess lays out a user's picture. The negatives and the restroked digits of
-training are made with these.
+"""Binary ink on a canvas SUPERSAMPLE times the field's resolution, the way MNIST itself was made:
+polylines rasterized and widened, digits lifted back to strokes, drawings bent and overlapped, then
+laid out in the 28x28 field as mnist_lit.reading.preprocess lays out a user's picture. The negatives
+and the restroked digits of training are made with these.
 
 Try it: pytest tests/data/synthetic/test_negatives.py
 """
@@ -53,8 +53,9 @@ def uniform(
 
 
 def widen(ink: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-    """Grow (N, 1, H, W) binary ink by steps (N,) pixels on every side (negative: shrink), alternating square and
-    cross neighbourhoods so that a dot grows into an octagon rather than a square."""
+    """Grow (N, 1, H, W) binary ink by steps (N,) pixels on every side (negative: shrink),
+    alternating square and cross neighbourhoods so that a dot grows into an octagon rather than a
+    square."""
     if not len(steps):
         return ink
     # sorted by how far each grows, step s works on the prefix that still needs it, not on all N
@@ -73,8 +74,8 @@ def widen(ink: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
 
 
 def _grow(ink: torch.Tensor, square: bool) -> torch.Tensor:
-    """Max over each pixel's 3x3 (square) or 4-neighbour (cross) neighbourhood, as shifted maxima: several times
-    cheaper than max_pool2d on CPU."""
+    """Max over each pixel's 3x3 (square) or 4-neighbour (cross) neighbourhood, as shifted maxima:
+    several times cheaper than max_pool2d on CPU."""
     p = F.pad(ink, (1, 1, 1, 1))
     # (N, 1, H + 2, W)
     across = torch.maximum(torch.maximum(p[..., :, :-2], p[..., :, 2:]), p[..., :, 1:-1])
@@ -88,9 +89,9 @@ def _grow(ink: torch.Tensor, square: bool) -> torch.Tensor:
 def rasterize(
     points: torch.Tensor, pen: torch.Tensor, width: torch.Tensor, side: int = HI
 ) -> torch.Tensor:
-    """Polylines as binary strokes: points (N, P, 2) in [0, 1]^2 (x, y), pen (N, P - 1) True where a segment is
-    drawn, width (N,) in pixels -> (N, 1, side, side) in {0, 1}. Dense points along each segment mark a hairline,
-    which `widen` thickens: O(points + pixels), not their product."""
+    """Polylines as binary strokes: points (N, P, 2) in [0, 1]^2 (x, y), pen (N, P - 1) True where a
+    segment is drawn, width (N,) in pixels -> (N, 1, side, side) in {0, 1}. Dense points along each
+    segment mark a hairline, which `widen` thickens: O(points + pixels), not their product."""
     n = points.shape[0]
     t = torch.linspace(0, 1, SPLATS_PER_SEGMENT, device=points.device).view(1, 1, -1, 1)
     # (N, S, 1, 2) segment ends
@@ -107,9 +108,9 @@ def rasterize(
 
 
 def pack(drawings: list[list[np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Drawings, each a list of strokes (K, 2), as polylines for `draw`: points (N, P, 2) and pen (N, P - 1), True
-    where a segment is drawn; a pen-up segment joins one stroke to the next, and short drawings repeat their last
-    point."""
+    """Drawings, each a list of strokes (K, 2), as polylines for `draw`: points (N, P, 2) and pen
+    (N, P - 1), True where a segment is drawn; a pen-up segment joins one stroke to the next, and
+    short drawings repeat their last point."""
     size = max(sum(len(stroke) for stroke in drawing) for drawing in drawings)
     points, pen = (
         np.zeros((len(drawings), size, 2), np.float32),
@@ -136,10 +137,10 @@ def draw(
     wobble: float = 0.0,
     min_aspect: float = MIN_ASPECT,
 ) -> torch.Tensor:
-    """Polylines (N, P, 2) with pen (N, P - 1) as binary ink (N, 1, HI, HI): each turned up to `turn` radians either
-    way, slanted up to `shear`, bent by a smooth wobble up to `wobble` of its size, stretched a little, then
-    squeezed into FILL of the canvas keeping its aspect ratio (at least `min_aspect`), drawn with a pen of
-    pen_range times MNIST_PEN."""
+    """Polylines (N, P, 2) with pen (N, P - 1) as binary ink (N, 1, HI, HI): each turned up to
+    `turn` radians either way, slanted up to `shear`, bent by a smooth wobble up to `wobble` of its
+    size, stretched a little, then squeezed into FILL of the canvas keeping its aspect ratio (at
+    least `min_aspect`), drawn with a pen of pen_range times MNIST_PEN."""
     n = points.shape[0]
     angle = (torch.rand(n, generator=generator) * 2 - 1) * turn
     rot = torch.stack(
@@ -179,10 +180,11 @@ def draw(
 
 
 def relevel(pictures: torch.Tensor, share: float) -> torch.Tensor:
-    """Pictures (N, 1, H, W) in [0, 1], `share` of them at random re-inked as reading a picture inks them
-    (mnist_lit.reading.preprocess.clean): ink fainter than a cut is dropped, the rest brightened and clipped. A
-    picture read from a file has crisper edges than MNIST's; without this, the crispness itself reads as "not a
-    digit" (a picture of an MNIST test digit was rejected 1 time in 40)."""
+    """Pictures (N, 1, H, W) in [0, 1], `share` of them at random re-inked as reading a picture inks
+    them (mnist_lit.reading.preprocess.clean): ink fainter than a cut is dropped, the rest
+    brightened and clipped. A picture read from a file has crisper edges than MNIST's; without this,
+    the crispness itself reads as "not a digit" (a picture of an MNIST test digit was rejected 1
+    time in 40)."""
     n = pictures.shape[0]
     chosen = (torch.rand(n, 1, 1, 1) < share).to(pictures.device)
     cut = (torch.rand(n, 1, 1, 1) * RELEVEL_CUT).to(pictures)
@@ -194,15 +196,17 @@ def relevel(pictures: torch.Tensor, share: float) -> torch.Tensor:
 
 
 def lift(digits: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 28, 28) digits in [0, 1] -> binary ink (N, 1, HI, HI): the pen strokes that MNIST averaged down."""
+    """(N, 1, 28, 28) digits in [0, 1] -> binary ink (N, 1, HI, HI): the pen strokes that MNIST
+    averaged down."""
     return (F.interpolate(digits, size=(HI, HI), mode="bilinear", align_corners=False) >= 0.5).to(
         digits.dtype
     )
 
 
 def affine_grid(theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """F.affine_grid(theta, (N, C, H, W), align_corners=False) for theta (N, 2, 3): the sampling grid (N, H, W, 2).
-    Built by broadcasting, because affine_grid's batched matmul costs several times the grid_sample that uses it."""
+    """F.affine_grid(theta, (N, C, H, W), align_corners=False) for theta (N, 2, 3): the sampling
+    grid (N, H, W, 2). Built by broadcasting, because affine_grid's batched matmul costs several
+    times the grid_sample that uses it."""
     h, w = size
     # pixel i's centre in [-1, 1] units
     xs = ((2 * torch.arange(w, device=theta.device, dtype=theta.dtype) + 1) / w - 1).view(
@@ -218,8 +222,9 @@ def affine_grid(theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def overlaps(ink: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pairs of digits (N, 1, HI, HI) of binary ink drawn over each other, a few pixels apart; the partner is shrunk
-    a little and may stick out of the canvas, so that some pairs hold only a piece of it."""
+    """Pairs of digits (N, 1, HI, HI) of binary ink drawn over each other, a few pixels apart; the
+    partner is shrunk a little and may stick out of the canvas, so that some pairs hold only a piece
+    of it."""
     n = ink.shape[0]
     partner = ink[torch.randperm(n, generator=generator).to(ink.device)]
     theta = torch.zeros(n, 2, 3)
@@ -232,8 +237,8 @@ def overlaps(ink: torch.Tensor, generator: torch.Generator | None = None) -> tor
 
 
 def distort(ink: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Bend each drawing of binary ink (N, 1, HI, HI): a rotation, an elastic wobble (a smooth random displacement
-    field), and thicker or thinner strokes; the result is binary ink again."""
+    """Bend each drawing of binary ink (N, 1, HI, HI): a rotation, an elastic wobble (a smooth
+    random displacement field), and thicker or thinner strokes; the result is binary ink again."""
     n, device = ink.shape[0], ink.device
     angle = torch.deg2rad(uniform(n, -WARP_DEGREES, WARP_DEGREES, generator, device))
     theta = torch.stack(
@@ -258,9 +263,10 @@ def distort(ink: torch.Tensor, generator: torch.Generator | None = None) -> torc
 
 
 def fit_field(ink: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) ink, 0 where there is none -> (N, 1, 28, 28) on the same scale, laid out as preprocess lays
-    out a picture: the ink's bounding box scaled to a 20 px longer side, its centre of mass at MNIST's centre,
-    each field pixel the average of the ink under it (sampled SUPERSAMPLE x SUPERSAMPLE times)."""
+    """(N, 1, H, W) ink, 0 where there is none -> (N, 1, 28, 28) on the same scale, laid out as
+    preprocess lays out a picture: the ink's bounding box scaled to a 20 px longer side, its centre
+    of mass at MNIST's centre, each field pixel the average of the ink under it (sampled SUPERSAMPLE
+    x SUPERSAMPLE times)."""
     n, _, h, w = ink.shape
     # (N, H), (N, W); ink is never negative: > 0 means "has ink"
     rows, cols = ink[:, 0].sum(2), ink[:, 0].sum(1)

@@ -1,18 +1,20 @@
-"""Pictures that are not digits, made on the fly, for teaching the network to answer "not a digit": letters and
-symbols rendered from the fonts matplotlib ships, the Hershey stroke fonts' glyphs (mnist_lit.data.synthetic.hershey),
-pictograms (mnist_lit.data.synthetic.pictograms), scribbles, polygons, grids and hatching, and overlapping digits.
+"""Pictures that are not digits, made on the fly, for teaching the network to answer "not a digit":
+letters and symbols rendered from the fonts matplotlib ships, the Hershey stroke fonts' glyphs
+(mnist_lit.data.synthetic.hershey), pictograms (mnist_lit.data.synthetic.pictograms), scribbles,
+polygons, grids and hatching, and overlapping digits.
 
 Try it: python -m mnist_lit.data.synthetic.negatives outputs/negatives.png
 
-They must differ from digits in shape only. A network rewards any cheaper difference: negatives with softer
-edges than MNIST's taught an earlier version to reject blurry pictures and to accept every crisp letter. So
-everything is made the way MNIST itself was: drawn in binary ink on a canvas SUPERSAMPLE times the field's
-resolution, bent there, then reduced by area averaging into a 20 px box centred by mass in 28x28, which is also
-what mnist_lit.reading.preprocess makes of a user's picture (mnist_lit.data.synthetic.ink holds those steps). Digits used
-for overlaps (and, in mnist_lit.training.negative_mixer, the digits that train beside the negatives) go through the same
-steps.
-Letters that people write like digits (O and 0, l and 1, S and 5, ...) are left out: they would teach the
-network to reject real digits. The families that bench/not_digits.py scores are partly held out from these.
+They must differ from digits in shape only. A network rewards any cheaper difference: negatives with
+softer edges than MNIST's taught an earlier version to reject blurry pictures and to accept every
+crisp letter. So everything is made the way MNIST itself was: drawn in binary ink on a canvas
+SUPERSAMPLE times the field's resolution, bent there, then reduced by area averaging into a 20 px
+box centred by mass in 28x28, which is also what mnist_lit.reading.preprocess makes of a user's
+picture (mnist_lit.data.synthetic.ink holds those steps). Digits used for overlaps (and, in
+mnist_lit.training.negative_mixer, the digits that train beside the negatives) go through the same
+steps. Letters that people write like digits (O and 0, l and 1, S and 5, ...) are left out: they
+would teach the network to reject real digits. The families that bench/not_digits.py scores are
+partly held out from these.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def font_dir() -> Path:
 
 
 def render_glyph(char: str, font: ImageFont.FreeTypeFont) -> np.ndarray | None:
-    """One character as binary ink (HI, HI) bool, its longer side FILL * HI, centred; None if the font lacks it."""
+    """One character as binary ink (HI, HI) bool, its longer side FILL * HI, centred; None if the
+    font lacks it."""
     # no glyph: the font would draw an empty box or nothing
     if font.getmask(char).getbbox() is None:
         return None
@@ -92,7 +95,8 @@ def render_glyph(char: str, font: ImageFont.FreeTypeFont) -> np.ndarray | None:
 
 @cache
 def glyphs() -> torch.Tensor:
-    """(G, 1, HI, HI) bool: every LETTERS and SYMBOLS character in every FONTS face that has it; rendered once."""
+    """(G, 1, HI, HI) bool: every LETTERS and SYMBOLS character in every FONTS face that has it;
+    rendered once."""
     out = []
     for name in FONTS:
         font = ImageFont.truetype(str(font_dir() / name), FONT_PX)
@@ -104,7 +108,8 @@ def glyphs() -> torch.Tensor:
 
 
 def scribbles(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Random-walk pen strokes that turn smoothly: doodles, loops and zigzags of 1-3 strokes, (N, 1, HI, HI) binary."""
+    """Random-walk pen strokes that turn smoothly: doodles, loops and zigzags of 1-3 strokes, (N, 1,
+    HI, HI) binary."""
     steps, strokes = 36, int(torch.randint(1, 4, (1,), generator=generator))
     per = steps // strokes
     turn = torch.randn(n, steps, generator=generator) * torch.rand(n, 1, generator=generator) * 1.2
@@ -168,8 +173,9 @@ def shapes(n: int, generator: torch.Generator, device: torch.device) -> torch.Te
 
 
 def compositions(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """The way doodles are built: an outline (an ellipse, a lumpy or polygonal ring) with 2-4 short marks inside it
-    or well clear of it, like a face, a sun or a labelled box; (N, 1, HI, HI) binary. Never a bare ring: a 0."""
+    """The way doodles are built: an outline (an ellipse, a lumpy or polygonal ring) with 2-4 short
+    marks inside it or well clear of it, like a face, a sun or a labelled box; (N, 1, HI, HI)
+    binary. Never a bare ring: a 0."""
     ring, marks, per_mark = 25, 4, 4
     t = torch.linspace(0, 2 * math.pi, ring).expand(n, ring)
     lobes = torch.randint(3, 7, (n, 1), generator=generator)
@@ -214,8 +220,8 @@ def compositions(n: int, generator: torch.Generator, device: torch.device) -> to
 
 
 def dust(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """4-24 specks scattered over the picture: dirt, or a faint texture that preprocessing stretched into ink;
-    (N, 1, HI, HI) binary."""
+    """4-24 specks scattered over the picture: dirt, or a faint texture that preprocessing stretched
+    into ink; (N, 1, HI, HI) binary."""
     specks = 24
     centre = torch.rand(n, specks, 1, 2, generator=generator)
     tail = (torch.rand(n, specks, 1, 2, generator=generator) - 0.5) * 0.06
@@ -233,8 +239,8 @@ def dust(n: int, generator: torch.Generator, device: torch.device) -> torch.Tens
 def canvases(
     count: int, generator: torch.Generator, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
-    """`count` drawings (count, 1, HI, HI) of ink as uint8 (255: full ink), in random order, from each family its
-    FAMILIES share."""
+    """`count` drawings (count, 1, HI, HI) of ink as uint8 (255: full ink), in random order, from
+    each family its FAMILIES share."""
     device = torch.device(device)
     sizes = [round(count * share) for share in FAMILIES.values()]
     sizes[0] += count - sum(sizes)

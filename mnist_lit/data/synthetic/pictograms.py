@@ -1,6 +1,7 @@
-"""Pictograms people doodle where a digit is expected: ticks and crosses, hearts, question marks, spirals, arrows,
-stars, faces and a ring with a dot, each from a few random proportions, drawn as polylines by
-mnist_lit.data.synthetic.ink.draw with a wobbling hand; (N, 1, HI, HI) binary, for mnist_lit.data.synthetic.negatives.
+"""Pictograms people doodle where a digit is expected: ticks and crosses, hearts, question marks,
+spirals, arrows, stars, faces and a ring with a dot, each from a few random proportions, drawn as
+polylines by mnist_lit.data.synthetic.ink.draw with a wobbling hand; (N, 1, HI, HI) binary, for
+mnist_lit.data.synthetic.negatives.
 
 Try it: python -m mnist_lit.data.synthetic.negatives outputs/negatives.png
 """
@@ -57,7 +58,8 @@ def cross(rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def heart(rng: np.random.Generator) -> list[np.ndarray]:
-    """The heart curve, fuller or slimmer, in one stroke or two halves; sometimes with a mark inside."""
+    """The heart curve, fuller or slimmer, in one stroke or two halves; sometimes with a mark
+    inside."""
     t = np.linspace(0, 2 * math.pi, 2 * CURVE_POINTS)
     # how deep the dip between the lobes is
     depth = rng.uniform(2, 7)

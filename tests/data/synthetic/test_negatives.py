@@ -1,4 +1,5 @@
-"""The generated non-digits and the ink they are drawn in.  Run: pytest tests/data/synthetic/test_negatives.py"""
+"""The generated non-digits and the ink they are drawn in.  Run: pytest
+tests/data/synthetic/test_negatives.py"""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def test_overlapping_digits_hold_both_digits_ink():
 
 
 def grey_share(pictures: torch.Tensor) -> float:
-    """Of the pixels with ink, the share that are neither background nor full ink: how soft the edges are."""
+    """Of the pixels with ink, the share that are neither background nor full ink: how soft the
+    edges are."""
     marked = pictures > 0.1
     return float(((pictures < 0.9) & marked).sum() / marked.sum())
 

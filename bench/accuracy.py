@@ -1,7 +1,8 @@
 """Mean test accuracy, and calibration error before and after temperature scaling, over several
 random seeds for one training setup.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --seed 1 2 3 -- optimizer=sgd trainer.max_epochs=20
+Run: DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --seed 1 2 3 -- optimizer=sgd
+     trainer.max_epochs=20   (one command)
 Each seed is a normal `python train.py` run under outputs/bench/; the table goes to stdout.
 """
 
@@ -58,7 +59,8 @@ def main() -> None:
     rows = []
     print(f"train.py {' '.join(args.overrides) or '(defaults)'}")
     print(
-        "| seed | test acc | best val acc | ECE before | ECE after | accepted as digits | epochs | wall-clock |"
+        "| seed | test acc | best val acc | ECE before | ECE after | accepted as digits | epochs | "
+        "wall-clock |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for seed in args.seed:
@@ -66,7 +68,8 @@ def main() -> None:
         rows.append(m)
         acc, best = 100 * m["test/acc"], 100 * m["val/acc_best"]
         print(
-            f"| {seed} | {acc:.2f}% | {best:.2f}% | {m['test/ece_raw']:.4f} | {m['test/ece']:.4f} | {accepted(m)} | "
+            f"| {seed} | {acc:.2f}% | {best:.2f}% | {m['test/ece_raw']:.4f} | {m['test/ece']:.4f} "
+            f"| {accepted(m)} | "
             f"{m['epochs']} | {m['wall_s']:.0f} s |",
             flush=True,
         )
@@ -75,7 +78,8 @@ def main() -> None:
     ece_raw, ece = (statistics.mean(m[k] for m in rows) for k in ("test/ece_raw", "test/ece"))
     wall = statistics.mean(m["wall_s"] for m in rows)
     print(
-        f"| mean | {statistics.mean(accs):.2f}%{spread} | | {ece_raw:.4f} | {ece:.4f} | | | {wall:.0f} s |"
+        f"| mean | {statistics.mean(accs):.2f}%{spread} | | {ece_raw:.4f} | {ece:.4f} | | | "
+        f"{wall:.0f} s |"
     )
 
 

@@ -2,8 +2,9 @@
 end in 28x28 pixels or a one-line PictureError, never another exception or a hang.
 
 Run: .venv/bin/python bench/fuzz.py --cases 1000
-Prints a markdown table per format: cases, outcomes, crashes, the slowest case, and the process's peak memory.
-tests/reading/test_pictures.py runs a few hundred such cases on every test run; this is the long version.
+Prints a markdown table per format: cases, outcomes, crashes, the slowest case, and the
+process's peak memory. tests/reading/test_pictures.py runs a few hundred such cases on every test
+run; this is the long version.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def main() -> None:
     kinds = ("random", "truncate", "flip", "huge")
     print(f"start: peak memory {peak_mb():.0f} MB\n")
     print(
-        "| format | cases | read as pixels | one-line errors | crashes | slowest case | peak memory |"
+        "| format | cases | read as pixels | one-line errors | crashes | slowest case | peak "
+        "memory |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     total_crashes = 0
@@ -87,7 +89,8 @@ def main() -> None:
             slowest = max(slowest, time.perf_counter() - start)
         total_crashes += outcomes["crash"]
         print(
-            f"| {fmt} | {args.cases} | {outcomes['pixels']} | {outcomes['error']} | {outcomes['crash']} | "
+            f"| {fmt} | {args.cases} | {outcomes['pixels']} | {outcomes['error']} | "
+            f"{outcomes['crash']} | "
             f"{1000 * slowest:.0f} ms | {peak_mb():.0f} MB |"
         )
         for crash in crashes[:3]:

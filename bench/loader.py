@@ -2,8 +2,9 @@
 without them, a decompression bomb beside a good picture, a PNG with overwritten data, and a
 sideways iPhone-style HEIC.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/loader.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
-Prints markdown; the throughput rows alternate the two loaders, in one process, on the same pictures.
+Run: DATA_DIR=../shared/data .venv/bin/python bench/loader.py --ckpt <best.ckpt>
+Prints markdown; the throughput rows alternate the two loaders, in one process, on the same
+pictures.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mnist_lit.reading.preprocess import MAX_DETAIL, preprocess  # noqa: E402
 from mnist_lit.reading.samples import (  # noqa: E402
     encode,
     png_declaring,
-    write_pictures,  # noqa: E402
+    write_pictures,
 )
 
 EXIF_ORIENTATION = 0x0112
@@ -69,7 +70,8 @@ def throughput(paths: list[str], repeats: int) -> None:
                 loaders[name](p)
             rates[name].append(len(paths) / (time.perf_counter() - start))
     print(
-        f"## Folder throughput: {len(paths)} user-style pictures, one process, median of {repeats}\n"
+        f"## Folder throughput: {len(paths)} user-style pictures, one process, median of "
+        f"{repeats}\n"
     )
     print("| loader | pictures/s | range |\n|---|---:|---:|")
     for name, r in rates.items():
@@ -157,7 +159,8 @@ def main() -> None:
         (bomb / good.name).write_bytes(good.read_bytes())
         show("A 20000x20000 PNG bomb beside a good picture", *predict(args.ckpt, bomb))
         print(
-            f"the good picture alone: peak memory {predict(args.ckpt, bomb / good.name)[1]:.0f} MB\n"
+            f"the good picture alone: peak memory {predict(args.ckpt, bomb / good.name)[1]:.0f} "
+            "MB\n"
         )
 
         digit = Image.fromarray(255 - images[0].numpy()).resize(
@@ -166,7 +169,8 @@ def main() -> None:
         corrupt = tmp / "corrupt.png"
         tries = overwrite_until_it_decodes(encode(digit.convert("RGB"), "PNG"), corrupt)
         print(
-            f"The digit is a {int(labels[0])}. Overwritten with random bytes until the damage still decompressed"
+            f"The digit is a {int(labels[0])}. Overwritten with random bytes until the damage "
+            "still decompressed"
         )
         print(f"({tries} tries); without the checks it reads as pixels, and gets an answer.\n")
         show(
@@ -182,7 +186,8 @@ def main() -> None:
         heic.write_bytes(encode(sideways, "HEIF", exif=exif.tobytes()))
         proc, _ = predict(args.ckpt, heic)
         show(
-            f"An iPhone-style HEIC, stored sideways with EXIF orientation 6; the digit is a {int(labels[0])}",
+            "An iPhone-style HEIC, stored sideways with EXIF orientation 6; the digit is a "
+            f"{int(labels[0])}",
             proc,
         )
         answer = json.loads(proc.stdout.splitlines()[0])

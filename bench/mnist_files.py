@@ -2,7 +2,7 @@
 accepted as digits and read right. The network's own test/accept is measured on MNIST's tensors;
 this is what a user who saves those digits as files gets.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/mnist_files.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
+Run: DATA_DIR=../shared/data .venv/bin/python bench/mnist_files.py --ckpt <best.ckpt>
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 paper the way bench/user_digits.py draws digits (big canvases, either polarity, coloured ink, uneven
 light, JPEG), scored by family; then how many real digits it still accepts.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/not_digits.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
+Run: DATA_DIR=../shared/data .venv/bin/python bench/not_digits.py --ckpt <best.ckpt>
 
 The families are drawn here, by another hand than the training negatives'
 (mnist_lit/data/synthetic/negatives.py): other fonts (STIX, Computer Modern), other symbols, and
@@ -25,10 +25,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_lit.data.idx import load_split
+from mnist_lit.data.synthetic.negatives import font_dir
 from mnist_lit.inference.predictor import Predictor
 from mnist_lit.inference.sources import load_pictures
 from mnist_lit.reading.samples import render, write_pictures
-from mnist_lit.data.synthetic.negatives import font_dir
 
 # the drawing's own canvas, before bench/user_digits.render puts it on paper
 SIDE = 256
@@ -251,10 +251,12 @@ def main() -> None:
         predictor.fill_answers(digits, thresholds)
 
     print(
-        f"Checkpoint {args.ckpt}; not_digit threshold {thresholds.not_digit}, unsure below {thresholds.unsure}\n"
+        f"Checkpoint {args.ckpt}; not_digit threshold {thresholds.not_digit}, unsure below "
+        f"{thresholds.unsure}\n"
     )
     print(
-        '| family | kind held out from training | pictures | answered "not a digit" |\n|---|---|---:|---:|'
+        '| family | kind held out from training | pictures | answered "not a digit" '
+        "|\n|---|---|---:|---:|"
     )
     for family, rejected in by_family.items():
         held = "no" if family in SEEN else "yes"

@@ -1,7 +1,7 @@
 """predict.py with an exported ONNX model against the checkpoint it came from: agreement,
 one-picture wall-clock, and folder throughput, measured in the same run with the two alternating.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/onnx_bench.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
+Run: DATA_DIR=../shared/data .venv/bin/python bench/onnx_bench.py --ckpt <best.ckpt>
 Pictures come from bench/user_digits.py (MNIST *test* digits, which the model never trained on).
 """
 
@@ -99,7 +99,8 @@ def main() -> None:
     print(f"## Export parity\n\n{parity.line()}\n")
     total = len(answers["onnx"])
     print(
-        f"predict.py on {args.count} user-style pictures: the same verdict and number for {same} of {total}\n"
+        f"predict.py on {args.count} user-style pictures: the same verdict and number for {same} "
+        f"of {total}\n"
     )
     print(f"## Speed ({os.cpu_count()} CPU cores; median of {args.repeats}, the two alternating)\n")
     print("| measurement | ckpt=best.ckpt | ckpt=model.onnx | ratio |\n|---|---:|---:|---:|")
@@ -110,11 +111,13 @@ def main() -> None:
     w = {name: statistics.median(t) for name, t in whole.items()}
     print(
         f"| `predict.py image=<folder of {args.count}>`, whole command | {w['checkpoint']:.2f} s "
-        f"({args.count / w['checkpoint']:.0f}/s) | {w['onnx']:.2f} s ({args.count / w['onnx']:.0f}/s) | "
+        f"({args.count / w['checkpoint']:.0f}/s) | {w['onnx']:.2f} s "
+        f"({args.count / w['onnx']:.0f}/s) | "
         f"{w['onnx'] / w['checkpoint']:.2f}x |"
     )
     print(
-        f"| {args.count} pictures after start-up, pictures/s | {rate['checkpoint']:.0f} | {rate['onnx']:.0f} | "
+        f"| {args.count} pictures after start-up, pictures/s | {rate['checkpoint']:.0f} | "
+        f"{rate['onnx']:.0f} | "
         f"{rate['onnx'] / rate['checkpoint']:.2f}x |"
     )
 

@@ -4,8 +4,9 @@ strokes and handwriting fonts. A digit answered "not a digit" counts as wrong. T
 reading photos must not cost: user-style digits, drawings without a digit, numbers, and MNIST test
 digits accepted.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/photos.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
---keep DIR keeps the photos (named <index>_<condition>_<answer>.jpg), to look at or to annotate with predict.py;
+Run: DATA_DIR=../shared/data .venv/bin/python bench/photos.py --ckpt <best.ckpt>
+--keep DIR keeps the photos (named <index>_<condition>_<answer>.jpg), to look at or to annotate
+with predict.py;
 --keep DIR --reuse reads them again instead of making new ones.
 """
 
@@ -85,7 +86,8 @@ def table(title: str, right: dict[str, list[bool]]) -> None:
         rs = right.get(cond.name(), [])
         if rs:
             print(
-                f"| {cond.paper}, {cond.pen}, {'shadow' if cond.shadow else 'no shadow'} | {len(rs)} "
+                f"| {cond.paper}, {cond.pen}, {'shadow' if cond.shadow else 'no shadow'} | "
+                f"{len(rs)} "
                 f"| {100 * np.mean(rs):.1f}% |"
             )
     for axis, values in (("paper", PAPERS), ("pen", PENS), ("shadow", ("even", "shadow"))):
@@ -129,11 +131,13 @@ def others(predictor: Predictor, data: tuple, count: int, seed: int, tmp: Path) 
     print("\n| other sets | pictures | figure |\n|---|---:|---:|")
     print(f"| user-style digits read right | {len(right)} | {100 * np.mean(right):.1f}% |")
     print(
-        f'| drawings without a digit answered "not a digit" | {len(rejected)} | {100 * np.mean(rejected):.1f}% |'
+        f'| drawings without a digit answered "not a digit" | {len(rejected)} | '
+        f"{100 * np.mean(rejected):.1f}% |"
     )
     print(f"| numbers of 2-6 digits read exactly | {len(numbers)} | {100 * exact_share:.1f}% |")
     print(
-        f"| MNIST test digits, as 28x28 PNGs, accepted | {len(accepted)} | {100 * np.mean(accepted):.1f}% |"
+        f"| MNIST test digits, as 28x28 PNGs, accepted | {len(accepted)} | "
+        f"{100 * np.mean(accepted):.1f}% |"
     )
 
 
@@ -173,7 +177,8 @@ def main() -> None:
         right_n, seconds_n = score(predictor, numbers)
         table("photos of 2-5 digit numbers, exact", right_n)
         print(
-            f"\nwork per photo: {1000 * seconds:.0f} ms (digits), {1000 * seconds_n:.0f} ms (numbers)"
+            f"\nwork per photo: {1000 * seconds:.0f} ms (digits), {1000 * seconds_n:.0f} ms "
+            "(numbers)"
         )
         if args.others:
             others(predictor, data, args.others, args.seed, Path(tmp))

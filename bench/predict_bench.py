@@ -1,6 +1,6 @@
 """predict.py on user-style pictures: accuracy against the plain resize, and speed.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/predict_bench.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
+Run: DATA_DIR=../shared/data .venv/bin/python bench/predict_bench.py --ckpt <best.ckpt>
 Pictures come from bench/user_digits.py (MNIST *test* digits, which the model never trained on).
 """
 
@@ -96,7 +96,8 @@ def main() -> None:
         print("| method | accuracy |\n|---|---:|")
         print(f"| predict.py preprocessing | {100 * np.mean(ok):.1f}% ({failed} refused) |")
         print(
-            f"| plain resize to 28x28 | {100 * plain_resize_accuracy(predictor, paths, labels):.1f}% |"
+            "| plain resize to 28x28 | "
+            f"{100 * plain_resize_accuracy(predictor, paths, labels):.1f}% |"
         )
 
         py = sys.executable
@@ -111,7 +112,8 @@ def main() -> None:
         print("| measurement | value |\n|---|---:|")
         print(f'| `python -c "import torch, hydra"` | {imports:.2f} s |')
         print(
-            f"| `python predict.py image=<one picture>` | {one:.2f} s ({one / imports:.2f}x the imports) |"
+            f"| `python predict.py image=<one picture>` | {one:.2f} s ({one / imports:.2f}x the "
+            "imports) |"
         )
         rate = statistics.median(rates)
         print(

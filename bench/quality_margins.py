@@ -3,7 +3,8 @@ CPU, 32-bit, deterministic), one per seed: the spread across seeds is what each 
 taken from.
 
 Run: DATA_DIR=../shared/data .venv/bin/python bench/quality_margins.py --seeds 42 1 2 3
-Prints one row per seed, then each rate's lowest value and spread, beside the floor the tests assert.
+Prints one row per seed, then each rate's lowest value and spread, beside the floor the tests
+assert.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def main() -> None:
         values = [table[s][name] for s in args.seeds]
         cells = " | ".join(f"{100 * v:.1f}%" for v in values)
         print(
-            f"| {name} | {cells} | {100 * min(values):.1f}% | {100 * (max(values) - min(values)):.1f} |"
+            f"| {name} | {cells} | {100 * min(values):.1f}% | "
+            f"{100 * (max(values) - min(values)):.1f} |"
         )
 
 

@@ -2,9 +2,10 @@
 digits, with no touching digits and with one touching pair, and single digits read in `auto` mode
 against `read=digit`.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/read_numbers.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
-Numbers are made from MNIST *test* digits (never trained on) and from DejaVu digits bent like handwriting: uneven
-gaps, a wobbling baseline, off-centre on a larger canvas, either polarity, PNG or JPEG.
+Run: DATA_DIR=../shared/data .venv/bin/python bench/read_numbers.py --ckpt <best.ckpt>
+Numbers are made from MNIST *test* digits (never trained on) and from DejaVu digits bent like
+handwriting: uneven gaps, a wobbling baseline, off-centre on a larger canvas, either polarity, PNG
+or JPEG.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mnist_lit.data.idx import load_split  # noqa: E402
+from mnist_lit.data.synthetic.negatives import font_dir  # noqa: E402
 from mnist_lit.inference.predictor import Predictor  # noqa: E402
 from mnist_lit.inference.sources import load_pictures  # noqa: E402
 from mnist_lit.reading.samples import write_pictures  # noqa: E402
-from mnist_lit.data.synthetic.negatives import font_dir  # noqa: E402
 
 # MNIST's field; a digit's ink is about 20 px of it
 CELL = 28
@@ -191,11 +192,13 @@ def main() -> None:
         for read in ("digit", "auto"):
             acc, seconds = exact(predictor, made, read)
             print(
-                f"| {len(made)} single user-style digits, `read={read}` | {100 * acc:.1f}% | {1000 * seconds:.1f} ms |"
+                f"| {len(made)} single user-style digits, `read={read}` | {100 * acc:.1f}% | "
+                f"{1000 * seconds:.1f} ms |"
             )
         acc, six_seconds = exact(predictor, sixes, "auto")
         print(
-            f"| the {len(sixes)} six-digit numbers of the first set, `read=auto` | {100 * acc:.1f}% | "
+            f"| the {len(sixes)} six-digit numbers of the first set, `read=auto` | "
+            f"{100 * acc:.1f}% | "
             f"{1000 * six_seconds:.1f} ms, {six_seconds / seconds:.1f}x a single digit's |"
         )
 

@@ -2,8 +2,9 @@
 another), in one run, alternating: one-picture `predict.py` wall-clock, folder throughput on
 user-style digits, and the work per 12 MP phone photo in a folder.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/reading_speed.py --ckpt <best.ckpt> --other <other checkout>
-(for instance `git worktree add /tmp/before <commit>`). Each checkout runs with its own package on PYTHONPATH.
+Run: DATA_DIR=../shared/data .venv/bin/python bench/reading_speed.py --ckpt <best.ckpt>
+     --other <other checkout>   (one command; for instance `git worktree add /tmp/before <commit>`).
+Each checkout runs with its own package on PYTHONPATH.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the probe, 1,000 slow connections, 4 clients sending the largest pictures allowe
 sending 9 MB bodies; with good requests' latency measured throughout, the server's memory sampled,
 and its log checked for tracebacks.
 
-Run: .venv/bin/python bench/serve_attack.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
+Run: .venv/bin/python bench/serve_attack.py --ckpt <best.ckpt>
 Every phase is bounded by --seconds; all traffic stays on loopback.
 """
 
@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnist_lit.serving.process import (
+from mnist_lit.serving.process import (  # noqa: E402
     HOSTILE,
     ONE,
     Server,
@@ -37,7 +37,7 @@ from mnist_lit.serving.process import (
     pss_mb,
     raw,
     request,
-)  # noqa: E402
+)
 
 # good requests timed before each phase, as its unloaded baseline
 GOOD_SAMPLES = 60
@@ -75,7 +75,10 @@ def probes(server: Server) -> dict[str, int]:
     found["5000 headers"] = raw(
         server.port, request("/predict", b"{}", "application/json", "X-H: 1\r\n" * 5000)
     )[0]
-    huge = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000000000\r\nExpect: 100-continue\r\n\r\n"
+    huge = (
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: 10000000000\r\nExpect: 100-continue\r\n\r\n"
+    )
     found["10 GB declared, no body"] = raw(server.port, huge)[0]
     slow_body = request("/predict", b"{}", "application/json").replace(b": 2\r", b": 9999\r")
     found["slow body"] = raw(server.port, slow_body, wait=BODY_WAIT)[0]
@@ -249,13 +252,15 @@ def main() -> None:
             server.stop()
         log = server.log.read_text()
     print(
-        f"\nunloaded good p50 {1000 * base:.1f} ms; idle server {idle_mb:.0f} MB (PSS, every process)\n"
+        f"\nunloaded good p50 {1000 * base:.1f} ms; idle server {idle_mb:.0f} MB (PSS, every "
+        "process)\n"
     )
     print("| probe | status |\n|---|---:|")
     for name, status in found.items():
         print(f"| {name} | {status} |")
     print(
-        "\n| attack | good p50 | vs unloaded | good errors | peak memory | vs idle |\n|---|---:|---:|---:|---:|---:|"
+        "\n| attack | good p50 | vs unloaded | good errors | peak memory | vs idle "
+        "|\n|---|---:|---:|---:|---:|---:|"
     )
     for name, row in (
         ("slow connections", slow),
@@ -263,7 +268,8 @@ def main() -> None:
         ("9 MB bodies", big_row),
     ):
         print(
-            f"| {name} | {1000 * row['p50']:.1f} ms | {row['p50'] / base:.2f}x | {row['good_errors']} | "
+            f"| {name} | {1000 * row['p50']:.1f} ms | {row['p50'] / base:.2f}x | "
+            f"{row['good_errors']} | "
             f"{row['peak_mb']:.0f} MB | {row['peak_mb'] / idle_mb:.2f}x |"
         )
     print(f"\nslow connections cut and reopened: {slow_stats.get('cut', 0)}")
@@ -274,7 +280,8 @@ def main() -> None:
         if s >= 500 and s != 503
     )
     print(
-        f"answers of 500 (503 'busy' aside): {fives}; tracebacks in the server log: {log.count('Traceback')}"
+        f"answers of 500 (503 'busy' aside): {fives}; tracebacks in the server log: "
+        f"{log.count('Traceback')}"
     )
 
 

@@ -4,8 +4,9 @@ predict.py's folder throughput on the same pictures, in the same run. Optionally
 sampled every 30 s under 16 clients), --guard-cost (the key, a high rate limit and metrics against
 none of them, alternating) and --sigterm (a SIGTERM during 64 clients).
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/serve_load.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt
-Every client sends user-style pictures from bench/user_digits.py as multipart uploads over a kept-alive connection.
+Run: DATA_DIR=../shared/data .venv/bin/python bench/serve_load.py --ckpt <best.ckpt>
+Every client sends user-style pictures from bench/user_digits.py as multipart uploads over a
+kept-alive connection.
 Each level is bounded by --requests and --max-seconds.
 """
 
@@ -241,7 +242,8 @@ def main() -> None:
         stopped = sigterm_under_load(ckpt, Path(tmp), bodies) if args.sigterm else None
         rate = folder_rate(args.ckpt, paths)
     print(
-        f"{os.cpu_count()} CPU cores; {args.pictures} user-style pictures; serve.py {' '.join(args.overrides)}\n"
+        f"{os.cpu_count()} CPU cores; {args.pictures} user-style pictures; serve.py "
+        f"{' '.join(args.overrides)}\n"
     )
     print("| clients | requests | req/s | p50 | p95 | p99 | errors |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
@@ -255,16 +257,19 @@ def main() -> None:
         print(f"at {r['clients']} clients the server does {r['rps'] / rate:.2f}x that")
     print(f"idle server, over {IDLE_SECONDS:.0f} s: {100 * idle:.1f}% of one core")
     print(
-        f"memory after {sum(r['requests'] for r in rows)} requests: {memory:.0f} MB (PSS, every process)"
+        f"memory after {sum(r['requests'] for r in rows)} requests: {memory:.0f} MB (PSS, every "
+        "process)"
     )
     if samples:
         print(
-            f"soak, PSS every {SOAK_SAMPLE_SECONDS:.0f} s: {', '.join(f'{m:.0f}' for m in samples)} MB; "
+            f"soak, PSS every {SOAK_SAMPLE_SECONDS:.0f} s: "
+            f"{', '.join(f'{m:.0f}' for m in samples)} MB; "
             f"growth after warm-up {100 * (max(samples) / samples[0] - 1):.1f}%"
         )
     if costs:
         print(
-            f"16 clients: {costs[0]:.1f} req/s plain, {costs[1]:.1f} with key, rate limit and metrics "
+            f"16 clients: {costs[0]:.1f} req/s plain, {costs[1]:.1f} with key, rate limit and "
+            "metrics "
             f"({100 * (1 - costs[1] / costs[0]):.1f}% cost)"
         )
     if stopped:

@@ -1,9 +1,11 @@
 """Training speed on this machine: the plain-PyTorch reference against train.py, back to back, then
 the speedrun.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/speed.py --epochs 2 --repeats 3 --speedrun-seed 1 2 3 4 5
-Prints markdown tables (the README's figures come from here) and names the CPU or GPU used. The machine's speed
-drifts, so the two sides run as --repeats back-to-back pairs and the ratio is the median of the pairs' ratios.
+Run: DATA_DIR=../shared/data .venv/bin/python bench/speed.py --epochs 2 --repeats 3
+     --speedrun-seed 1 2 3 4 5   (one command)
+Prints markdown tables (the README's figures come from here) and names the CPU or GPU used. The
+machine's speed drifts, so the two sides run as --repeats back-to-back pairs and the ratio is the
+median of the pairs' ratios.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def print_comparison(epochs: int, runs: dict[str, list[dict]]) -> None:
     pairs = list(zip(*runs.values())) if REFERENCE in runs else []
     ratios = [ours["wall_s"] / ref["wall_s"] for ref, ours in pairs]
     print(
-        f"| {epochs} epochs, cnn, batch 64, Adam | wall-clock (median) | s/epoch | test acc | vs reference |"
+        f"| {epochs} epochs, cnn, batch 64, Adam | wall-clock (median) | s/epoch | test acc | vs "
+        "reference |"
     )
     print("|---|---:|---:|---:|---:|")
     for name, side in runs.items():
@@ -146,7 +149,8 @@ def main() -> None:
 
         if args.speedrun_seed:
             print(
-                "\n| `python train.py experiment=speedrun` | wall-clock, start-up included | test acc |"
+                "\n| `python train.py experiment=speedrun` | wall-clock, start-up included | test "
+                "acc |"
             )
             print("|---|---:|---:|")
             speedruns = []

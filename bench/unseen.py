@@ -4,10 +4,11 @@ second hand, drawn here with smooth curves of another kind than bench/not_digits
 mnist_lit/data/synthetic/negatives.py's. Then the other side: digits in handwriting fonts (not the
 kept ones) accepted and read right.
 
-Run: .venv/bin/python bench/unseen.py --ckpt outputs/runs/<run>/checkpoints/best.ckpt --compare
+Run: .venv/bin/python bench/unseen.py --ckpt <best.ckpt> --compare
 (--compare: the same pictures also read by a copy of the checkpoint without its feature distance).
-The kept fonts: apt-get install fonts-dkg-handwriting fonts-breip fonts-bwht fonts-femkeklaver fonts-humor-sans
-fonts-comic-neue. Nothing under mnist_lit/ may name them (tests/data/synthetic/test_negatives.py checks).
+The kept fonts: apt-get install fonts-dkg-handwriting fonts-breip fonts-bwht fonts-femkeklaver
+fonts-humor-sans fonts-comic-neue. Nothing under mnist_lit/ may name them
+(tests/data/synthetic/test_negatives.py checks).
 """
 
 from __future__ import annotations
@@ -277,7 +278,8 @@ def font_digits(count: int, rng: np.random.Generator) -> list[tuple[int, np.ndar
     here = fonts()
     if not here:
         raise SystemExit(
-            "no handwriting fonts: apt-get install fonts-kaushanscript fonts-kristi fonts-dancingscript"
+            "no handwriting fonts: apt-get install fonts-kaushanscript fonts-kristi "
+            "fonts-dancingscript"
         )
     out = []
     while len(out) < count:
@@ -382,9 +384,12 @@ def main() -> None:
         every = [r for flags in by_source.values() for r in flags]
         unnamed = [r for k in UNNAMED for r in by_kind[k]]
         print(
-            f"\n{name}: **all evaluate-only sources {100 * np.mean(every):.1f}% of {len(every)}**; doodle kinds the "
-            f"reported failures never named {100 * np.mean(unnamed):.1f}% of {len(unnamed)}; handwriting-font "
-            f"digits {100 * np.mean(accepted):.1f}% accepted, {100 * np.mean(right):.1f}% read right (a rejected "
+            f"\n{name}: **all evaluate-only sources {100 * np.mean(every):.1f}% of {len(every)}**; "
+            "doodle kinds the "
+            f"reported failures never named {100 * np.mean(unnamed):.1f}% of {len(unnamed)}; "
+            "handwriting-font "
+            f"digits {100 * np.mean(accepted):.1f}% accepted, {100 * np.mean(right):.1f}% read "
+            "right (a rejected "
             f"digit counts wrong), of {len(right)}"
         )
 

@@ -2,7 +2,7 @@
 or thin strokes, dark-on-light and light-on-dark, transparent PNGs, coloured ink on tinted paper,
 uneven light, JPEG.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/user_digits.py --out outputs/user_digits --count 1000
+Run: DATA_DIR=../shared/data .venv/bin/python bench/user_digits.py --count 1000
 Files are named <index>_<label>.<ext>; bench/predict_bench.py scores predict.py on them.
 """
 

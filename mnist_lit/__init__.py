@@ -5,7 +5,8 @@ Try it: python train.py trainer.fast_dev_run=true
 
 The layers, and the one way their imports point (docs/architecture.md):
 serving -> inference -> reading        training -> data
-Both sides share what sits here: MnistLitError, MNIST's sizes, the answer format, checkpoint reading, the schema.
+Both sides share what sits here: MnistLitError, MNIST's sizes, the answer format, checkpoint
+reading, the schema.
 """
 
 # MNIST's pictures are 28x28

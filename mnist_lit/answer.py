@@ -5,8 +5,9 @@ agree. numpy only: torch-free prediction uses it too.
 
 Try it: python predict.py image=path/to/pictures/ format=jsonl
 
-- "not a digit": the network's 11th output (trained on generated letters, symbols and scribbles) gives the
-picture a probability of holding no digit above `not_digit`. Networks without that output never say it.
+- "not a digit": the network's 11th output (trained on generated letters, symbols and scribbles)
+gives the picture a probability of holding no digit above `not_digit`. Networks without that
+output never say it.
 - "unsure": a digit, but the runner-up's calibrated probability is within `unsure` of the winner's.
 - "digit": otherwise.
 """

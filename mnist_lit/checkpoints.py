@@ -38,7 +38,8 @@ def newest(root: str | os.PathLike, names: Sequence[str] = (BEST,)) -> Path:
     ]
     if not found:
         raise MnistLitError(
-            f"no checkpoint ({' or '.join(names)}) found under {root}/; train with `python train.py` or pass its path"
+            f"no checkpoint ({' or '.join(names)}) found under {root}/; train with `python "
+            "train.py` or pass its path"
         )
     return max(found, key=lambda p: p.stat().st_mtime)
 

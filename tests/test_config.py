@@ -289,5 +289,6 @@ def test_predict_without_pictures_says_how_to_give_them(tmp_path):
     proc = run_cli("predict.py", cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
-        "error: give image: a picture, a folder or a glob (image=FILE, image=FOLDER or image='GLOB')"
+        "error: give image: a picture, a folder or a glob (image=FILE, image=FOLDER or "
+        "image='GLOB')"
     )

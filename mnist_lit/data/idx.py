@@ -109,7 +109,8 @@ def missing_message(root: str | os.PathLike, reason: str = "") -> str:
     expected = ", ".join(name for pair in RAW_FILES.values() for name in pair)
     why = f" and downloading failed ({reason})" if reason else ""
     return (
-        f"MNIST not found in {raw_dir(root).resolve()}{why}. Expected the four IDX files {expected} there "
+        f"MNIST not found in {raw_dir(root).resolve()}{why}. Expected the four IDX files "
+        f"{expected} there "
         "(plain or .gz). Point data.root=DIR or DATA_DIR=DIR at the folder that holds MNIST/raw/."
     )
 

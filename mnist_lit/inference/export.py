@@ -30,11 +30,17 @@ EXAMPLE_BATCH = 2
 MAX_ABS_DIFF = 1e-4
 # test digits per forward pass when comparing
 VERIFY_BATCH = 1000
-INPUT_DOC = "pixels: float32 (N, 1, 28, 28), grey in [0, 1], white digit on black, prepared as MNIST: see preprocessing"
+INPUT_DOC = (
+    "pixels: float32 (N, 1, 28, 28), grey in [0, 1], white digit on black, prepared as MNIST: "
+    "see preprocessing"
+)
 PROBS_DOC = (
     "probs: float32 (N, 10), calibrated probabilities of the digits 0-9 (temperature scaling)"
 )
-NOT_DIGIT_DOC = "not_digit: float32 (N,), the probability that the picture holds no digit; reject above the threshold"
+NOT_DIGIT_DOC = (
+    "not_digit: float32 (N,), the probability that the picture holds no digit; "
+    "reject above the threshold"
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,8 @@ class Parity:
     def line(self) -> str:
         """The two figures, in one line."""
         return (
-            f"onnxruntime vs torch on {self.total:,} MNIST test digits: same digit on {self.same_digit:,}, "
+            f"onnxruntime vs torch on {self.total:,} MNIST test digits: same digit on "
+            f"{self.same_digit:,}, "
             f"max abs difference {self.max_abs_diff:.1e} (allowed {MAX_ABS_DIFF:.0e})"
         )
 

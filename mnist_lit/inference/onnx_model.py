@@ -56,7 +56,8 @@ def providers(device: str) -> list[Any]:
     if device == "cuda" or device.startswith("cuda:"):
         if not cuda_available():
             raise MnistLitError(
-                f"device={device}, but this onnxruntime cannot use CUDA; use device=cpu or device=auto"
+                f"device={device}, but this onnxruntime cannot use CUDA; use device=cpu or "
+                "device=auto"
             )
         index = device.partition(":")[2] or "0"
         if not index.isdigit():
@@ -108,7 +109,8 @@ def check(meta: dict[str, str], session: Any, path: str | os.PathLike) -> None:
         or PROBS not in outputs
     ):
         raise MnistLitError(
-            f"{path} is an ONNX model, but not an mnist-lit digit model (no {FORMAT_KEY} metadata, or other "
+            f"{path} is an ONNX model, but not an mnist-lit digit model (no {FORMAT_KEY} metadata, "
+            "or other "
             "inputs and outputs); write one with `python export.py`"
         )
     if shape != [1, IMAGE_SIZE, IMAGE_SIZE] or json.loads(meta.get(CLASSES, "[]")) != DIGITS:
@@ -117,6 +119,7 @@ def check(meta: dict[str, str], session: Any, path: str | os.PathLike) -> None:
         )
     if meta.get(PREPROCESSING_KEY) != PREPROCESSING:
         raise MnistLitError(
-            f"{path} was exported for preprocessing {meta.get(PREPROCESSING_KEY)!r}, and this mnist-lit prepares "
+            f"{path} was exported for preprocessing {meta.get(PREPROCESSING_KEY)!r}, and this "
+            "mnist-lit prepares "
             f"pictures as {PREPROCESSING!r}; export it again from its checkpoint"
         )

@@ -202,7 +202,8 @@ def _read(
         if img.width * img.height > max_pixels:
             img.close()
             raise PictureError(
-                f"picture too large ({img.width * img.height:,} pixels; the limit is {max_pixels:,})"
+                f"picture too large ({img.width * img.height:,} pixels; the limit is "
+                f"{max_pixels:,})"
             )
         try:
             if img.format in VERIFIED_FORMATS:

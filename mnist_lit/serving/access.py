@@ -2,7 +2,8 @@
 any body is read: the Host and Origin allow-lists (CORS), the API key, the rate limit, the routes
 that are off, and /health while the server stops.
 
-Try it: python serve.py host=0.0.0.0 api_key=s3cret, then curl -H "X-API-Key: s3cret" -F image=@digit.png
+Try it: python serve.py host=0.0.0.0 api_key=s3cret
+        curl -H "X-API-Key: s3cret" -F image=@digit.png
 http://127.0.0.1:8000/predict
 """
 

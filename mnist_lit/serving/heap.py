@@ -1,7 +1,8 @@
 """Big buffers go back to the system when freed: a server process that once held a 9 MB upload
 should not keep those pages for the rest of its life.
 
-Try it: python bench/serve_attack.py --ckpt <ckpt>   (the "9 MB bodies" row: peak memory against idle)
+Try it: python bench/serve_attack.py --ckpt <ckpt>
+        (the "9 MB bodies" row: peak memory against idle)
 
 glibc's malloc serves an allocation above its mmap threshold from its own mapping, unmapped on free;
 but it raises that threshold (up to 32 MB) each time such a buffer is freed, after which uploads and

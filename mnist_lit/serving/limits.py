@@ -1,7 +1,8 @@
 """Bounded work per request: ASGI middleware that reads a POST /predict body under a size, time and
 memory budget, checks its structure, and lets one heavy picture at a time through to the model.
 
-Try it: curl -H "Content-Length: 99999999999" -X POST http://127.0.0.1:8000/predict   (413 before any body is read)
+Try it: curl -H "Content-Length: 99999999999" -X POST http://127.0.0.1:8000/predict
+        (413 before any body is read)
 
 Everything here answers a 4xx (or a 503 when the server is full) with {"error": ...}: LitServe would
 answer a body its parser rejects with a bare 500 and a traceback in the log.

@@ -2,7 +2,8 @@
 for a request in one blocking get, and a worker whose resident memory has passed `max_worker_mb`
 ends between two batches, for LitServe (restart_workers) to start a fresh one.
 
-Try it: python serve.py max_worker_mb=300, then send it pictures; the worker's process id changes, no request fails
+Try it: python serve.py max_worker_mb=300, then send it pictures; the worker's process id
+        changes, and no request fails
 """
 
 from __future__ import annotations

@@ -155,7 +155,10 @@ def request(
 ) -> bytes:
     """A whole HTTP/1.1 POST on a connection that closes after the answer."""
     kind = f"Content-Type: {content_type}\r\n" if content_type else ""
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{kind}Content-Length: {len(body)}\r\n{extra}Connection: close\r\n"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{kind}Content-Length: {len(body)}\r\n"
+        f"{extra}Connection: close\r\n"
+    )
     return head.encode() + b"\r\n" + body
 
 
@@ -169,7 +172,10 @@ def form_of(parts: list[bytes], boundary: str = "b0undary") -> tuple[bytes, str]
 
 
 FIELD = b'Content-Disposition: form-data; name="f"\r\n\r\nx'
-FILE = b'Content-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\nx'
+FILE = (
+    b'Content-Disposition: form-data; name="image"; filename="a.png"\r\n'
+    b"Content-Type: image/png\r\n\r\nx"
+)
 # the bodies a hostile client sends to POST /predict, each with its content type
 HOSTILE = {
     "5000 parts": form_of([FIELD] * 5000),

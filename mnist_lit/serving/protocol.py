@@ -2,7 +2,8 @@
 opens a connection and sends its headers a byte at a time (or never) gets 408 and is closed, instead
 of holding a socket for ever.
 
-Try it: python serve.py, then `nc 127.0.0.1 8000` and wait: the 408 comes after header_timeout seconds
+Try it: python serve.py, then `nc 127.0.0.1 8000` and wait: the 408 comes after header_timeout
+        seconds
 
 It wraps uvicorn's own HTTP protocol (uvicorn's `http` setting takes a protocol class) through
 asyncio's public Protocol interface only; once the headers are in, uvicorn's keep-alive timeout and

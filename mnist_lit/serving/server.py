@@ -63,7 +63,8 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as err:
             raise MnistLitError(
-                f"port {port} on {host} is in use ({err.strerror}); choose another, such as port={port + 1}"
+                f"port {port} on {host} is in use ({err.strerror}); choose another, such as "
+                f"port={port + 1}"
             ) from None
 
 
@@ -72,7 +73,8 @@ def check_exposure(cfg: DictConfig) -> None:
     purpose."""
     if cfg.host != LOOPBACK and not cfg.api_key and cfg.auth != NO_AUTH:
         raise MnistLitError(
-            f"host={cfg.host} serves other machines, and without a key anyone there can use it: set api_key "
+            f"host={cfg.host} serves other machines, and without a key anyone there can use it: "
+            "set api_key "
             "(or the MNIST_LIT_API_KEY environment variable), or auth=none to serve without one"
         )
 

@@ -108,7 +108,8 @@ def describe(result: dict[str, Any]) -> str:
     """Loss, accuracy, the per-class table and the confusion matrix as text."""
     lines = [
         f"test loss {result['test/loss']:.4f}   test accuracy {100 * result['test/acc']:.2f}%",
-        f"calibration error (ECE, 15 bins) {result['test/ece_raw']:.4f} raw, {result['test/ece']:.4f} with "
+        f"calibration error (ECE, 15 bins) {result['test/ece_raw']:.4f} raw, "
+        f"{result['test/ece']:.4f} with "
         f"temperature {result['temperature']:.3f}",
     ]
     if "test/accept" in result:
@@ -119,7 +120,8 @@ def describe(result: dict[str, Any]) -> str:
     lines.append("digit  support  correct  accuracy")
     for row in per_class_rows(result["confusion"]):
         lines.append(
-            f"{row['digit']:>5}  {row['support']:>7}  {row['correct']:>7}  {100 * row['accuracy']:>7.2f}%"
+            f"{row['digit']:>5}  {row['support']:>7}  {row['correct']:>7}  "
+            f"{100 * row['accuracy']:>7.2f}%"
         )
     lines += [
         "",

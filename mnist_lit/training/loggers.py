@@ -2,7 +2,8 @@
 (logger=many), from conf/logger/. Metrics reach every one through Lightning; the report images and
 the run's config reach each one in the form it supports.
 
-Try it: python train.py logger=mlflow trainer.max_epochs=1, then mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db
+Try it: python train.py logger=mlflow trainer.max_epochs=1
+        mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db
 """
 
 from __future__ import annotations

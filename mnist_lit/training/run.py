@@ -97,7 +97,8 @@ def train_command(cfg: DictConfig) -> float | None:
     # interrupted.ckpt is saved, and Lightning would exit 0, as if the run had finished
     except SIGTERMException:
         fail(
-            f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with ckpt_path=last"
+            f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with "
+            "ckpt_path=last"
         )
     except Exception as err:
         # raised in a constructor

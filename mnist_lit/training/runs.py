@@ -1,7 +1,8 @@
 """Run directories: claim one without overwriting another run, resume into it, save checkpoints
 atomically.
 
-Try it: python train.py hydra.run.dir=/tmp/run trainer.fast_dev_run=true   (twice: the second is refused)
+Try it: python train.py hydra.run.dir=/tmp/run trainer.fast_dev_run=true
+        (twice: the second is refused)
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def summary(metrics: dict[str, Any], run_dir: str | os.PathLike, more: Sequence[
     lines = [f"Run directory:   {run_dir}"]
     if "test/acc" in metrics:
         lines.append(
-            f"Test accuracy:   {100 * metrics['test/acc']:.2f}%  (test loss {metrics['test/loss']:.4f})"
+            f"Test accuracy:   {100 * metrics['test/acc']:.2f}%  (test loss "
+            f"{metrics['test/loss']:.4f})"
         )
     lines.append(f"Best checkpoint: {metrics.get('best_ckpt') or '(none saved)'}")
     tb_dir = Path(run_dir) / "tensorboard"

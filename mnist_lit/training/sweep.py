@@ -150,7 +150,8 @@ class SweepSummary(Callback):
             return
         rows = write_summary(sweep_dir, config.optimized_metric)
         print(
-            f"\nSweep summary ({sweep_dir}/summary.md, summary.csv):\n{markdown(rows, config.optimized_metric)}"
+            f"\nSweep summary ({sweep_dir}/summary.md, "
+            f"summary.csv):\n{markdown(rows, config.optimized_metric)}"
         )
         failed = [r["job"] for r in rows if r["status"] != "ok"]
         if failed and self.fail_on_error:

@@ -41,7 +41,8 @@ def check_cpu_processes(cfg: DictConfig) -> None:
         and int(count) > cores
     ):
         raise MnistLitError(
-            f"trainer.devices={count} asks for {count} CPU processes, but this machine has {cores} cores; "
+            f"trainer.devices={count} asks for {count} CPU processes, but this machine has {cores} "
+            "cores; "
             f"use trainer.devices={cores} or fewer"
         )
 
@@ -51,13 +52,22 @@ def explain(err: BaseException, cfg: DictConfig) -> str:
     text = " ".join(str(err).split())
     if str(cfg.accelerator) in devices.GPUS and not torch.cuda.is_available():
         instead = "trainer=ddp_cpu" if "ddp" in str(cfg.get("strategy", "")) else "trainer=cpu"
-        return f"trainer.accelerator={cfg.accelerator} needs a GPU, and torch finds none here; use {instead}"
+        return (
+            f"trainer.accelerator={cfg.accelerator} needs a GPU, and torch finds none here; "
+            f"use {instead}"
+        )
     # "You requested gpu: [0, 1] But your machine only has: [0]"
     if "only has" in text and torch.cuda.is_available():
         count = torch.cuda.device_count()
-        return f"trainer.devices={cfg.devices}, but this machine has {count} GPU(s); use trainer.devices={count}"
+        return (
+            f"trainer.devices={cfg.devices}, but this machine has {count} GPU(s); "
+            f"use trainer.devices={count}"
+        )
     if "Precision" in text:
-        return f"trainer.precision={cfg.precision} is not a precision Lightning knows; use one of {', '.join(PRECISIONS)}"
+        return (
+            f"trainer.precision={cfg.precision} is not a precision Lightning knows; "
+            f"use one of {', '.join(PRECISIONS)}"
+        )
     return f"the trainer settings do not work on this machine: {text}"
 
 

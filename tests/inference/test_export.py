@@ -139,7 +139,8 @@ def test_export_is_one_file_and_keeps_an_existing_one(exported, synthetic_ckpt, 
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        f"error: out={exported} already exists; choose another out= or pass force=true to replace it"
+        f"error: out={exported} already exists; choose another out= or pass force=true to replace "
+        "it"
     ]
     assert exported.read_bytes() == before
 

@@ -198,7 +198,8 @@ def test_predict_imports_neither_lightning_nor_tensorboard(tmp_path, synthetic_c
         f"sys.argv = ['predict.py', 'image={picture}', 'ckpt={synthetic_ckpt}']\n"
         "heavy = {'lightning', 'pytorch_lightning', 'tensorboard', 'torchvision', 'torchmetrics'}\n"
         # predict.py ends the process itself; the exit handlers still run
-        "atexit.register(lambda: print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
+        "atexit.register(lambda: print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & "
+        "heavy)))\n"
         "runpy.run_path('predict.py', run_name='__main__')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -79,7 +79,7 @@ def probs_for(digit: int) -> list[float]:
         ([7, None, 3], None, "703", UNSURE),
     ],
 )
-def test_a_rejected_piece_among_digits_is_an_unsure_digit_of_the_number_else_the_picture_is_one_drawing(
+def test_a_rejected_piece_among_digits_is_an_unsure_digit_else_the_picture_is_one_drawing(
     parts, whole, number, verdict
 ):
     found = [

@@ -112,7 +112,10 @@ def test_a_truncated_picture_is_corrupt(fmt, keep):
 
 
 def test_svg_gets_its_own_error(tmp_path):
-    svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+    svg = (
+        b'<?xml version="1.0"?>'
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+    )
     (tmp_path / "d.svg").write_bytes(svg)
     for source in (svg, tmp_path / "d.svg"):
         with pytest.raises(PictureError, match=SVG_ERROR):

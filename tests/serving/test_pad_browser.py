@@ -1,8 +1,9 @@
 """The drawing pad in real headless Chromium: draw with pointer events, read the answer the page
 shows.
 
-Run: pytest tests/serving/test_pad_browser.py   (needs Debian's chromium: apt-get install -y chromium)
-Playwright drives the system's Chromium through `executable_path`: its own browser download needs the internet.
+Run: pytest tests/serving/test_pad_browser.py
+(needs Debian's chromium: apt-get install -y chromium). Playwright drives the system's Chromium
+through `executable_path`: its own browser download needs the internet.
 Without Chromium the test is skipped, saying why; with REQUIRE_BROWSER=1 (CI) it fails instead.
 """
 
@@ -30,7 +31,10 @@ def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path:
         return path
-    reason = "no chromium on PATH: install Debian's (apt-get install -y chromium) to run the browser test"
+    reason = (
+        "no chromium on PATH: install Debian's (apt-get install -y chromium) "
+        "to run the browser test"
+    )
     if os.environ.get("REQUIRE_BROWSER") == "1":
         pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
     pytest.skip(reason)

@@ -181,5 +181,6 @@ def test_a_port_in_use_is_a_one_line_error(tiny, tmp_path):
         proc = run_cli("serve.py", f"ckpt={tiny.ckpt}", f"port={port}", cwd=tmp_path, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        f"error: port {port} on 127.0.0.1 is in use (Address already in use); choose another, such as port={port + 1}"
+        f"error: port {port} on 127.0.0.1 is in use (Address already in use); choose another, such "
+        f"as port={port + 1}"
     ]

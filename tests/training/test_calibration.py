@@ -110,7 +110,7 @@ def test_the_feature_distance_puts_a_far_point_beyond_its_limit_and_keeps_new_di
     )
 
 
-def test_the_distance_raises_the_not_digit_probability_past_the_threshold_exactly_beyond_its_limit():
+def test_the_distance_raises_not_digit_past_the_threshold_exactly_beyond_its_limit():
     no_digit = torch.tensor([0.01, 0.01, 0.01, 0.9])
     distance = torch.tensor([1.0, 9.9, 10.1, 0.5])
     combined = with_distance(no_digit, distance, limit=10.0, threshold=0.6)

@@ -1,5 +1,8 @@
-"""Experiment loggers: MLflow's SQLite store, W&B offline, several at once, and a name that does not exist.
-Run: pytest tests/training/test_loggers.py"""
+"""Experiment loggers: MLflow's SQLite store, W&B offline, several at once, and a name that does
+not exist.
+
+Run: pytest tests/training/test_loggers.py
+"""
 
 from __future__ import annotations
 
@@ -131,6 +134,7 @@ def test_a_logger_that_does_not_exist_is_a_one_line_error(tmp_path):
     proc = run_cli("train.py", "logger=comet", cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "error: logger=comet does not exist; choose one of ['csv', 'many', 'mlflow', 'none', 'tensorboard', 'wandb']"
+        "error: logger=comet does not exist; choose one of ['csv', 'many', 'mlflow', 'none', "
+        "'tensorboard', 'wandb']"
     ]
     assert not (tmp_path / "outputs").exists()

@@ -75,7 +75,8 @@ def _font(name: str) -> object:
         from HersheyFonts import HersheyFonts
     except ImportError as error:
         raise RuntimeError(
-            "the Hershey stroke fonts are missing: pip install 'mnist-lit[strokes]' (make install includes them)"
+            "the Hershey stroke fonts are missing: pip install 'mnist-lit[strokes]' (make install "
+            "includes them)"
         ) from error
     font = HersheyFonts()
     font.load_default_font(name)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_lit.reading.preprocess import BOX, COM_CENTRE
 from mnist_lit.data.synthetic import hershey, ink, negatives, pictograms
+from mnist_lit.reading.preprocess import BOX, COM_CENTRE
 from tests.conftest import ROOT
 
 

@@ -1,5 +1,5 @@
-"""Training on Lightning: the LightningModule, its negatives curriculum, calibration, the Trainer,
-runs, sweeps, loggers and the report. The only layer that imports Lightning.
+"""Training on Lightning: the LightningModule, the mixing of negatives into batches, calibration,
+the Trainer, runs, sweeps, loggers and the report. The only layer that imports Lightning.
 
 Try it: python train.py trainer.fast_dev_run=true
 """

@@ -179,6 +179,13 @@ def run_cli(
     )
 
 
+def run_sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`train.py -m` with the overrides, swept into tmp_path/sweep: the process and that folder."""
+    sweep = tmp_path / "sweep"
+    proc = run_cli("train.py", "-m", *overrides, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    return proc, sweep
+
+
 def synthetic_overrides(root: Path) -> list[str]:
     """Overrides that train on the tiny synthetic MNIST, on CPU, quietly."""
     return [

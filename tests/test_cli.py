@@ -13,7 +13,7 @@ import time
 import pytest
 from PIL import Image
 
-from tests.conftest import FAST, ROOT, make_digits, run_cli
+from tests.conftest import FAST, ROOT, make_digits, run_cli, run_sweep
 
 # a proxy on a closed local port: torchvision's download fails at once without any traffic leaving
 # the machine
@@ -100,16 +100,8 @@ def test_default_run_dir_and_no_overwrite(tmp_path, synthetic_root):
 
 @pytest.mark.cli
 def test_multirun_gives_each_job_its_own_dir_and_a_summary(tmp_path, synthetic_root):
-    sweep = tmp_path / "sweep"
-    proc = run_cli(
-        "train.py",
-        "-m",
-        "optimizer=adam,sgd",
-        "seed=1,2",
-        f"data.root={synthetic_root}",
-        f"hydra.sweep.dir={sweep}",
-        *FAST,
-        cwd=tmp_path,
+    proc, sweep = run_sweep(
+        tmp_path, "optimizer=adam,sgd", "seed=1,2", f"data.root={synthetic_root}", *FAST
     )
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())

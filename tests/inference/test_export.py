@@ -27,19 +27,20 @@ UNSURE = 0.5
 PROBS_TOL = 1e-4
 
 
+def run_export(ckpt: Path, out: Path, data: Path) -> subprocess.CompletedProcess:
+    """export.py run as a user runs it, from the folder of `out`, with MNIST in `data`."""
+    return run_cli(
+        "export.py", f"ckpt={ckpt}", f"out={out}", cwd=out.parent, env={"DATA_DIR": str(data)}
+    )
+
+
 @pytest.fixture(scope="module")
 def exported(
     synthetic_ckpt: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """model.onnx of the synthetic checkpoint, written by export.py as a user runs it."""
     out = tmp_path_factory.mktemp("export") / "model.onnx"
-    proc = run_cli(
-        "export.py",
-        f"ckpt={synthetic_ckpt}",
-        f"out={out}",
-        cwd=out.parent,
-        env={"DATA_DIR": str(synthetic_root)},
-    )
+    proc = run_export(synthetic_ckpt, out, synthetic_root)
     assert proc.returncode == 0, proc.stderr
     assert "same digit on 160, max abs difference" in proc.stdout
     return out
@@ -130,13 +131,7 @@ def test_export_is_one_file_and_keeps_an_existing_one(exported, synthetic_ckpt, 
     # no .data file beside it
     assert [p.name for p in exported.parent.iterdir()] == ["model.onnx"]
     before = exported.read_bytes()
-    proc = run_cli(
-        "export.py",
-        f"ckpt={synthetic_ckpt}",
-        f"out={exported}",
-        cwd=exported.parent,
-        env={"DATA_DIR": str(synthetic_root)},
-    )
+    proc = run_export(synthetic_ckpt, exported, synthetic_root)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"error: out={exported} already exists; choose another out= or pass force=true to replace "

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mnist_lit.training.evaluation import REPORT_FILES
 from mnist_lit.training.run import train
-from tests.conftest import FAST, N_TEST, run_cli
+from tests.conftest import FAST, N_TEST, run_cli, run_sweep
 
 
 def read_csv(path) -> list[dict[str, str]]:
@@ -95,15 +95,8 @@ def test_evaluate_matches_metrics_json(run, synthetic_root, tmp_path):
 
 @pytest.mark.cli
 def test_failed_job_is_listed_and_does_not_hide_the_others(tmp_path, synthetic_root):
-    sweep = tmp_path / "sweep"
-    proc = run_cli(
-        "train.py",
-        "-m",
-        "model.dropout=0.1,1.5,0.2",
-        f"data.root={synthetic_root}",
-        f"hydra.sweep.dir={sweep}",
-        *FAST,
-        cwd=tmp_path,
+    proc, sweep = run_sweep(
+        tmp_path, "model.dropout=0.1,1.5,0.2", f"data.root={synthetic_root}", *FAST
     )
     assert proc.returncode != 0
     assert "1 of 3 jobs failed" in proc.stderr

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from mnist_lit.training.runs import AtomicCheckpointIO
-from tests.conftest import N_TEST, N_VAL, ROOT, run_cli, synthetic_overrides
+from tests.conftest import N_TEST, N_VAL, ROOT, run_cli, run_sweep, synthetic_overrides
 
 # 1.5 is no probability: those trials fail
 DROPOUTS = [0.1, 1.5]
@@ -77,19 +77,15 @@ def test_optuna_search_survives_a_failed_trial(tmp_path, synthetic_root):
 
 @pytest.mark.cli
 def test_joblib_launcher_with_dataloader_workers(tmp_path, synthetic_root):
-    sweep = tmp_path / "sweep"
-    proc = run_cli(
-        "train.py",
-        "-m",
+    proc, sweep = run_sweep(
+        tmp_path,
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "seed=1,2",
         "data.loader=torchvision",
         "data.num_workers=1",
         "trainer.fast_dev_run=true",
-        f"hydra.sweep.dir={sweep}",
         *synthetic_overrides(synthetic_root),
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all((sweep / str(i) / "metrics.json").is_file() for i in range(2))

@@ -19,7 +19,9 @@ from mnist_lit.data.idx import ensure, load_split
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """MNIST: 55k/5k train/val split of the official training set, and the official 10k test set."""
+    """MNIST: 55k/5k train/val split of the official training set, and the official 10k test set.
+    `augment` is the training batches' augmentation (a RandomAffine, or None), for whatever must be
+    warped as the digits are: training.run hands it to the LightningModule for the negatives."""
 
     def __init__(
         self,

@@ -82,8 +82,8 @@ def main() -> None:
                 outcomes["pixels" if pixels.shape == (28, 28) else "crash"] += 1
             except PictureError as err:
                 outcomes["error" if str(err) and "\n" not in str(err) else "crash"] += 1
-            # what the loader must never let out
             except Exception:
+                # what the loader must never let out
                 outcomes["crash"] += 1
                 crashes.append(traceback.format_exc(limit=3))
             slowest = max(slowest, time.perf_counter() - start)

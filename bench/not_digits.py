@@ -162,8 +162,8 @@ def _more(kind: str, draw: ImageDraw.ImageDraw, w: int, rng: np.random.Generator
         for v in np.linspace(c - r, c + r, n):
             _pen(draw, [(v, c - r), (v, c + r)], w, rng)
             _pen(draw, [(c - r, v), (c + r, v)], w, rng)
-    # scribble: a loopy line back and forth
     else:
+        # scribble: a loopy line back and forth
         points, angle, pos = [], rng.uniform(0, 2 * math.pi), np.array([c, c])
         for _ in range(60):
             angle += rng.normal(0, 0.6)

@@ -67,10 +67,10 @@ def thin(mask: np.ndarray) -> np.ndarray:
     while True:
         changed = False
         for step in (0, 1):
+            # P2..P9, clockwise
             p = [
                 np.roll(np.roll(img, -dy, 0), -dx, 1)
                 for dy, dx in ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
-                # P2..P9, clockwise
             ]
             count = sum(q.astype(np.int32) for q in p)
             turns = sum(((p[k] == 0) & (p[(k + 1) % 8] == 1)).astype(np.int32) for k in range(8))

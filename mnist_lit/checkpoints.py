@@ -74,8 +74,8 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
     path = existing(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    # torch raises many kinds for a bad file; each means the same to the user
     except Exception as err:
+        # torch raises many kinds for a bad file; each means the same to the user
         raise MnistLitError(
             f"{path} is not a readable checkpoint (corrupt, truncated or unsafe): {first_line(err)}"
         ) from None

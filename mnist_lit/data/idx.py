@@ -138,8 +138,8 @@ def download(root: str | os.PathLike) -> None:
     try:
         with contextlib.redirect_stdout(chatter):
             MNIST(str(root), train=True, download=True)
-    # any network or mirror failure means the same thing to the user
     except Exception as err:
+        # any network or mirror failure means the same thing to the user
         raise MnistLitError(missing_message(root, str(err).strip().splitlines()[-1])) from err
     finally:
         socket.setdefaulttimeout(previous)

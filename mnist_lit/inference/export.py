@@ -110,8 +110,8 @@ def to_onnx(scorer: Scorer, props: dict[str, str]) -> bytes:
                 external_data=False,
                 verbose=False,
             )
-    # the exporter needs onnx and onnxscript
     except ImportError as err:
+        # the exporter needs onnx and onnxscript
         raise MnistLitError(
             f"exporting needs the onnx extra: pip install -e '.[onnx]' ({err})"
         ) from None

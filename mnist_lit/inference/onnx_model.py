@@ -81,8 +81,8 @@ class OnnxModel:
             self.session = ort.InferenceSession(str(path), options, providers=providers(device))
         except MnistLitError:
             raise
-        # onnxruntime raises its own kinds for a file that is no model
         except Exception as err:
+            # onnxruntime raises its own kinds for a file that is no model
             raise MnistLitError(f"{path} is not a readable ONNX model: {first_line(err)}") from None
         self.meta = self.session.get_modelmeta().custom_metadata_map
         check(self.meta, self.session, path)

@@ -14,8 +14,8 @@ import numpy as np
 
 try:
     import cv2
-# the `photos` extra is not installed: page.available() is False and nothing here is called
 except ImportError:
+    # the `photos` extra is not installed: page.available() is False and nothing here is called
     cv2 = None
 
 # bits of a line map: rules across the page, upright lines (margins, a grid's columns)

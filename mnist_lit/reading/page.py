@@ -20,8 +20,8 @@ import numpy as np
 
 try:
     import cv2
-# the `photos` extra is not installed
 except ImportError:
+    # the `photos` extra is not installed
     cv2 = None
 else:
     # one picture per process, one process per core: threads would fight them for cores
@@ -192,9 +192,9 @@ def _contrast(rgb: np.ndarray, window: np.ndarray, dark: bool) -> np.ndarray:
         paper = cv2.morphologyEx(rgb, cv2.MORPH_CLOSE, window, borderType=cv2.BORDER_REFLECT)
         # a ratio: the same in a shadow as in the light
         contrast = 1.0 - rgb / np.maximum(paper, 1e-3)
-    # light ink on a dark ground: its excess over the ground; a dark ground shows no shadow to speak
-    # of
     else:
+        # light ink on a dark ground: its excess over the ground; a dark ground shows no shadow to
+        # speak of
         contrast = rgb - cv2.morphologyEx(
             rgb, cv2.MORPH_OPEN, window, borderType=cv2.BORDER_REFLECT
         )

@@ -128,8 +128,8 @@ def _open(source: bytes | str) -> Image.Image:
         if pillow_heif is None and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
             raise PictureError(HEIF_ERROR) from None
         raise PictureError("not a picture (no image format this app reads recognizes it)") from None
-    # a plugin's parser on a damaged header: struct.error, IndexError, ...
     except Exception as err:
+        # a plugin's parser on a damaged header: struct.error, IndexError, ...
         raise PictureError(f"corrupt image ({_reason(err)})") from None
 
 
@@ -155,8 +155,8 @@ def _decode(img: Image.Image) -> None:
         # sides stay at least MAX_DETAIL, the most that preprocessing ever looks at
         img.draft(img.mode, (MAX_DETAIL, MAX_DETAIL))
         img.load()
-    # truncated or damaged data, as each decoder reports it
     except Exception as err:
+        # truncated or damaged data, as each decoder reports it
         raise PictureError(f"corrupt image ({_reason(err)})") from None
 
 
@@ -181,8 +181,8 @@ def pixel_count(head: bytes) -> int | None:
     try:
         with _quiet_pillow(), Image.open(io.BytesIO(head)) as img:
             return img.width * img.height
-    # any header Pillow cannot read: the full read reports why
     except Exception:
+        # any header Pillow cannot read: the full read reports why
         return None
 
 
@@ -219,8 +219,8 @@ def _read(
                 return reader(img)
             except NoInkError as err:
                 raise PictureError(str(err)) from None
-            # pixels of a kind preprocessing cannot convert (a LAB TIFF, say)
             except Exception as err:
+                # pixels of a kind preprocessing cannot convert (a LAB TIFF, say)
                 raise PictureError(
                     f"cannot use this picture's {img.mode} pixels ({_reason(err)})"
                 ) from None

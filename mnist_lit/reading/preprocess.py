@@ -92,8 +92,8 @@ def eight_bit(img: Image.Image) -> Image.Image:
     values = np.asarray(img, dtype=np.float32)
     if img.mode.startswith("I;16"):
         top = float(UINT16_MAX)
-    # I and F say nothing of their range: the smallest usual one that holds the values
     else:
+        # I and F say nothing of their range: the smallest usual one that holds the values
         peak = float(values.max(initial=0.0))
         top = 1.0 if img.mode == "F" and peak <= 1 else 255.0 if peak <= 255 else float(UINT16_MAX)
     return Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")

@@ -86,13 +86,13 @@ def background(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     # y:
     # 1 * (c0 + c1 x + c3 x^2) + y * (c2 + c4 x) + y^2 * c5
     c = coef.astype(np.float32)
+    # (3, W, 3)
     by_x = np.stack(
         [
             c[0] + xs[:, None] * c[1] + (xs * xs)[:, None] * c[3],
             c[2] + xs[:, None] * c[4],
             np.broadcast_to(c[5], (w, 3)),
         ]
-        # (3, W, 3)
     )
     # (H, 3)
     by_y = np.stack([np.ones_like(ys), ys, ys * ys], axis=1)

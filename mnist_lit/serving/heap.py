@@ -28,6 +28,6 @@ def return_big_buffers() -> bool:
     try:
         libc = ctypes.CDLL(name)
         return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    # no libc found by that name, or one without mallopt (musl, macOS)
     except (OSError, AttributeError, TypeError):
+        # no libc found by that name, or one without mallopt (musl, macOS)
         return False

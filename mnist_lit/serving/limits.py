@@ -87,8 +87,8 @@ async def picture_head(scope: Scope, body: bytes) -> bytes:
         raise Refused(413, f"JSON body too deeply nested; {HOW_TO_SEND}")
     try:
         value = json.loads(body).get(PICTURE_FIELD)
-    # not JSON, or not an object
     except (ValueError, RecursionError, AttributeError):
+        # not JSON, or not an object
         raise Refused(400, HOW_TO_SEND) from None
     return b64_head(value)
 
@@ -118,8 +118,8 @@ async def form_head(scope: Scope, body: bytes) -> bytes:
 
     try:
         form = await Request(scope, once).form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
-    # python-multipart's complaint: no boundary, garbage, too many parts
     except HTTPException as err:
+        # python-multipart's complaint: no boundary, garbage, too many parts
         raise Refused(
             413 if "Too many" in str(err.detail) else 400, f"bad form: {err.detail}"
         ) from None

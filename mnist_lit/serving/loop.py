@@ -79,8 +79,8 @@ class IdleLoop(BatchedLoop):
             first = request_queue.get(timeout=IDLE_WAIT)
         except Empty:
             return [], []
-        # Ctrl-C reaches the whole process group; or the queue's
         except (KeyboardInterrupt, EOFError, OSError):
+            # Ctrl-C reaches the whole process group; or the queue's
             # manager is gone: the server is stopping, and so does this worker
             raise SystemExit(0) from None
         batch, timed_out = super().get_batch_requests(

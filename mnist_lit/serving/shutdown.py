@@ -30,8 +30,8 @@ def stop_listening(port: int) -> None:
     for name in os.listdir(fd_dir) if fd_dir.is_dir() else []:
         try:
             sock = socket.socket(fileno=int(name))
-        # not a socket
         except (OSError, ValueError):
+            # not a socket
             continue
         try:
             if (

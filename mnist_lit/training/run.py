@@ -94,8 +94,8 @@ def train_command(cfg: DictConfig) -> float | None:
     failed job is recorded for the summary, and the sweep goes on where its sweeper allows."""
     try:
         metrics = train(cfg)
-    # interrupted.ckpt is saved, and Lightning would exit 0, as if the run had finished
     except SIGTERMException:
+        # interrupted.ckpt is saved, and Lightning would exit 0, as if the run had finished
         fail(
             f"stopped by SIGTERM: checkpoint saved in {cfg.run_dir}/checkpoints; resume with "
             "ckpt_path=last"

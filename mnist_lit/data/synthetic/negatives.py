@@ -148,8 +148,8 @@ def shapes(n: int, generator: torch.Generator, device: torch.device) -> torch.Te
             points[i, : len(poly)] = poly
             points[i, len(poly) :] = poly[-1]
             pen[i, : len(poly) - 1] = True
-        # grid (both directions) or hatching (one), lines slightly askew
         else:
+            # grid (both directions) or hatching (one), lines slightly askew
             lines = int(torch.randint(3, 5, (1,), generator=generator))
             ends = []
             for direction in (

@@ -147,7 +147,7 @@ class MNISTLitModule(L.LightningModule):
         self.val_logits.update(logits.float())
         self.val_labels.update(batch[1])
         if self.not_digit is not None:
-            self.not_digit.val_features.update(hidden.float())
+            self.not_digit.update_validation(hidden)
 
     def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """Updates the test metrics; returns the predicted digits (B,), for callbacks such as the
@@ -159,8 +159,7 @@ class MNISTLitModule(L.LightningModule):
         self.test_ece_raw.update(digit_logits.softmax(dim=1), y)
         temperature = self.calibration["temperature"]
         self.test_ece.update((digit_logits / temperature).softmax(dim=1), y)
-        # the threshold is chosen at validation: none with trainer.limit_val_batches=0
-        if self.not_digit is not None and "not_digit" in self.calibration:
+        if self.not_digit is not None:
             self.not_digit.update_test(logits, hidden, self.calibration)
         return preds
 
@@ -168,7 +167,7 @@ class MNISTLitModule(L.LightningModule):
         for metric in (self.test_confusion, self.test_ece_raw, self.test_ece):
             metric.reset()
         if self.not_digit is not None:
-            self.not_digit.test_accept.reset()
+            self.not_digit.start_test()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -194,8 +193,8 @@ class MNISTLitModule(L.LightningModule):
         self._log_epoch("test")
         self.log("test/ece_raw", self.test_ece_raw.compute())
         self.log("test/ece", self.test_ece.compute())
-        if self.not_digit is not None and "not_digit" in self.calibration:
-            self.log("test/accept", self.not_digit.test_accept.compute())
+        if self.not_digit is not None:
+            self.log_dict(self.not_digit.test_metrics(self.calibration))
         confusion = self.test_confusion.compute().cpu()
         per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
         self.log_dict({f"test/acc_class_{k}": acc for k, acc in enumerate(per_class.tolist())})

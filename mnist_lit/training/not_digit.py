@@ -44,6 +44,10 @@ class NotDigitTraining(nn.Module):
         """Forget the features an earlier validation (or the sanity check) gathered."""
         self.val_features.reset()
 
+    def update_validation(self, hidden: torch.Tensor) -> None:
+        """Gather the validation digits' last hidden layer (B, F)."""
+        self.val_features.update(hidden.float())
+
     def fit(
         self, net: nn.Module, logits: torch.Tensor, labels: torch.Tensor
     ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -67,9 +71,22 @@ class NotDigitTraining(nn.Module):
         distance = feature_distance(hidden.float(), means, precision)
         return with_distance(scores, distance, fitted["limit"], calibration["not_digit"])
 
+    def start_test(self) -> None:
+        """Forget an earlier test's count."""
+        self.test_accept.reset()
+
     def update_test(
         self, logits: torch.Tensor, hidden: torch.Tensor, calibration: dict[str, Any]
     ) -> None:
         """Count the test digits (B, 11 logits; B, F features) that the threshold accepts."""
+        # the threshold is chosen at validation: none with trainer.limit_val_batches=0
+        if "not_digit" not in calibration:
+            return
         accepted = self.no_digit(logits, hidden, calibration) <= calibration["not_digit"]
         self.test_accept.update(accepted.float())
+
+    def test_metrics(self, calibration: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """What a test logs: the share of test digits accepted, once a threshold is chosen."""
+        if "not_digit" not in calibration:
+            return {}
+        return {"test/accept": self.test_accept.compute()}

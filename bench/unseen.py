@@ -4,7 +4,11 @@ second hand, drawn here with smooth curves of another kind than bench/not_digits
 mnist_lit/data/synthetic/negatives.py's. Then the other side: digits in handwriting fonts (not the
 kept ones) accepted and read right.
 
-Run: .venv/bin/python bench/unseen.py --ckpt <best.ckpt> --compare
+Then the threshold-free figures: each source's AUROC against MNIST test digits saved as PNG files,
+and the share it rejects at the threshold that accepts 99.5% of those digits; user-style and
+handwriting-font digits' acceptance at that threshold. These read every picture as one digit.
+
+Run: DATA_DIR=../shared/data .venv/bin/python bench/unseen.py --ckpt <best.ckpt> --compare
 (--compare: the same pictures also read by a copy of the checkpoint without its feature distance).
 The kept fonts: apt-get install fonts-dkg-handwriting fonts-breip fonts-bwht fonts-femkeklaver
 fonts-humor-sans fonts-comic-neue. Nothing under mnist_lit/ may name them
@@ -27,8 +31,10 @@ import torch
 from paper import fonts, prune, thin
 from PIL import Image, ImageDraw, ImageFont
 
+from mnist_lit.data.idx import load_split
 from mnist_lit.inference.predictor import Predictor
 from mnist_lit.inference.sources import load_pictures
+from mnist_lit.reading.samples import write_pictures
 
 # a drawing's own canvas
 SIDE = not_digits.SIDE
@@ -57,6 +63,8 @@ NAMED = (
     "hatching",
     "circle-dot",
 )
+# of MNIST test digits as PNG files, accepted by the threshold-free figures' threshold
+ACCEPT = 0.995
 UNNAMED = ("cloud", "flower", "fish", "tree", "moon", "bolt", "eye", "envelope", "cup", "cat")
 
 
@@ -291,19 +299,55 @@ def font_digits(count: int, rng: np.random.Generator) -> list[tuple[int, np.ndar
     return out
 
 
-def read(
-    predictor: Predictor, pictures: list[np.ndarray], folder: Path, rng: np.random.Generator
-) -> list:
-    """Save each drawing on paper under folder and read it as predict.py does: its Prediction."""
+def save(pictures: list[np.ndarray], folder: Path, rng: np.random.Generator) -> list[str]:
+    """Save each drawing on paper under folder; their paths."""
     folder.mkdir(parents=True)
     paths = []
     for i, drawing in enumerate(pictures):
         img, ext = on_paper(drawing, rng)
-        paths.append(folder / f"{i:05d}{ext}")
+        paths.append(str(folder / f"{i:05d}{ext}"))
         img.save(paths[-1], **({"quality": int(rng.integers(60, 95))} if ext == ".jpg" else {}))
-    predictions = load_pictures([str(p) for p in paths], os.cpu_count() or 1)
+    return paths
+
+
+def read(predictor: Predictor, paths: list[str], mode: str = "auto") -> list:
+    """Each picture read as predict.py reads it with `read=mode`: its Prediction."""
+    predictions = load_pictures(paths, os.cpu_count() or 1, read=mode)
     predictor.fill_answers(predictions, predictor.thresholds("auto", unsure=0.5))
     return predictions
+
+
+def no_digit_scores(predictor: Predictor, paths: list[str]) -> np.ndarray:
+    """Each picture's probability of holding no digit, read as one digit (1 when it cannot be
+    read at all)."""
+    return np.array(
+        [1.0 if p.error else p.answer.not_digit for p in read(predictor, paths, "digit")]
+    )
+
+
+def auroc(digits: np.ndarray, others: np.ndarray) -> float:
+    """The chance that a non-digit scores higher than a digit, ties counting half (Mann-Whitney)."""
+    both = np.concatenate([digits, others])
+    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    # each value's average 1-based rank, ties sharing theirs
+    ranks = ((ends - counts + 1 + ends) / 2)[inverse]
+    n_digits, n_others = len(digits), len(others)
+    return float((ranks[n_digits:].sum() - n_others * (n_others + 1) / 2) / (n_digits * n_others))
+
+
+def digit_files(data: str, count: int, folder: Path, seed: int) -> tuple[list[str], list[str]]:
+    """`count` MNIST test digits saved as 28x28 PNG files, and as user-style pictures."""
+    images, labels = (t.numpy() for t in load_split(data, "test"))
+    picked = np.random.default_rng(seed).permutation(len(labels))[:count]
+    plain = folder / "mnist"
+    plain.mkdir(parents=True)
+    paths = []
+    for i in picked:
+        paths.append(str(plain / f"{i:05d}.png"))
+        Image.fromarray(images[i]).save(paths[-1])
+    styled = write_pictures(images[picked], labels[picked].tolist(), folder / "user", seed)
+    return paths, [str(p) for p in styled]
 
 
 def rejected(p) -> bool:
@@ -323,19 +367,53 @@ def without_distance(ckpt: str, folder: Path) -> str:
 
 def score(
     ckpt: str, made: list, digits: list, tmp: Path, seed: int
-) -> tuple[dict, dict, list, list]:
+) -> tuple[dict, dict, list, list, dict]:
     """Read every drawing and font digit with the checkpoint: rejections by source and by kind, font
-    digits accepted and read right."""
+    digits accepted and read right; and each group's no-digit scores, read as one digit."""
     # the same pages for each
     predictor, rng = Predictor(ckpt, device="cpu"), np.random.default_rng(seed)
-    answers = read(predictor, [d for _, _, d in made], tmp / "drawings", rng)
-    digit_answers = read(predictor, [d for _, d in digits], tmp / "digits", rng)
+    drawing_paths = save([d for _, _, d in made], tmp / "drawings", rng)
+    digit_paths = save([d for _, d in digits], tmp / "digits", rng)
+    answers, digit_answers = read(predictor, drawing_paths), read(predictor, digit_paths)
     by_source, by_kind = defaultdict(list), defaultdict(list)
     for (source, kind, _), p in zip(made, answers):
         by_source[source].append(rejected(p))
         by_kind[kind if source == "second hand" else f"{kind} (kept fonts)"].append(rejected(p))
     right = [not rejected(p) and p.answer.digit == d for (d, _), p in zip(digits, digit_answers)]
-    return by_source, by_kind, [not rejected(p) for p in digit_answers], right
+    scores = no_digit_scores(predictor, drawing_paths)
+    groups = defaultdict(list)
+    for (source, kind, _), s in zip(made, scores):
+        groups[source].append(s)
+        if source == "second hand" and kind in UNNAMED:
+            groups["second hand, kinds never named"].append(s)
+    groups["handwriting-font digits"] = list(no_digit_scores(predictor, digit_paths))
+    return by_source, by_kind, [not rejected(p) for p in digit_answers], right, groups
+
+
+def threshold_free(name: str, groups: dict, mnist: np.ndarray, user: np.ndarray) -> None:
+    """Print each group's AUROC against the MNIST digits and its share past the threshold that
+    accepts ACCEPT of them."""
+    cut = float(np.quantile(mnist, ACCEPT, method="higher"))
+    print(
+        f"\n{name}: threshold {cut:.4f} accepts {100 * np.mean(mnist <= cut):.1f}% of "
+        f"{len(mnist)} MNIST test digits (PNG)\n"
+        f"\n| pictures | count | AUROC vs MNIST digits | rejected at {100 * ACCEPT:.1f}% accepted |"
+        "\n|---|---:|---:|---:|"
+    )
+    drawings = [s for source, scores in groups.items() for s in scores if "digits" not in source]
+    rows = {**groups, "all drawings": drawings}
+    for source, scores in rows.items():
+        scores = np.asarray(scores)
+        if "digits" in source:
+            print(
+                f"| {source} (accepted) | {len(scores)} | | {100 * np.mean(scores <= cut):.1f}% |"
+            )
+        else:
+            print(
+                f"| {source} | {len(scores)} | {auroc(mnist, scores):.3f} | "
+                f"{100 * np.mean(scores > cut):.1f}% |"
+            )
+    print(f"| user-style digits (accepted) | {len(user)} | | {100 * np.mean(user <= cut):.1f}% |")
 
 
 def table(title: str, columns: list[str], groups: list[dict[str, list[bool]]]) -> None:
@@ -362,6 +440,8 @@ def main() -> None:
     )
     parser.add_argument("--digits", type=int, default=300, help="handwriting-font digits")
     parser.add_argument("--compare", action="store_true", help="also without the feature distance")
+    parser.add_argument("--mnist", type=int, default=2000, help="MNIST test digits as PNG files")
+    parser.add_argument("--data", default=os.environ.get("DATA_DIR", "data"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -377,10 +457,17 @@ def main() -> None:
             score(c, made, digits, Path(tmp) / str(i), args.seed + 1)
             for i, c in enumerate(ckpts.values())
         ]
+        mnist_paths, user_paths = digit_files(args.data, args.mnist, Path(tmp) / "mnist", args.seed)
+        digit_scores = []
+        for ckpt in ckpts.values():
+            predictor = Predictor(ckpt, device="cpu")
+            digit_scores.append(
+                (no_digit_scores(predictor, mnist_paths), no_digit_scores(predictor, user_paths))
+            )
     print(f"Checkpoint {args.ckpt}")
     table("evaluate-only source", list(ckpts), [r[0] for r in runs])
     table("kind", list(ckpts), [r[1] for r in runs])
-    for name, (by_source, by_kind, accepted, right) in zip(ckpts, runs):
+    for name, (by_source, by_kind, accepted, right, _) in zip(ckpts, runs):
         every = [r for flags in by_source.values() for r in flags]
         unnamed = [r for k in UNNAMED for r in by_kind[k]]
         print(
@@ -392,6 +479,9 @@ def main() -> None:
             "right (a rejected "
             f"digit counts wrong), of {len(right)}"
         )
+
+    for name, run, (mnist, user) in zip(ckpts, runs, digit_scores):
+        threshold_free(name, run[4], mnist, user)
 
 
 if __name__ == "__main__":

@@ -366,14 +366,13 @@ def without_distance(ckpt: str, folder: Path) -> str:
 
 
 def score(
-    ckpt: str, made: list, digits: list, tmp: Path, seed: int
-) -> tuple[dict, dict, list, list, dict]:
-    """Read every drawing and font digit with the checkpoint: rejections by source and by kind, font
-    digits accepted and read right; and each group's no-digit scores, read as one digit."""
-    # the same pages for each
-    predictor, rng = Predictor(ckpt, device="cpu"), np.random.default_rng(seed)
-    drawing_paths = save([d for _, _, d in made], tmp / "drawings", rng)
-    digit_paths = save([d for _, d in digits], tmp / "digits", rng)
+    ckpt: str, made: list, digits: list, paths: dict[str, list[str]]
+) -> tuple[dict, dict, list, list, dict, np.ndarray, np.ndarray]:
+    """Read every drawing and font digit (saved at `paths`) with the checkpoint: rejections by
+    source and by kind, font digits accepted and read right; and the no-digit scores, read as one
+    digit, of each group of drawings, of the MNIST digits and of the user-style digits."""
+    predictor = Predictor(ckpt, device="cpu")
+    drawing_paths, digit_paths = paths["drawings"], paths["digits"]
     answers, digit_answers = read(predictor, drawing_paths), read(predictor, digit_paths)
     by_source, by_kind = defaultdict(list), defaultdict(list)
     for (source, kind, _), p in zip(made, answers):
@@ -387,7 +386,9 @@ def score(
         if source == "second hand" and kind in UNNAMED:
             groups["second hand, kinds never named"].append(s)
     groups["handwriting-font digits"] = list(no_digit_scores(predictor, digit_paths))
-    return by_source, by_kind, [not rejected(p) for p in digit_answers], right, groups
+    mnist, user = (no_digit_scores(predictor, paths[name]) for name in ("mnist", "user"))
+    accepted = [not rejected(p) for p in digit_answers]
+    return by_source, by_kind, accepted, right, groups, mnist, user
 
 
 def threshold_free(name: str, groups: dict, mnist: np.ndarray, user: np.ndarray) -> None:
@@ -459,21 +460,19 @@ def main() -> None:
                 "rejected, both signals": args.ckpt,
                 "11th output alone": without_distance(args.ckpt, Path(tmp)),
             }
-        runs = [
-            score(c, made, digits, Path(tmp) / str(i), args.seed + 1)
-            for i, c in enumerate(ckpts.values())
-        ]
-        mnist_paths, user_paths = digit_files(args.data, args.mnist, Path(tmp) / "mnist", args.seed)
-        digit_scores = []
-        for ckpt in ckpts.values():
-            predictor = Predictor(ckpt, device="cpu")
-            digit_scores.append(
-                (no_digit_scores(predictor, mnist_paths), no_digit_scores(predictor, user_paths))
-            )
+        # the same pages for every checkpoint
+        pages = np.random.default_rng(args.seed + 1)
+        paths = {
+            "drawings": save([d for _, _, d in made], Path(tmp) / "drawings", pages),
+            "digits": save([d for _, d in digits], Path(tmp) / "digits", pages),
+        }
+        mnist_folder = Path(tmp) / "mnist"
+        paths["mnist"], paths["user"] = digit_files(args.data, args.mnist, mnist_folder, args.seed)
+        runs = [score(c, made, digits, paths) for c in ckpts.values()]
     print(f"Checkpoint {args.ckpt}")
     table("evaluate-only source", list(ckpts), [r[0] for r in runs])
     table("kind", list(ckpts), [r[1] for r in runs])
-    for name, (by_source, by_kind, accepted, right, _) in zip(ckpts, runs):
+    for name, (by_source, by_kind, accepted, right, *_) in zip(ckpts, runs):
         every = [r for flags in by_source.values() for r in flags]
         unnamed = [r for k in UNNAMED for r in by_kind[k]]
         print(
@@ -486,8 +485,8 @@ def main() -> None:
             f"digit counts wrong), of {len(right)}"
         )
 
-    for name, run, (mnist, user) in zip(ckpts, runs, digit_scores):
-        threshold_free(name, run[4], mnist, user)
+    for name, run in zip(ckpts, runs):
+        threshold_free(name, *run[4:])
 
 
 if __name__ == "__main__":

@@ -41,13 +41,13 @@ class MNISTDataModule(L.LightningDataModule):
         super().__init__()
         # the settings' ranges and choices were checked with the config (mnist_lit.schema), before
         # any work
-        self.root, self.batch_size, self.val_size, self.split_seed = (
-            root,
-            batch_size,
-            val_size,
-            split_seed,
-        )
-        self.loader, self.num_workers, self.allow_download = loader, num_workers, download
+        self.root = root
+        self.batch_size = batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.loader = loader
+        self.num_workers = num_workers
+        self.allow_download = download
         self.mean, self.std = NORMALIZATIONS[normalize]
         self.augment = RandomAffine(aug_degrees, aug_translate, aug_scale) if augment else None
         self.train_set = self.val_set = self.test_set = None
@@ -88,10 +88,8 @@ class MNISTDataModule(L.LightningDataModule):
             return Subset(train, train_idx), Subset(val, val_idx)
         device = self._device()
         images, labels = images.to(device), labels.to(device)
-        train_idx, val_idx = (
-            torch.tensor(train_idx, device=device),
-            torch.tensor(val_idx, device=device),
-        )
+        train_idx = torch.tensor(train_idx, device=device)
+        val_idx = torch.tensor(val_idx, device=device)
         return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
 
     def _test(self) -> tuple | Dataset:

@@ -34,13 +34,11 @@ class Scorer(nn.Module):
         threshold: float | None = None,
     ) -> None:
         super().__init__()
-        self.net, self.mean, self.std, self.temperature, self.not_digit = (
-            net,
-            mean,
-            std,
-            temperature,
-            not_digit,
-        )
+        self.net = net
+        self.mean = mean
+        self.std = std
+        self.temperature = temperature
+        self.not_digit = not_digit
         self.distance = distance is not None and threshold is not None
         # buffers: they move with the module to its device, and ONNX holds them as constants
         if self.distance:

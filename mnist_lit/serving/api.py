@@ -94,13 +94,12 @@ class DigitAPI(ls.LitAPI):
         **kwargs: Any,
     ) -> None:
         super().__init__(loop=IdleLoop(max_worker_mb), **kwargs)
-        self.ckpt, self.thresholds, self.device_setting, self.cpu_threads = (
-            ckpt,
-            thresholds,
-            device,
-            cpu_threads,
-        )
-        self.read, self.max_pixels = read, max_pixels
+        self.ckpt = ckpt
+        self.thresholds = thresholds
+        self.device_setting = device
+        self.cpu_threads = cpu_threads
+        self.read = read
+        self.max_pixels = max_pixels
         self.predictor: Predictor | None = None
 
     def setup(self, device: str) -> None:

@@ -78,10 +78,8 @@ def fit_distance(
     Empty when a class has no digits."""
     features, labels = features.detach().double().cpu(), labels.detach().cpu().long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    fit, held = (
-        torch.zeros(len(labels), dtype=torch.bool),
-        torch.zeros(len(labels), dtype=torch.bool),
-    )
+    fit = torch.zeros(len(labels), dtype=torch.bool)
+    held = torch.zeros(len(labels), dtype=torch.bool)
     fit[order[: len(order) // 2]] = True
     held[order[len(order) // 2 :]] = True
     if any(int((labels[fit] == c).sum()) == 0 for c in range(NUM_CLASSES)) or not held.any():
@@ -113,10 +111,8 @@ def calibrate(
     fitted, logged = {"temperature": temperature}, {"val/temperature": temperature}
     if negative_logits is None:
         return fitted, logged
-    digit_scores, negative_scores = (
-        not_digit_probability(logits),
-        not_digit_probability(negative_logits),
-    )
+    digit_scores = not_digit_probability(logits)
+    negative_scores = not_digit_probability(negative_logits)
     fitted["not_digit"] = choose_threshold(digit_scores)
     logged["val/accept"] = (digit_scores <= fitted["not_digit"]).float().mean()
     logged["val/reject"] = (negative_scores > fitted["not_digit"]).float().mean()

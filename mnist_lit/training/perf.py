@@ -98,12 +98,11 @@ class Performance(Callback):
         compile: bool = False,
         reuse_cpu_memory: bool | str = AUTO,
     ) -> None:
-        self.channels_last, self.cudnn_benchmark, self.reuse_cpu_memory = (
-            channels_last,
-            cudnn_benchmark,
-            reuse_cpu_memory,
-        )
-        self.float32_matmul_precision, self.compile = float32_matmul_precision, compile
+        self.channels_last = channels_last
+        self.cudnn_benchmark = cudnn_benchmark
+        self.reuse_cpu_memory = reuse_cpu_memory
+        self.float32_matmul_precision = float32_matmul_precision
+        self.compile = compile
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         cuda = trainer.strategy.root_device.type == "cuda"

@@ -8,8 +8,8 @@ Then the threshold-free figures: each source's AUROC against MNIST test digits s
 and the share it rejects at the threshold that accepts 99.5% of those digits; user-style and
 handwriting-font digits' acceptance at that threshold. These read every picture as one digit.
 
-Run: DATA_DIR=../shared/data .venv/bin/python bench/unseen.py --ckpt <best.ckpt> --compare
-(--compare: the same pictures also read by a copy of the checkpoint without its feature distance).
+Run: DATA_DIR=../shared/data .venv/bin/python bench/unseen.py --ckpt <best.ckpt>
+(bench/signals.py scores the same drawings by each "not a digit" signal on its own.)
 The kept fonts: apt-get install fonts-dkg-handwriting fonts-breip fonts-bwht fonts-femkeklaver
 fonts-humor-sans fonts-comic-neue. Nothing under mnist_lit/ may name them
 (tests/data/synthetic/test_negatives.py checks).
@@ -27,7 +27,6 @@ from pathlib import Path
 import cv2
 import not_digits
 import numpy as np
-import torch
 from paper import fonts, prune, thin
 from PIL import Image, ImageDraw, ImageFont
 
@@ -355,16 +354,6 @@ def rejected(p) -> bool:
     return p.error is not None or p.answer.verdict == "not a digit"
 
 
-def without_distance(ckpt: str, folder: Path) -> str:
-    """A copy of the checkpoint without the digits' feature statistics: the 11th output alone says
-    "not a digit"."""
-    data = torch.load(ckpt, map_location="cpu", weights_only=True)
-    data.get("calibration", {}).pop("distance", None)
-    path = folder / "without_distance.ckpt"
-    torch.save(data, path)
-    return str(path)
-
-
 def score(
     ckpt: str, made: list, digits: list, paths: dict[str, list[str]]
 ) -> tuple[dict, dict, list, list, dict, np.ndarray, np.ndarray]:
@@ -437,7 +426,7 @@ def table(title: str, columns: list[str], groups: list[dict[str, list[bool]]]) -
 
 def main() -> None:
     """Score rejection per evaluate-only source and per kind, then font digits' acceptance, with the
-    checkpoint as it is and, with --compare, without its feature distance."""
+    checkpoint."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -446,7 +435,6 @@ def main() -> None:
         "--per-kind", type=int, default=20, help="doodles per kind; glyphs: a tenth per character"
     )
     parser.add_argument("--digits", type=int, default=300, help="handwriting-font digits")
-    parser.add_argument("--compare", action="store_true", help="also without the feature distance")
     parser.add_argument("--mnist", type=int, default=2000, help="MNIST test digits as PNG files")
     parser.add_argument("--data", default=os.environ.get("DATA_DIR", "data"))
     parser.add_argument("--seed", type=int, default=0)
@@ -455,11 +443,6 @@ def main() -> None:
     made, digits = sources(args.per_kind, rng), font_digits(args.digits, rng)
     with tempfile.TemporaryDirectory() as tmp:
         ckpts = {"rejected": args.ckpt}
-        if args.compare:
-            ckpts = {
-                "rejected, both signals": args.ckpt,
-                "11th output alone": without_distance(args.ckpt, Path(tmp)),
-            }
         # the same pages for every checkpoint
         pages = np.random.default_rng(args.seed + 1)
         paths = {

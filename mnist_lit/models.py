@@ -7,7 +7,6 @@ Try it: pytest tests/test_models.py
 from __future__ import annotations
 
 import inspect
-import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -17,8 +16,8 @@ from torch import nn
 
 from mnist_lit import NUM_CLASSES, MnistLitError, first_line
 
-# keeps a threshold of exactly 0 or 1, and a distance of 0, out of the logarithm
-PROBABILITY_FLOOR = 1e-6
+# keeps a distance of 0 out of the logarithm
+DISTANCE_FLOOR = 1e-6
 
 
 def _conv(c_in: int, c_out: int, batchnorm: bool, pool: bool = False) -> list[nn.Module]:
@@ -130,6 +129,34 @@ class DeepCNN(_ConvNet):
 ARCHS: dict[str, type[nn.Module]] = {"cnn": CNN, "deep_cnn": DeepCNN}
 
 
+class ShapeCritic(nn.Module):
+    """A second, smaller network that answers one question, "is this shape a digit?", with its own
+    features: conv16 -> pool -> conv32 -> pool -> fc64 -> one logit. It learns from digits and
+    from digits broken near their shape (data/synthetic/broken_digits.py), which the classifier
+    never sees, so it judges what the classifier's features, trained to tell digits apart, leave
+    out."""
+
+    def __init__(self, conv1: int = 16, conv2: int = 32, fc: int = 64) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            # (B, 1, 28, 28) -> (B, conv1, 14, 14) -> (B, conv2, 7, 7)
+            *_conv(1, conv1, False, pool=True),
+            *_conv(conv1, conv2, False, pool=True),
+            nn.Flatten(),
+            nn.Linear(conv2 * 7 * 7, fc),
+            nn.ReLU(inplace=True),
+            nn.Linear(fc, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) the log-odds that each normalized image (B, 1, 28, 28) is no digit."""
+        return self.layers(x)[:, 0]
+
+
+# the critic's weights in a checkpoint's state_dict (the LightningModule's not_digit.critic)
+CRITIC_PREFIX = "not_digit.critic."
+
+
 def net_settings(arch: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The subset of `settings` that the constructor of `arch` takes (e.g. from a checkpoint's
     hyperparameters)."""
@@ -169,6 +196,20 @@ def rebuild(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.
     return net.eval()
 
 
+def rebuild_critic(ckpt: dict[str, Any]) -> ShapeCritic | None:
+    """The shape critic of a checkpoint (checkpoints.read), in eval mode; None in one without it."""
+    weights = {
+        k.removeprefix(CRITIC_PREFIX): v
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith(CRITIC_PREFIX)
+    }
+    if not weights:
+        return None
+    critic = ShapeCritic()
+    critic.load_state_dict(weights)
+    return critic.eval()
+
+
 def feature_distance(
     features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor
 ) -> torch.Tensor:
@@ -184,16 +225,23 @@ def feature_distance(
     return (own - 2 * across + centres).amin(dim=1).clamp(min=0)
 
 
-def with_distance(
-    no_digit: torch.Tensor, distance: torch.Tensor, limit: float, threshold: float
+def not_digit_log_odds(
+    logits: torch.Tensor,
+    distance: torch.Tensor | None = None,
+    limit: float = 1.0,
+    critic: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(N,) the not-a-digit probability with the feature distance folded in: above `threshold` (the
-    11th output's rejection threshold) exactly where that output is, or the distance is beyond
-    `limit`; so a rejection threshold, the checkpoint's own or a user's, applies to both signals at
-    once."""
-    log_t = math.log(min(max(threshold, PROBABILITY_FLOOR), 1.0 - PROBABILITY_FLOOR))
-    # t ** (limit / d): 0 at d = 0, t at d = limit, 1 as d grows without bound
-    return torch.maximum(no_digit, torch.exp(log_t * limit / distance.clamp(min=PROBABILITY_FLOOR)))
+    """(N,) the log-odds that each picture holds no digit: the 11th output's against the ten digits'
+    (from (N, 11) logits), plus log(distance / limit) where the feature distance is given, plus the
+    shape critic's log-odds (N,) where given. Each signal multiplies the odds, so the sum stays one
+    monotone score that a single threshold cuts, and no signal can veto the others."""
+    logits = logits.float()
+    odds = logits[:, NUM_CLASSES] - torch.logsumexp(logits[:, :NUM_CLASSES], dim=1)
+    if distance is not None:
+        odds = odds + torch.log(distance.float().clamp(min=DISTANCE_FLOOR) / limit)
+    if critic is not None:
+        odds = odds + critic.float()
+    return odds
 
 
 def not_digit_probability(logits: torch.Tensor) -> torch.Tensor:

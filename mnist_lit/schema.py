@@ -107,6 +107,7 @@ class NetSchema:
     arch: str = MISSING
     batchnorm: bool = MISSING
     negatives: float = ruled(Rule(lambda v: 0 <= v <= 1, "between 0 and 1"), default=0.0)
+    shape_critic: bool = True
 
 
 @dataclass

@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnist_lit import MnistLitError
-from mnist_lit.models import ARCHS, CNN, build_net, net_settings
+from mnist_lit import MnistLitError, checkpoints
+from mnist_lit.inference.torch_model import Scorer
+from mnist_lit.models import (
+    ARCHS,
+    CNN,
+    ShapeCritic,
+    build_net,
+    feature_distance,
+    net_settings,
+    not_digit_log_odds,
+    rebuild_critic,
+)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
@@ -60,3 +70,28 @@ def test_net_settings_picks_constructor_args():
 def test_unknown_arch_or_setting_is_refused(arch, settings, message):
     with pytest.raises(MnistLitError, match=message):
         build_net(arch, **settings)
+
+
+def test_the_shape_critic_gives_one_log_odds_per_image():
+    critic = ShapeCritic().eval()
+    assert critic(torch.zeros(5, 1, 28, 28)).shape == (5,)
+
+
+def test_the_scorer_adds_the_shape_critics_log_odds_to_the_networks(tiny):
+    ckpt = checkpoints.read(tiny.ckpt)
+    scorer = Scorer.of(ckpt)
+    critic = rebuild_critic(ckpt)
+    assert critic is not None
+    pixels = torch.rand(6, 1, 28, 28)
+    x = (pixels - scorer.mean) / scorer.std
+    with torch.no_grad():
+        hidden = scorer.net.embed(x)
+        distance = feature_distance(hidden, scorer.means, scorer.precision)
+        without = not_digit_log_odds(scorer.net.head(hidden), distance, scorer.limit)
+        expected = torch.sigmoid(without + critic(x))
+        torch.testing.assert_close(scorer(pixels)[1], expected)
+    # a checkpoint from before the critic has none, and answers from the other two signals
+    ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    assert rebuild_critic(ckpt) is None
+    with torch.no_grad():
+        torch.testing.assert_close(Scorer.of(ckpt)(pixels)[1], torch.sigmoid(without))

@@ -16,12 +16,12 @@ import torch
 from torch import nn
 
 from mnist_lit import NUM_CLASSES, MnistLitError, checkpoints, devices
-from mnist_lit.models import feature_distance, not_digit_probability, rebuild, with_distance
+from mnist_lit.models import feature_distance, not_digit_log_odds, rebuild, rebuild_critic
 
 
 class Scorer(nn.Module):
-    """A checkpoint's network with its input normalization, its fitted temperature and, where it was
-    fitted, the digits' feature statistics built in."""
+    """A checkpoint's network with its input normalization, its fitted temperature and, where they
+    were trained and fitted, its shape critic and the digits' feature statistics built in."""
 
     def __init__(
         self,
@@ -31,7 +31,7 @@ class Scorer(nn.Module):
         temperature: float,
         not_digit: bool,
         distance: dict[str, Any] | None = None,
-        threshold: float | None = None,
+        critic: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -39,12 +39,13 @@ class Scorer(nn.Module):
         self.std = std
         self.temperature = temperature
         self.not_digit = not_digit
-        self.distance = distance is not None and threshold is not None
+        self.critic = critic
+        self.distance = distance is not None
         # buffers: they move with the module to its device, and ONNX holds them as constants
-        if self.distance:
+        if distance is not None:
             self.register_buffer("means", distance["means"])
             self.register_buffer("precision", distance["precision"])
-            self.limit, self.threshold = distance["limit"], threshold
+            self.limit = distance["limit"]
 
     @classmethod
     def of(cls, ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> Scorer:
@@ -52,17 +53,16 @@ class Scorer(nn.Module):
         mean, std = checkpoints.normalization(ckpt)
         net = rebuild(ckpt, path)
         not_digit = bool(ckpt["hyper_parameters"].get("not_digit"))
-        calibration = checkpoints.calibration(ckpt)
+        temperature = checkpoints.calibration(ckpt).temperature
         distance = checkpoints.distance(ckpt) if hasattr(net, "embed") else None
-        return cls(
-            net, mean, std, calibration.temperature, not_digit, distance, calibration.not_digit
-        ).eval()
+        critic = rebuild_critic(ckpt) if not_digit else None
+        return cls(net, mean, std, temperature, not_digit, distance, critic).eval()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """(B, 1, 28, 28) pixels in [0, 1] -> (B, 10) calibrated digit probabilities, and with the
-        network's not-a-digit output, (B,) probabilities of holding no digit: that output's softmax
-        share (not scaled by T), raised where the picture lies far from every digit in the network's
-        features (models.with_distance)."""
+        network's not-a-digit output, (B,) probabilities of holding no digit: that output's odds
+        (not scaled by T), times the distance beyond the digits' usual one in the network's
+        features, times the shape critic's odds (models.not_digit_log_odds)."""
         # normalized exactly as the training data was
         x = (pixels - self.mean) / self.std
         hidden = self.net.embed(x) if self.distance else None
@@ -70,11 +70,12 @@ class Scorer(nn.Module):
         probs = torch.softmax(logits[:, :NUM_CLASSES] / self.temperature, dim=1)
         if not self.not_digit:
             return probs
-        no_digit = not_digit_probability(logits)
+        distance, limit = None, 1.0
         if hidden is not None:
             distance = feature_distance(hidden.float(), self.means, self.precision)
-            no_digit = with_distance(no_digit, distance, self.limit, self.threshold)
-        return probs, no_digit
+            limit = self.limit
+        critic = self.critic(x) if self.critic is not None else None
+        return probs, torch.sigmoid(not_digit_log_odds(logits, distance, limit, critic))
 
 
 class TorchModel:

@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from mnist_lit import NUM_CLASSES
-from mnist_lit.models import feature_distance, not_digit_probability
+from mnist_lit.models import feature_distance
 
 # one parameter, a convex objective in log T: LBFGS converges in a handful
 LBFGS_STEPS = 50
 # T stays within [e^-5, e^5]; a fit that runs off is a degenerate validation set
 LOG_T_BOUND = 5.0
 # of the validation digits, accepted as digits by the chosen "not a digit" threshold
-ACCEPT_SHARE = 0.998
+ACCEPT_SHARE = 0.997
 # of the held half of the validation digits, within the chosen feature distance
 DISTANCE_ACCEPT = 0.997
 # the validation digits' halves (fit, held) are the same at every validation
@@ -99,27 +99,20 @@ def fit_distance(
 def calibrate(
     logits: torch.Tensor,
     labels: torch.Tensor,
-    negative_logits: torch.Tensor | None = None,
-    features: torch.Tensor | None = None,
+    digit_scores: torch.Tensor | None = None,
+    negative_scores: torch.Tensor | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor | float]]:
     """What a validation fits, and what it logs: the temperature, fitted to the validation digits'
-    logits (N, 10 or 11) and labels (N,); with the logits (M, 11) of generated validation negatives
-    (a network with the 11th output), the rejection threshold chosen on the digits, and the shares
-    of digits it accepts and of negatives it rejects. With the digits' `features` (N, F) too, the
-    feature distance's statistics (fit_distance), under "distance"."""
+    logits (N, 10 or 11) and labels (N,); with the digits' "not a digit" probabilities (N,) and
+    those of generated validation negatives (M,), the rejection threshold chosen on the digits, and
+    the shares of digits it accepts and of negatives it rejects."""
     temperature = fit_temperature(logits[:, :NUM_CLASSES], labels)
     fitted, logged = {"temperature": temperature}, {"val/temperature": temperature}
-    if negative_logits is None:
+    if digit_scores is None or negative_scores is None:
         return fitted, logged
-    digit_scores = not_digit_probability(logits)
-    negative_scores = not_digit_probability(negative_logits)
     fitted["not_digit"] = choose_threshold(digit_scores)
     logged["val/accept"] = (digit_scores <= fitted["not_digit"]).float().mean()
     logged["val/reject"] = (negative_scores > fitted["not_digit"]).float().mean()
-    distance = fit_distance(features, labels) if features is not None else {}
-    if distance:
-        fitted["distance"] = distance
-        logged["val/distance_limit"] = distance["limit"]
     return fitted, logged
 
 

@@ -56,6 +56,7 @@ class MNISTLitModule(L.LightningModule):
         mean: float = DEFAULT_MEAN,
         std: float = DEFAULT_STD,
         negatives: float = 0.0,
+        shape_critic: bool = True,
         augment: Augment | None = None,
         **net: Any,
     ) -> None:
@@ -84,7 +85,9 @@ class MNISTLitModule(L.LightningModule):
         self.test_ece_raw = MulticlassCalibrationError(NUM_CLASSES, n_bins=ECE_BINS)
         self.test_ece = MulticlassCalibrationError(NUM_CLASSES, n_bins=ECE_BINS)
         # everything "not a digit" needs; None on the reference path (negatives=0)
-        self.not_digit = NotDigitTraining(negatives, mean, std, augment) if negatives else None
+        self.not_digit = None
+        if negatives:
+            self.not_digit = NotDigitTraining(negatives, mean, std, augment, shape_critic)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10), or (B, 11) with negatives, for normalized images (B, 1, 28, 28)."""
@@ -136,7 +139,10 @@ class MNISTLitModule(L.LightningModule):
         every = self.trainer.log_every_n_steps
         if self.trainer.fast_dev_run or (every and (self.global_step + 1) % every == 0):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
-        return loss
+        if self.not_digit is None:
+            return loss
+        # the critic's parameters are its own: one backward pass of the sum trains each on its loss
+        return loss + self.not_digit.critic_loss(batch, negatives)
 
     def on_validation_epoch_start(self) -> None:
         if self.not_digit is not None:
@@ -147,7 +153,7 @@ class MNISTLitModule(L.LightningModule):
         self.val_logits.update(logits.float())
         self.val_labels.update(batch[1])
         if self.not_digit is not None:
-            self.not_digit.update_validation(hidden)
+            self.not_digit.update_validation(batch[0], hidden)
 
     def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """Updates the test metrics; returns the predicted digits (B,), for callbacks such as the
@@ -160,7 +166,7 @@ class MNISTLitModule(L.LightningModule):
         temperature = self.calibration["temperature"]
         self.test_ece.update((digit_logits / temperature).softmax(dim=1), y)
         if self.not_digit is not None:
-            self.not_digit.update_test(logits, hidden, self.calibration)
+            self.not_digit.update_test(batch[0], logits, hidden, self.calibration)
         return preds
 
     def on_test_epoch_start(self) -> None:

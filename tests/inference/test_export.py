@@ -234,9 +234,9 @@ def test_a_real_model_exports_with_parity_and_answers_real_digits_alike(real_run
     images, labels = load_split(real_data_root(), "test")
     parity = export(real_run["best_ckpt"], tmp_path / "model.onnx", images.numpy(), unsure=0.5)
     assert parity.total == parity.same_digit == 10_000
-    # the not-a-digit output too, the feature distance folded into it
+    # the not-a-digit output too, with the feature distance and the shape critic added to it
     assert parity.max_abs_diff <= 1e-4
-    # the feature distance is inside the graph: a picture far from every digit is rejected by the
+    # the signals are inside the graph: a picture far from every digit is rejected by the
     # file alone
     stripes = np.zeros((1, 1, 28, 28), np.float32)
     stripes[..., ::3, :] = 1.0

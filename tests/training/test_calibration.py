@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_lit.models import feature_distance, not_digit_probability, with_distance
+from mnist_lit.models import feature_distance, not_digit_log_odds, not_digit_probability
 from mnist_lit.training.calibration import (
     ACCEPT_SHARE,
     DISTANCE_ACCEPT,
@@ -82,8 +82,9 @@ def test_a_validation_with_negatives_chooses_the_threshold_on_the_digits_and_cou
     negatives = torch.cat([torch.randn(200, 10), torch.full((200, 1), 4.0)], 1)
     # a quarter look like digits to the network
     negatives[:50, 10] = -8.0
-    fitted, logged = calibrate(digits, labels, negatives)
-    assert fitted["not_digit"] == choose_threshold(not_digit_probability(digits))
+    scores = not_digit_probability(digits)
+    fitted, logged = calibrate(digits, labels, scores, not_digit_probability(negatives))
+    assert fitted["not_digit"] == choose_threshold(scores)
     assert float(logged["val/accept"]) >= ACCEPT_SHARE
     assert float(logged["val/reject"]) == pytest.approx(0.75)
 
@@ -110,24 +111,28 @@ def test_the_feature_distance_puts_a_far_point_beyond_its_limit_and_keeps_new_di
     )
 
 
-def test_the_distance_raises_not_digit_past_the_threshold_exactly_beyond_its_limit():
-    no_digit = torch.tensor([0.01, 0.01, 0.01, 0.9])
-    distance = torch.tensor([1.0, 9.9, 10.1, 0.5])
-    combined = with_distance(no_digit, distance, limit=10.0, threshold=0.6)
-    assert (combined > 0.6).tolist() == [False, False, True, True]
-    # the 11th output is never overruled towards "digit"
-    assert bool((combined >= no_digit).all())
+def test_the_log_odds_are_the_eleventh_outputs_multiplied_by_the_distance_and_critic_odds():
+    logits = torch.tensor([[0.0] * 10 + [1.0]] * 4)
+    alone = not_digit_log_odds(logits)
+    # logit of the 11th softmax share
+    p = not_digit_probability(logits)
+    assert alone.tolist() == pytest.approx(torch.log(p / (1 - p)).tolist(), abs=1e-5)
+    distance = torch.tensor([5.0, 10.0, 20.0, 40.0])
+    fused = not_digit_log_odds(logits, distance, limit=10.0)
+    # at the limit the distance leaves the odds as they are; twice as far, twice the odds
+    assert float(fused[1]) == pytest.approx(float(alone[1]))
+    assert float(fused[2] - fused[1]) == pytest.approx(float(torch.log(torch.tensor(2.0))))
+    # monotone in every signal: farther, or a critic more sure of "no digit", never lowers it
+    assert bool((fused.diff() > 0).all())
+    critic = torch.tensor([-3.0, 0.0, 3.0, 3.0])
+    assert not_digit_log_odds(logits, distance, 10.0, critic).tolist() == pytest.approx(
+        (fused + critic).tolist()
+    )
 
 
-def test_calibrate_fits_the_distance_only_with_features_and_not_when_a_digit_class_is_missing():
+def test_the_distance_is_not_fitted_when_a_digit_class_is_missing():
     features, labels = clustered(400, 1)
-    logits = torch.randn(400, 11)
-    fitted, logged = calibrate(logits, labels, torch.randn(50, 11), features)
-    assert set(fitted["distance"]) == {"means", "precision", "limit"}
-    assert "val/distance_limit" in logged
-    assert "distance" not in calibrate(logits, labels, torch.randn(50, 11))[0]
+    assert set(fit_distance(features, labels)) == {"means", "precision", "limit"}
     # no 9 among them
     few = labels < 9
-    assert (
-        "distance" not in calibrate(logits[few], labels[few], torch.randn(50, 11), features[few])[0]
-    )
+    assert fit_distance(features[few], labels[few]) == {}

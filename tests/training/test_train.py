@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lit import MnistLitError
-from mnist_lit.models import rebuild
+from mnist_lit.models import rebuild, rebuild_critic
 from mnist_lit.training.module import MNISTLitModule
 from mnist_lit.training.run import train
 from tests.conftest import N_TRAIN, N_VAL, REAL_EPOCHS
@@ -61,6 +61,32 @@ def test_run_outputs_and_tensorboard_scalars(make_cfg, tmp_path):
     assert scalars(run, "test/acc")[-1][1] == pytest.approx(metrics["test/acc"])
     val_acc = [v for _, v in scalars(run, "val/acc")]
     assert scalars(run, "val/acc_best")[-1][1] == pytest.approx(max(val_acc))
+
+
+def test_the_shape_critic_trains_beside_the_classifier_and_leaves_its_weights_as_they_were(
+    make_cfg, tmp_path
+):
+    ckpts = {}
+    for critic in (True, False):
+        metrics = train(
+            make_cfg(
+                *SHORT,
+                "trainer.limit_train_batches=6",
+                f"model.shape_critic={critic}",
+                run_dir=tmp_path / str(critic),
+            )
+        )
+        ckpts[critic] = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=True)
+    with_critic, without = (ckpts[c]["state_dict"] for c in (True, False))
+    net = sorted(k for k in without if k.startswith("net."))
+    assert net == sorted(k for k in with_critic if k.startswith("net."))
+    for key in net:
+        assert torch.equal(with_critic[key], without[key]), key
+    # the critic was saved, and its odds count towards the chosen threshold
+    critic = rebuild_critic(ckpts[True])
+    assert critic is not None
+    assert rebuild_critic(ckpts[False]) is None
+    assert ckpts[True]["calibration"]["not_digit"] != ckpts[False]["calibration"]["not_digit"]
 
 
 def test_step_loss_is_logged_every_n_steps(make_cfg, tmp_path):

@@ -68,9 +68,9 @@ def evaluate_checkpoint(
     ckpt = checkpoints.read(ckpt_path)
     try:
         model = MNISTLitModule(**ckpt["hyper_parameters"])
-        model.load_state_dict(ckpt["state_dict"])
-        # its temperature and rejection threshold
+        # its temperature and rejection threshold; before the weights, as Lightning calls it
         model.on_load_checkpoint(ckpt)
+        model.load_state_dict(ckpt["state_dict"])
     except (MnistLitError, RuntimeError, TypeError) as err:
         raise MnistLitError(
             f"{ckpt_path} does not hold an mnist-lit model: {first_line(err)}"

@@ -23,7 +23,7 @@ from torchmetrics.classification import (
 
 from mnist_lit import NUM_CLASSES
 from mnist_lit.data import NORMALIZATIONS
-from mnist_lit.models import build_net
+from mnist_lit.models import build_net, rebuild_critic
 from mnist_lit.training.calibration import calibrate
 from mnist_lit.training.negative_mixer import Augment, Batch
 from mnist_lit.training.not_digit import NotDigitTraining
@@ -226,3 +226,7 @@ class MNISTLitModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # none in checkpoints from before it: T = 1
         self.calibration.update(checkpoint.get("calibration", {}))
+        # Lightning loads the weights after this hook: a checkpoint from before the shape critic
+        # (models.rebuild_critic finds none) loads, and answers, without one
+        if self.not_digit is not None and rebuild_critic(checkpoint) is None:
+            self.not_digit.critic = None

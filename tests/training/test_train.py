@@ -10,10 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lit import MnistLitError
-from mnist_lit.models import rebuild, rebuild_critic
+from mnist_lit.models import CRITIC_PREFIX, rebuild, rebuild_critic
+from mnist_lit.training.evaluation import evaluate_checkpoint
 from mnist_lit.training.module import MNISTLitModule
 from mnist_lit.training.run import train
 from tests.conftest import N_TRAIN, N_VAL, REAL_EPOCHS
@@ -87,6 +89,22 @@ def test_the_shape_critic_trains_beside_the_classifier_and_leaves_its_weights_as
     assert critic is not None
     assert rebuild_critic(ckpts[False]) is None
     assert ckpts[True]["calibration"]["not_digit"] != ckpts[False]["calibration"]["not_digit"]
+
+
+def test_a_checkpoint_from_before_the_shape_critic_loads_and_evaluates_without_one(
+    make_cfg, tmp_path
+):
+    metrics = train(make_cfg(*SHORT, "trainer.limit_train_batches=2", *NARROW["cnn"]))
+    ckpt = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=True)
+    ckpt["state_dict"] = {
+        k: v for k, v in ckpt["state_dict"].items() if not k.startswith(CRITIC_PREFIX)
+    }
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    module = MNISTLitModule.load_from_checkpoint(old, map_location="cpu")
+    assert module.not_digit.critic is None
+    datamodule = instantiate(make_cfg().data, _partial_=True)
+    assert 0.0 <= evaluate_checkpoint(old, datamodule, None, "cpu")["test/accept"] <= 1.0
 
 
 def test_step_loss_is_logged_every_n_steps(make_cfg, tmp_path):

@@ -41,8 +41,9 @@ def terms(scorer: Scorer, pixels: np.ndarray) -> dict[str, np.ndarray]:
         out = {"11th output": not_digit_log_odds(logits)}
         if scorer.distance:
             distance = feature_distance(hidden, scorer.means, scorer.precision)
-            out["feature distance"] = torch.log(distance.clamp_min(1e-6) / scorer.limit)
             out["11th output + distance"] = not_digit_log_odds(logits, distance, scorer.limit)
+            # the distance's own term, log(distance / limit), as the sum computes it
+            out["feature distance"] = out["11th output + distance"] - out["11th output"]
         if scorer.critic is not None:
             out["shape critic"] = scorer.critic(x)
             out["11th output + critic"] = not_digit_log_odds(logits, critic=out["shape critic"])

@@ -242,9 +242,3 @@ def not_digit_log_odds(
     if critic is not None:
         odds = odds + critic.float()
     return odds
-
-
-def not_digit_probability(logits: torch.Tensor) -> torch.Tensor:
-    """(N,) the network's probability that each picture is no digit, from (N, 11) logits (the 11th:
-    not a digit)."""
-    return torch.softmax(logits.float(), dim=1)[:, NUM_CLASSES]

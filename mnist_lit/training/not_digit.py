@@ -100,11 +100,12 @@ class NotDigitTraining(nn.Module):
         digits' feature statistics first, then the threshold on every signal together, with the
         validation negatives run through `net` and the critic; and what to log."""
         fitted: dict[str, Any] = {}
-        distance = fit_distance(self.val_features.compute(), labels)
+        features = self.val_features.compute()
+        distance = fit_distance(features, labels)
         if distance:
             fitted["distance"] = distance
         critic = self.val_critic.compute() if self.critic is not None else None
-        digit_scores = self.probability(logits, self.val_features.compute(), critic, fitted)
+        digit_scores = self.probability(logits, features, critic, fitted)
         made = self.mixer.validation_negatives(logits.device)
         negative_scores = torch.cat(
             [self.no_digit(net, chunk, fitted) for chunk in made.split(EVAL_CHUNK)]

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_lit.models import feature_distance, not_digit_log_odds, not_digit_probability
+from mnist_lit.models import feature_distance, not_digit_log_odds
 from mnist_lit.training.calibration import (
     ACCEPT_SHARE,
     DISTANCE_ACCEPT,
@@ -40,11 +40,6 @@ def test_threshold_accepts_the_chosen_share_of_validation_digits():
 
 def test_threshold_without_validation_digits_is_a_coin_flip():
     assert choose_threshold(torch.zeros(0)) == 0.5
-
-
-def test_not_digit_probability_is_the_eleventh_softmax_output():
-    logits = torch.tensor([[0.0] * 10 + [100.0], [100.0] + [0.0] * 10])
-    assert not_digit_probability(logits).tolist() == pytest.approx([1.0, 0.0])
 
 
 def test_reliability_bins_count_every_prediction_once():
@@ -82,11 +77,16 @@ def test_a_validation_with_negatives_chooses_the_threshold_on_the_digits_and_cou
     negatives = torch.cat([torch.randn(200, 10), torch.full((200, 1), 4.0)], 1)
     # a quarter look like digits to the network
     negatives[:50, 10] = -8.0
-    scores = not_digit_probability(digits)
-    fitted, logged = calibrate(digits, labels, scores, not_digit_probability(negatives))
+    scores = eleventh_share(digits)
+    fitted, logged = calibrate(digits, labels, scores, eleventh_share(negatives))
     assert fitted["not_digit"] == choose_threshold(scores)
     assert float(logged["val/accept"]) >= ACCEPT_SHARE
     assert float(logged["val/reject"]) == pytest.approx(0.75)
+
+
+def eleventh_share(logits: torch.Tensor) -> torch.Tensor:
+    """(N,) the 11th output's share of the softmax of (N, 11) logits."""
+    return torch.softmax(logits, dim=1)[:, 10]
 
 
 def clustered(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +115,7 @@ def test_the_log_odds_are_the_eleventh_outputs_multiplied_by_the_distance_and_cr
     logits = torch.tensor([[0.0] * 10 + [1.0]] * 4)
     alone = not_digit_log_odds(logits)
     # logit of the 11th softmax share
-    p = not_digit_probability(logits)
+    p = eleventh_share(logits)
     assert alone.tolist() == pytest.approx(torch.log(p / (1 - p)).tolist(), abs=1e-5)
     distance = torch.tensor([5.0, 10.0, 20.0, 40.0])
     fused = not_digit_log_odds(logits, distance, limit=10.0)
